@@ -1,0 +1,104 @@
+/**
+ * The manifest every artifact directory carries: what it is (kind, format version), what it was
+ * made from (inputs with content hashes), how (params, tool version), what it holds (files with
+ * sizes and hashes, summed up in one contentHash that downstream stages record as their input).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { InputError } from './errors.js';
+import { canonicalJson, hashPath } from './hash.js';
+
+export const MANIFEST_FILE = 'manifest.json';
+
+export interface InputRef {
+  /** What the input is for, e.g. 'corpus', 'tokens', 'embeddings'. */
+  role: string;
+  path: string;
+  /** The artifact kind when the input is a lory artifact. */
+  kind?: string;
+  /** sha256 of the file or folder, or the contentHash of an artifact. */
+  hash: string;
+}
+
+export interface FileEntry {
+  bytes: number;
+  sha256: string;
+}
+
+export interface Manifest<S = Record<string, unknown>> {
+  kind: string;
+  formatVersion: number;
+  tool: { name: 'lory'; version: string };
+  createdAt: string;
+  inputs: InputRef[];
+  params: Record<string, unknown>;
+  files: Record<string, FileEntry>;
+  /** sha256 over the files' names and hashes: equal content, equal hash, whenever it was made. */
+  contentHash: string;
+  stats: S;
+}
+
+/** Human names for error messages: which command makes which kind. */
+const MADE_BY: Record<string, string> = {
+  'token-store': 'lory prepare',
+  embeddings: 'lory embed',
+  'embeddings-shard': 'lory embed --shard',
+  batches: 'lory build-batches',
+};
+
+function describeKind(kind: string): string {
+  const by = MADE_BY[kind];
+  return by ? `a ${kind} (made by \`${by}\`)` : `a ${kind}`;
+}
+
+/** Reads a manifest without judging it; undefined when the folder holds none. */
+export function tryReadManifest(dir: string): Manifest | undefined {
+  const path = join(dir, MANIFEST_FILE);
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+  } catch (error) {
+    throw new InputError(`${path}: malformed manifest (${(error as Error).message})`);
+  }
+}
+
+/** Reads an artifact's manifest and refuses a wrong kind or an unsupported format version. */
+export function readManifest<S = Record<string, unknown>>(dir: string, kind: string, formatVersion: number): Manifest<S> {
+  if (!existsSync(dir)) throw new InputError(`${dir}: not found; expected ${describeKind(kind)}`);
+  if (!statSync(dir).isDirectory()) throw new InputError(`${dir}: is a file; expected ${describeKind(kind)} directory`);
+  const manifest = tryReadManifest(dir);
+  if (!manifest) throw new InputError(`${dir}: not a lory artifact (no ${MANIFEST_FILE}); expected ${describeKind(kind)}`);
+  if (manifest.kind !== kind) throw new InputError(`${dir}: is ${describeKind(String(manifest.kind))}, but ${describeKind(kind)} is needed here`);
+  if (manifest.formatVersion !== formatVersion) {
+    throw new InputError(
+      `${dir}: ${kind} format version ${String(manifest.formatVersion)} is not supported by this lory (it reads version ${formatVersion}); rebuild it with --force`,
+    );
+  }
+  for (const [name, entry] of Object.entries(manifest.files ?? {})) {
+    const path = join(dir, name);
+    if (!existsSync(path) || statSync(path).size !== entry.bytes) {
+      throw new InputError(`${dir}: damaged artifact: ${name} is missing or not ${entry.bytes} bytes; rebuild it with --force`);
+    }
+  }
+  return manifest as Manifest<S>;
+}
+
+export function artifactInput(role: string, dir: string, manifest: Manifest<unknown>): InputRef {
+  return { role, path: dir, kind: manifest.kind, hash: manifest.contentHash };
+}
+
+export async function fileInput(role: string, path: string): Promise<InputRef> {
+  if (!existsSync(path)) throw new InputError(`${path}: not found`);
+  return { role, path, hash: await hashPath(path) };
+}
+
+/** The part of a manifest that decides whether a stage must run again. */
+export function fingerprint(m: Pick<Manifest, 'kind' | 'formatVersion' | 'tool' | 'inputs' | 'params'>): string {
+  return canonicalJson({
+    kind: m.kind,
+    formatVersion: m.formatVersion,
+    tool: m.tool.version,
+    inputs: m.inputs.map((i) => ({ role: i.role, hash: i.hash })),
+    params: m.params,
+  });
+}
