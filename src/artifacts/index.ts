@@ -4,3 +4,4 @@ export { canonicalJson, hashFile, hashPath, hashString, listFiles } from './hash
 export { artifactInput, fileInput, fingerprint, readManifest, tryReadManifest, MANIFEST_FILE, type FileEntry, type InputRef, type Manifest } from './manifest.js';
 export { runStage, upToDate, type StageResult, type StageSpec } from './stage.js';
 export { PROJECT_ROOT, toolVersion } from './version.js';
+export { interruptOnSigint, type Interrupt } from './interrupt.js';

@@ -1,0 +1,134 @@
+/**
+ * Tokenizers for the token store: a byte-level BPE trained on the corpus, or any existing
+ * tokenizer.json (GPT-2, LLaMA, ...), both run by the Hugging Face `tokenizers` package.
+ *
+ * Training: the package's Node binding trains with the model's default trainer, whose vocabulary is
+ * fixed at 30,000 tokens. BPE merges are learned greedily, so the first k merges of a longer run are
+ * exactly the merges of a run stopped at k: lory trains once and keeps the first merges that fit the
+ * requested size, and writes the tokenizer.json itself (EOS first, then all 256 byte symbols so any
+ * text encodes, then the merges in order).
+ */
+import { fork } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import tokenizers, { type Tokenizer } from 'tokenizers';
+import { InputError } from '../artifacts/index.js';
+
+export const DEFAULT_EOS = '<|endoftext|>';
+/** The package's trainer stops at 30,000 tokens (byte symbols included); EOS is added on top. */
+export const MAX_TRAINED_VOCAB = 30001;
+/** EOS spellings of common tokenizers, tried in order when none is named. */
+const EOS_CANDIDATES = ['<|endoftext|>', '</s>', '<|end_of_text|>', '<eos>', '<|im_end|>', '[SEP]'];
+
+export interface LoadedTokenizer {
+  tokenizer: Tokenizer;
+  eosToken: string;
+  eosId: number;
+  vocabSize: number;
+}
+
+function runChild(script: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = fork(script, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`BPE training failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').pop() ?? ''}`)),
+    );
+  });
+}
+
+interface TrainedJson {
+  model: { vocab: Record<string, number>; merges: Array<[string, string] | string> };
+}
+
+/** Builds a byte-level BPE tokenizer.json from merges in training order. */
+export function byteLevelTokenizerJson(merges: Array<[string, string]>, vocabSize: number, eos = DEFAULT_EOS): object {
+  const vocab: Record<string, number> = { [eos]: 0 };
+  let next = 1;
+  for (const symbol of tokenizers.byteLevelAlphabet().sort()) vocab[symbol] = next++;
+  const kept: string[] = [];
+  for (const [a, b] of merges) {
+    if (next >= vocabSize) break;
+    if (!(a in vocab) || !(b in vocab)) continue; // cannot happen for a consistent merge list
+    const merged = a + b;
+    if (merged in vocab) continue;
+    vocab[merged] = next++;
+    kept.push(`${a} ${b}`);
+  }
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [{ id: 0, content: eos, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: null,
+    decoder: byteLevel,
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: kept,
+    },
+  };
+}
+
+/** Trains on the text in `textFile` and writes a tokenizer.json of at most `vocabSize` tokens to `outFile`. */
+export async function trainByteLevelBpe(textFile: string, outFile: string, vocabSize: number): Promise<void> {
+  if (!Number.isInteger(vocabSize) || vocabSize < 258) throw new InputError(`--vocab-size must be an integer of at least 258 (EOS + 256 bytes + 1 merge), got ${vocabSize}`);
+  if (vocabSize > MAX_TRAINED_VOCAB) {
+    throw new InputError(
+      `--vocab-size ${vocabSize} is above ${MAX_TRAINED_VOCAB}, the most the tokenizers package's trainer learns; train a larger vocabulary elsewhere and pass its tokenizer.json with --tokenizer`,
+    );
+  }
+  const rawFile = `${outFile}.trained.json`;
+  const here = dirname(fileURLToPath(import.meta.url));
+  await runChild(join(here, 'bpe-train-child.js'), [textFile, rawFile]);
+  const trained = JSON.parse(readFileSync(rawFile, 'utf8')) as TrainedJson;
+  // Sort merges by the id of their result: the trainer numbers tokens in the order it learned them.
+  const merges = trained.model.merges
+    .map((m) => (typeof m === 'string' ? (m.split(' ') as [string, string]) : m))
+    .map((pair) => ({ pair, id: trained.model.vocab[pair[0] + pair[1]] ?? Infinity }))
+    .sort((x, y) => x.id - y.id)
+    .map((m) => m.pair);
+  writeFileSync(outFile, JSON.stringify(byteLevelTokenizerJson(merges, vocabSize)));
+  const { rmSync } = await import('node:fs');
+  rmSync(rawFile, { force: true });
+}
+
+/** Loads a tokenizer.json and finds its end-of-sequence token (named, or a common spelling). */
+export function loadTokenizer(path: string, eos?: string): LoadedTokenizer {
+  if (!existsSync(path)) throw new InputError(`${path}: tokenizer not found`);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = tokenizers.Tokenizer.fromFile(path);
+  } catch (error) {
+    throw new InputError(`${path}: not a tokenizer.json the tokenizers package can load (${(error as Error).message.split('\n')[0]})`);
+  }
+  const candidates = eos !== undefined ? [eos] : EOS_CANDIDATES;
+  for (const token of candidates) {
+    const id = tokenizer.tokenToId(token);
+    if (id !== null && id !== undefined) return { tokenizer, eosToken: token, eosId: id, vocabSize: tokenizer.getVocabSize(true) };
+  }
+  throw new InputError(
+    eos !== undefined
+      ? `${path}: has no token '${eos}' (given with --eos)`
+      : `${path}: has none of the usual end-of-sequence tokens (${EOS_CANDIDATES.join(' ')}); name one with --eos`,
+  );
+}
+
+/** Token ids of many texts at once (no special tokens: EOS goes between documents, nothing else). */
+export async function encodeMany(tokenizer: Tokenizer, texts: string[]): Promise<number[][]> {
+  const encodings = await tokenizer.encodeBatch(texts, { addSpecialTokens: false });
+  return encodings.map((e) => e.getIds());
+}
