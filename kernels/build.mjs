@@ -3,6 +3,7 @@
 // bin/setup. Usage: node kernels/build.mjs [--if-stale] [part ...]
 //   runtime   kernels/runtime: the N-API addon over ONNX Runtime (node-gyp)
 //   test-ops  kernels/test-ops: the small custom-op library the runtime tests register (make)
+//   faiss     kernels/faiss: the N-API binding over FAISS (Debian libfaiss-dev + OpenBLAS; node-gyp)
 // ORT headers come from the com.github.asus4.onnxruntime package; nothing third-party is vendored.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -70,6 +71,15 @@ const parts = [
     output: 'kernels/build/test-ops/liblory_test_ops.so',
     build: () => run('make', ['-B', '-C', 'kernels/test-ops', `ORT_INCLUDE_DIR=${ortIncludeDir}`, '--no-print-directory', '-s']),
   },
+  {
+    name: 'faiss',
+    what: 'FAISS binding (kernels/faiss)',
+    sources: ['kernels/faiss'],
+    output: 'kernels/faiss/build/Release/lory_faiss.node',
+    check: () =>
+      existsSync('/usr/include/faiss/Index.h') ? undefined : 'FAISS headers not found (/usr/include/faiss): install libfaiss-dev and libopenblas-openmp-dev (bin/setup does)',
+    build: () => run(process.execPath, [nodeGyp(), 'rebuild', '--directory', 'kernels/faiss', ...nodedirArgs()]),
+  },
 ];
 
 const args = process.argv.slice(2);
@@ -92,6 +102,11 @@ for (const part of parts) {
   if (ifStale && existsSync(output)) {
     const sourceTime = Math.max(...part.sources.map((s) => newestMtime(join(root, s))));
     if (sourceTime <= statSync(output).mtimeMs) continue;
+  }
+  const missing = part.check?.();
+  if (missing) {
+    console.error(`lory: cannot build the ${part.what}: ${missing}`);
+    process.exit(1);
   }
   const start = Date.now();
   process.stdout.write(`lory: building ${part.what} ... `);
