@@ -1,33 +1,33 @@
 /**
- * Test/bench adapter: run an exported model and get plain host tensors back. The one place in
- * src/graph that touches a runtime, so swapping backends is a one-file change.
+ * Test/bench adapter over lory's runtime: run an exported model with host tensors in and out.
+ * Training tests use the runtime directly (resident values); this is for one-off evaluations.
  */
-import ort from 'onnxruntime-node';
-import type { AnyTypedArray, DType } from '../onnx/dtype.js';
+import { loadRuntime, type HostTensor, type Session, type SessionOptions } from '../../runtime/index.js';
 
-export interface HostTensor {
-  dtype: DType;
-  shape: number[];
-  data: AnyTypedArray;
-}
+export type { HostTensor };
 
 export interface LoadedModel {
+  readonly session: Session;
   run(feeds: Record<string, HostTensor>, outputs?: string[]): Promise<Record<string, HostTensor>>;
   dispose(): Promise<void>;
 }
 
-export async function loadModel(bytes: Uint8Array, options: { threads?: number } = {}): Promise<LoadedModel> {
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: options.threads ?? 1, interOpNumThreads: 1 });
+export async function loadModel(bytes: Uint8Array, options: SessionOptions = {}): Promise<LoadedModel> {
+  const session = await loadRuntime().createSession(bytes, { intraOpThreads: 1, ...options });
   return {
+    session,
     async run(feeds, outputs) {
-      const ortFeeds: Record<string, ort.Tensor> = {};
-      for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = new ort.Tensor(v.dtype as 'float32', v.data as Float32Array, v.shape);
-      const res = outputs ? await session.run(ortFeeds, outputs) : await session.run(ortFeeds);
+      const res = await session.run(feeds, outputs ? { outputs } : {});
       const out: Record<string, HostTensor> = {};
-      for (const [k, v] of Object.entries(res)) out[k] = { dtype: v.type as DType, shape: [...v.dims], data: v.data as AnyTypedArray };
+      for (const [k, v] of Object.entries(res)) {
+        out[k] = { dtype: v.dtype, shape: [...v.shape], data: v.read() };
+        v.dispose();
+      }
       return out;
     },
-    dispose: () => session.release(),
+    async dispose() {
+      session.dispose();
+    },
   };
 }
 
