@@ -21,6 +21,7 @@ const cases: Case[] = [
   { title: 'sigmoid', dtype: f64, inputs: [{ name: 'x', shape: [2, 3] }], build: (_g, [x]) => G.sigmoid(x!) },
   { title: 'tanh', dtype: f64, inputs: [{ name: 'x', shape: [2, 3] }], build: (_g, [x]) => G.tanh(x!) },
   { title: 'silu', dtype: f64, inputs: [{ name: 'x', shape: [2, 3] }], build: (_g, [x]) => G.silu(x!) },
+  { title: 'silu in float32 (Sigmoid·Mul lowering, fused by ORT)', dtype: f32, inputs: [{ name: 'x', shape: [2, 3] }], build: (_g, [x]) => G.silu(x!) },
   { title: 'gelu (erf form; ORT runs it in float32 only)', dtype: f32, inputs: [{ name: 'x', shape: [2, 4] }], build: (_g, [x]) => G.gelu(x!) },
   { title: 'erf (float32 only in ORT)', dtype: f32, inputs: [{ name: 'x', shape: [2, 4] }], build: (_g, [x]) => G.erf(x!) },
   { title: 'addN sums several broadcast operands', dtype: f64, inputs: [{ name: 'a', shape: [2, 3] }, { name: 'b', shape: [3] }, { name: 'c', shape: [2, 1] }], build: (_g, [a, b, c]) => G.addN([a!, b!, c!]) },

@@ -116,9 +116,19 @@ const SiluDef: OpDef = {
   onnxName: 'SiLU',
   lower(ctx, node) {
     const x = ctx.value(node.inputs[0]!);
-    const s = ctx.tmp(node, 'sigmoid');
-    ctx.emit(node, 'Sigmoid', [x], [s]);
-    ctx.emit(node, 'Mul', [x, s], [ctx.out(node)]);
+    if (node.inputs[0]!.dtype !== 'float64') {
+      // ORT fuses this pair into its (float-only) QuickGelu kernel.
+      const s = ctx.tmp(node, 'sigmoid');
+      ctx.emit(node, 'Sigmoid', [x], [s]);
+      ctx.emit(node, 'Mul', [x, s], [ctx.out(node)]);
+      return;
+    }
+    // float64: x / (1 + e^{−x}), which ORT leaves alone (it would fuse Sigmoid·Mul into float-only QuickGelu).
+    const t = (h: string) => ctx.tmp(node, h);
+    ctx.emit(node, 'Neg', [x], [t('neg')]);
+    ctx.emit(node, 'Exp', [t('neg')], [t('exp')]);
+    ctx.emit(node, 'Add', [t('exp'), ctx.initializer('float64', [], Float64Array.of(1))], [t('denom')]);
+    ctx.emit(node, 'Div', [x, t('denom')], [ctx.out(node)]);
   },
   vjp: (n, [g], needs) => {
     if (!needs[0]) return [undefined];
