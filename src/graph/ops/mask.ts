@@ -9,9 +9,11 @@ export function causalMask(scores: Tensor): Tensor {
   const T = scores.shape[scores.rank - 2]!;
   const S = scores.shape[scores.rank - 1]!;
   const offset = S - T; // keys before the first query (a KV cache) are always visible
-  const keep = new Uint8Array(T * S);
-  for (let i = 0; i < T; i++) for (let j = 0; j < S; j++) keep[i * S + j] = j <= i + offset ? 1 : 0;
   const g = scores.graph;
-  const mask = g.scope('causal_mask', () => g.constant('bool', [T, S], keep));
+  const mask = g.shared(`causal_mask/${T}x${S}`, () => {
+    const keep = new Uint8Array(T * S);
+    for (let i = 0; i < T; i++) for (let j = 0; j < S; j++) keep[i * S + j] = j <= i + offset ? 1 : 0;
+    return g.scope('causal_mask', () => g.constant('bool', [T, S], keep));
+  });
   return where(mask, scores, g.scalar(-Infinity, scores.dtype));
 }
