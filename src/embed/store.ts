@@ -1,0 +1,46 @@
+/**
+ * The embeddings artifact `lory embed` writes and `lory build-batches` reads:
+ *   embeddings.bin  float32 LE, documents × dim, row i = document i of the token store, L2-normalised
+ * A shard (`--shard i/n`) holds rows [start, end) of the same store and has kind 'embeddings-shard'.
+ * This file imports nothing but artifacts, so readers do not pull in the encoder or the runtime.
+ */
+import { join } from 'node:path';
+import { InputError, readManifest, tryReadManifest, type Manifest } from '../artifacts/index.js';
+import { readWholeFile } from '../data/binary.js';
+
+export const EMBEDDINGS_KIND = 'embeddings';
+export const EMBEDDINGS_SHARD_KIND = 'embeddings-shard';
+export const EMBEDDINGS_VERSION = 1;
+export const EMBEDDINGS_FILE = 'embeddings.bin';
+
+export interface EmbeddingsStats {
+  documents: number;
+  dim: number;
+  /** Rows [start, end) of the token store (the whole store unless a shard). */
+  start: number;
+  end: number;
+  shard?: { index: number; count: number };
+  encoder: { name: string; maxTokens: number };
+  /** The token store's contentHash, so build-batches can check both came from the same store. */
+  tokenStore: string;
+  seconds?: number;
+  documentsPerSecond?: number;
+}
+
+export interface Embeddings {
+  manifest: Manifest<EmbeddingsStats>;
+  vectors: Float32Array;
+  dim: number;
+  count: number;
+}
+
+export function readEmbeddings(dir: string, options: { allowShard?: boolean } = {}): Embeddings {
+  const isShard = tryReadManifest(dir)?.kind === EMBEDDINGS_SHARD_KIND;
+  if (isShard && !options.allowShard) throw new InputError(`${dir}: is one shard of the embeddings; join all shards first with \`lory embed --merge <shards...> -o <dir>\``);
+  const kind = isShard ? EMBEDDINGS_SHARD_KIND : EMBEDDINGS_KIND;
+  const manifest = readManifest<EmbeddingsStats>(dir, kind, EMBEDDINGS_VERSION);
+  const vectors = new Float32Array(readWholeFile(join(dir, EMBEDDINGS_FILE)));
+  const { documents, dim } = manifest.stats;
+  if (vectors.length !== documents * dim) throw new InputError(`${dir}: ${EMBEDDINGS_FILE} holds ${vectors.length} floats, not ${documents}×${dim}; rebuild it with --force`);
+  return { manifest, vectors, dim, count: documents };
+}
