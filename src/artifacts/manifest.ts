@@ -48,7 +48,8 @@ const MADE_BY: Record<string, string> = {
 
 function describeKind(kind: string): string {
   const by = MADE_BY[kind];
-  return by ? `a ${kind} (made by \`${by}\`)` : `a ${kind}`;
+  const article = /^[aeiou]/i.test(kind) ? 'an' : 'a';
+  return by ? `${article} ${kind} (made by \`${by}\`)` : `${article} ${kind}`;
 }
 
 /** Reads a manifest without judging it; undefined when the folder holds none. */

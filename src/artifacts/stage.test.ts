@@ -85,7 +85,7 @@ describe('artifact stages', () => {
   it('refuses an artifact of the wrong kind or format version with a clear message', async () => {
     const out = join(root, 'f');
     await runStage(spec(out));
-    assert.throws(() => readManifest(out, 'embeddings', 1), /f: is a test-thing, but a embeddings \(made by `lory embed`\) is needed here/);
+    assert.throws(() => readManifest(out, 'embeddings', 1), /f: is a test-thing, but an embeddings \(made by `lory embed`\) is needed here/);
     assert.throws(() => readManifest(out, 'test-thing', 2), /format version 1 is not supported by this lory \(it reads version 2\)/);
     assert.throws(() => readManifest(join(root, 'missing'), 'test-thing', 1), /missing: not found/);
     mkdirSync(join(root, 'plain'));

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../runtime/index.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerPrepare } from './commands/prepare.js';
+import { registerBuildBatches } from './commands/build-batches.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -42,5 +43,6 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
     });
   registerDoctor(program);
   registerPrepare(program);
+  registerBuildBatches(program);
   return program;
 }

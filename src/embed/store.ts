@@ -4,8 +4,9 @@
  * A shard (`--shard i/n`) holds rows [start, end) of the same store and has kind 'embeddings-shard'.
  * This file imports nothing but artifacts, so readers do not pull in the encoder or the runtime.
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError, readManifest, tryReadManifest, type Manifest } from '../artifacts/index.js';
+import { artifactInput, InputError, readManifest, runStage, tryReadManifest, type InputRef, type Manifest } from '../artifacts/index.js';
 import { readWholeFile } from '../data/binary.js';
 
 export const EMBEDDINGS_KIND = 'embeddings';
@@ -43,4 +44,31 @@ export function readEmbeddings(dir: string, options: { allowShard?: boolean } = 
   const { documents, dim } = manifest.stats;
   if (vectors.length !== documents * dim) throw new InputError(`${dir}: ${EMBEDDINGS_FILE} holds ${vectors.length} floats, not ${documents}×${dim}; rebuild it with --force`);
   return { manifest, vectors, dim, count: documents };
+}
+
+/** Writes the embeddings artifact for `vectors` (rows = documents of the token store). */
+export async function writeEmbeddingsArtifact(options: {
+  out: string;
+  tokenStore: { dir: string; manifest: Manifest<unknown>; documentCount: number };
+  vectors: Float32Array;
+  dim: number;
+  encoder: { name: string; maxTokens: number };
+  inputs?: InputRef[];
+  params?: Record<string, unknown>;
+  force?: boolean;
+}): Promise<Manifest<EmbeddingsStats>> {
+  const documents = options.vectors.length / options.dim;
+  const result = await runStage<EmbeddingsStats>({
+    out: options.out,
+    kind: EMBEDDINGS_KIND,
+    formatVersion: EMBEDDINGS_VERSION,
+    inputs: options.inputs ?? [artifactInput('tokens', options.tokenStore.dir, options.tokenStore.manifest)],
+    params: options.params ?? { encoder: options.encoder },
+    force: options.force,
+    build: async (dir) => {
+      writeFileSync(join(dir, EMBEDDINGS_FILE), new Uint8Array(options.vectors.buffer, options.vectors.byteOffset, options.vectors.byteLength));
+      return { documents, dim: options.dim, start: 0, end: documents, encoder: options.encoder, tokenStore: options.tokenStore.manifest.contentHash };
+    },
+  });
+  return result.manifest;
 }
