@@ -109,13 +109,14 @@ export function bertWeightsFromHf(c: BertConfig, tensors: Map<string, FloatTenso
  * The encoder graph for batches of B sequences of S tokens. Inputs: input_ids int64 [B,S],
  * attention_mask float32 [B,S] (1 = token, 0 = padding). Output: embedding float32 [B,d], unit length.
  */
-export function buildBertGraph(c: BertConfig, B: number, S: number): { graph: G.Graph; embedding: G.Tensor } {
+export function buildBertGraph(c: BertConfig, B: number, S: number, constants?: Map<string, Float32Array>): { graph: G.Graph; embedding: G.Tensor } {
   if (S > c.maxPositions) throw new InputError(`the encoder takes at most ${c.maxPositions} tokens, asked for ${S}`);
   const g = new G.Graph();
   const { hidden: d, heads: H } = c;
   const hd = d / H;
   const eps = c.layerNormEps;
-  const p = (name: string, shape: number[]) => g.param(name, shape);
+  // With `constants`, weights are baked in as initializers (ORT can pre-pack them); else graph inputs.
+  const p = (name: string, shape: number[]) => (constants ? g.constant('float32', shape, constants.get(name)!) : g.param(name, shape));
   const ids = g.input('input_ids', 'int64', [B, S]);
   const mask = g.input('attention_mask', 'float32', [B, S]);
 

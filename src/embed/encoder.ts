@@ -6,10 +6,10 @@ export interface Encoder {
   /** Largest sequence (special tokens included) the encoder takes. */
   readonly maxSequence: number;
   /**
-   * Pads `ids` into batches it likes and writes each sequence's unit-length embedding into
-   * `out` (rows in the order of `ids`).
+   * Groups `ids` into padded batches it likes and writes each sequence's unit-length embedding
+   * into `out` (rows in the order of `ids`); `onRows(n)` after each batch of n sequences.
    */
-  embed(ids: number[][], out: Float32Array): Promise<void>;
+  embed(ids: number[][], out: Float32Array, onRows?: (n: number) => void): Promise<void>;
   dispose(): void;
 }
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { exportModel } from '../graph/index.js';
 import { loadRuntime, type ResidentValue, type Session } from '../runtime/index.js';
 import { bertConfigFrom, bertParameters, bertWeightsFromHf, buildBertGraph, type BertConfig } from './bert.js';
-import type { Encoder } from './encoder.js';
+import { LENGTH_BUCKETS, planBatches, type Encoder } from './encoder.js';
 import { readSafetensors } from './safetensors.js';
 
 export const MINILM_NAME = 'all-MiniLM-L6-v2';
@@ -35,18 +35,20 @@ export class BertEncoder implements Encoder {
     private readonly config: BertConfig,
     private readonly weights: Map<string, ResidentValue>,
     private readonly threads: number,
+    private readonly batchTokens: number,
+    private readonly maxBatch: number,
   ) {
     this.dim = config.hidden;
     this.maxSequence = config.maxPositions;
   }
 
-  static load(files: ModelFiles, name: string, threads = 0): BertEncoder {
+  static load(files: ModelFiles, name: string, options: { threads?: number; batchTokens?: number; maxBatch?: number } = {}): BertEncoder {
     const config = bertConfigFrom(JSON.parse(readFileSync(files.config, 'utf8')) as Record<string, unknown>);
     const host = bertWeightsFromHf(config, readSafetensors(files.weights));
     const runtime = loadRuntime();
     const weights = new Map<string, ResidentValue>();
     for (const { name: param, shape } of bertParameters(config)) weights.set(param, runtime.tensor('float32', shape, host.get(param)!));
-    return new BertEncoder(name, config, weights, threads);
+    return new BertEncoder(name, config, weights, options.threads ?? 0, options.batchTokens ?? 8192, options.maxBatch ?? 64);
   }
 
   private session(B: number, S: number): Promise<Session> {
@@ -86,9 +88,16 @@ export class BertEncoder implements Encoder {
     value.dispose();
   }
 
-  async embed(ids: number[][], out: Float32Array): Promise<void> {
-    const S = Math.max(...ids.map((s) => s.length));
-    await this.embedPadded(ids, ids.length, S, out);
+  /** Length-grouped batches; every batch of a bucket has the same shape, so each shape compiles once. */
+  async embed(ids: number[][], out: Float32Array, onRows?: (n: number) => void): Promise<void> {
+    const buckets = LENGTH_BUCKETS.filter((b) => b < this.maxSequence).concat(this.maxSequence);
+    const result = new Float32Array(this.maxBatch * this.dim);
+    for (const batch of planBatches(ids.map((s) => s.length), this.batchTokens, this.maxBatch, buckets)) {
+      const B = Math.max(1, Math.min(this.maxBatch, Math.floor(this.batchTokens / batch.length)));
+      await this.embedPadded(batch.rows.map((r) => ids[r]!), B, batch.length, result);
+      batch.rows.forEach((r, j) => out.set(result.subarray(j * this.dim, (j + 1) * this.dim), r * this.dim));
+      onRows?.(batch.rows.length);
+    }
   }
 
   dispose(): void {

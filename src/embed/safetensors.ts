@@ -56,18 +56,19 @@ export function readSafetensors(path: string): Map<string, FloatTensor> {
     const [start, end] = entry.data_offsets;
     const count = entry.shape.reduce((a, b) => a * b, 1);
     const bytes = file.subarray(base + start, base + end);
+    if (entry.dtype !== 'F16' && entry.dtype !== 'F32') continue; // integer buffers (e.g. position_ids) are not weights
+    if (bytes.length !== count * (entry.dtype === 'F16' ? 2 : 4)) throw new InputError(`${path}: tensor ${name} has ${bytes.length} bytes for shape [${entry.shape}]`);
+    // Copy into a fresh (aligned) buffer, then view it; little-endian like every machine lory runs on.
+    const aligned = new Uint8Array(bytes).buffer;
     let data: Float32Array;
     if (entry.dtype === 'F16') {
       const table = halfLookup();
+      const halves = new Uint16Array(aligned);
       data = new Float32Array(count);
-      for (let i = 0; i < count; i++) data[i] = table[bytes.readUInt16LE(2 * i)]!;
-    } else if (entry.dtype === 'F32') {
-      data = new Float32Array(count);
-      for (let i = 0; i < count; i++) data[i] = bytes.readFloatLE(4 * i);
+      for (let i = 0; i < count; i++) data[i] = table[halves[i]!]!;
     } else {
-      continue; // integer buffers (e.g. position_ids) are not weights
+      data = new Float32Array(aligned);
     }
-    if (bytes.length !== count * (entry.dtype === 'F16' ? 2 : 4)) throw new InputError(`${path}: tensor ${name} has ${bytes.length} bytes for shape [${entry.shape}]`);
     out.set(name, { shape: entry.shape, data });
   }
   return out;

@@ -26,6 +26,8 @@ export interface EmbeddingsStats {
   tokenStore: string;
   seconds?: number;
   documentsPerSecond?: number;
+  /** How many shards `lory embed --merge` joined. */
+  mergedFrom?: number;
 }
 
 export interface Embeddings {
