@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../runtime/index.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerPrepare } from './commands/prepare.js';
+import { registerEmbed } from './commands/embed.js';
 import { registerBuildBatches } from './commands/build-batches.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
@@ -43,6 +44,7 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
     });
   registerDoctor(program);
   registerPrepare(program);
+  registerEmbed(program);
   registerBuildBatches(program);
   return program;
 }

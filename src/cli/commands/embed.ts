@@ -1,0 +1,115 @@
+/** `lory embed`: token store → one unit-length vector per document (resumable, shardable). */
+import type { Command } from 'commander';
+import { InputError, interruptOnSigint } from '../../artifacts/index.js';
+import { DEFAULT_MAX_TOKENS, embed, mergeEmbeddings, parseShard, type EmbedProgress } from '../../embed/embed.js';
+import type { EmbeddingsStats } from '../../embed/store.js';
+import { startProgress } from '../progress.js';
+import { positiveInt } from './prepare.js';
+
+interface Flags {
+  out: string;
+  encoder?: string;
+  encoderTokenizer?: string;
+  maxTokens: number;
+  batchTokens: number;
+  threads?: number;
+  chunk: number;
+  shard?: string;
+  merge?: string[];
+  force?: boolean;
+}
+
+function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
+function describe(p: EmbedProgress): string {
+  const resumed = p.resumed > 0 ? `, ${p.resumed.toLocaleString('en')} from an earlier run` : '';
+  return `embedding: ${p.done.toLocaleString('en')}/${p.total.toLocaleString('en')} documents${resumed}, ${p.docsPerSecond.toFixed(1)} docs/s, ETA ${duration(p.etaSeconds)}`;
+}
+
+function summary(s: EmbeddingsStats): string {
+  const lines = [
+    `documents   ${s.documents.toLocaleString('en')}${s.shard ? ` (shard ${s.shard.index}/${s.shard.count}: documents ${s.start}..${s.end - 1})` : ''}${s.mergedFrom ? ` (merged from ${s.mergedFrom} shards)` : ''}`,
+    `vectors     ${s.dim}-d float32, unit length`,
+    `encoder     ${s.encoder.name}, first ${s.encoder.maxTokens} tokens of each document`,
+  ];
+  if (s.seconds !== undefined) lines.push(`time        ${s.seconds.toFixed(1)} s, ${s.documentsPerSecond?.toFixed(1)} documents/s`);
+  return lines.join('\n');
+}
+
+export function registerEmbed(program: Command): void {
+  program
+    .command('embed')
+    .description('embed every document of a token store (default encoder: all-MiniLM-L6-v2, built as an ONNX graph)')
+    .argument('[tokens]', 'token store (made by `lory prepare`)')
+    .requiredOption('-o, --out <dir>', 'the embeddings to write')
+    .option('--encoder <model.onnx>', 'your own ONNX sentence encoder (e.g. Contriever) instead of all-MiniLM-L6-v2')
+    .option('--encoder-tokenizer <tokenizer.json>', 'the tokenizer of --encoder')
+    .option('--max-tokens <n>', 'embed each document from its first n encoder tokens (special tokens not counted)', positiveInt, DEFAULT_MAX_TOKENS)
+    .option('--batch-tokens <n>', 'padded tokens per batch', positiveInt, 8192)
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt)
+    .option('--chunk <n>', 'documents per checkpointed chunk (an interrupted run resumes at its first unfinished chunk)', positiveInt, 1024)
+    .option('--shard <i/n>', 'embed only slice i of n (0 <= i < n), for many machines; join the slices with --merge')
+    .option('--merge <shards...>', 'join the shard directories into one embeddings artifact (no tokens argument)')
+    .option('--force', 'recompute even when up to date (and drop a resumable partial run)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ lory embed work/train -o work/embeddings
+  $ lory embed work/train -o work/emb-0 --shard 0/2     # on machine A
+  $ lory embed work/train -o work/emb-1 --shard 1/2     # on machine B
+  $ lory embed --merge work/emb-0 work/emb-1 -o work/embeddings
+  $ lory embed work/train -o work/emb-contriever --encoder contriever.onnx --encoder-tokenizer tokenizer.json`,
+    )
+    .action(async (tokens: string | undefined, flags: Flags) => {
+      if (flags.merge) {
+        if (tokens !== undefined) throw new InputError('--merge takes shard directories only; leave out the token store');
+        const result = await mergeEmbeddings(flags.merge, flags.out, flags.force);
+        process.stdout.write(`${result.skipped ? `${flags.out} is up to date` : `wrote ${flags.out}`}\n${summary(result.manifest.stats)}\n`);
+        return;
+      }
+      if (tokens === undefined) throw new InputError('name the token store to embed (or use --merge <shards...>)');
+      const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
+      const progress = startProgress('loading the encoder');
+      const interrupt = interruptOnSigint(() => progress.update('interrupted; saving finished chunks (Ctrl-C again to exit now)'));
+      let lastLine = 0;
+      try {
+        const result = await embed({
+          tokens,
+          out: flags.out,
+          encoder: flags.encoder,
+          encoderTokenizer: flags.encoderTokenizer,
+          maxTokens: flags.maxTokens,
+          batchTokens: flags.batchTokens,
+          threads: flags.threads,
+          chunkSize: flags.chunk,
+          shard,
+          force: flags.force,
+          signal: interrupt.signal,
+          onProgress: (p) => {
+            // A spinner redraws freely; plain logs (CI, pipes) get a line every 10 s.
+            if (process.stderr.isTTY || Date.now() - lastLine > 10_000 || p.done === p.total) {
+              lastLine = Date.now();
+              progress.update(describe(p));
+            }
+          },
+        });
+        progress.succeed(result.skipped ? `${flags.out} is up to date (--force recomputes it)` : `wrote ${flags.out}`);
+        process.stdout.write(`${summary(result.manifest.stats)}\n`);
+      } catch (error) {
+        if ((error as Error).name === 'InterruptedError') {
+          progress.fail((error as Error).message);
+          process.exitCode = 130;
+          return;
+        }
+        if (process.stderr.isTTY) progress.fail('embed stopped');
+        throw error;
+      } finally {
+        interrupt.dispose();
+      }
+    });
+}
