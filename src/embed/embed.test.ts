@@ -60,7 +60,7 @@ describe('lory embed', () => {
     const first: number[] = [];
     await assert.rejects(
       embed({ tokens, out, maxTokens: 14, chunkSize: 32, signal: controller.signal, onChunk: (s) => (first.push(s), first.length === 2 && controller.abort()) }),
-      { name: 'InterruptedError', message: /interrupted after 64 of 137 documents; .*run the same command again to resume/ },
+      { name: 'InterruptedError', message: /interrupted with 64 of 137 documents saved; run the same command again to resume/ },
     );
     const workDir = readdirSync(root).find((n) => n.startsWith('.lory-tmp-resumed-resume-'));
     assert.ok(workDir, 'the work directory is kept');

@@ -29,7 +29,7 @@ export interface EmbedOptions {
   encoderTokenizer?: string;
   /** Encoder tokens per document, special tokens not counted. Default 510. */
   maxTokens?: number;
-  /** Padded tokens per batch. Default 8192. */
+  /** Padded tokens per batch. Default 4096. */
   batchTokens?: number;
   threads?: number;
   /** Documents per checkpointed chunk. Default 1024. */
@@ -82,7 +82,7 @@ async function chooseEncoder(options: EmbedOptions): Promise<EncoderChoice> {
       name: MINILM_NAME,
       inputs: [await fileInput('encoder', files.weights), await fileInput('encoder-tokenizer', files.tokenizer)],
       tokenizer: files.tokenizer,
-      make: async () => BertEncoder.load(files, MINILM_NAME, runtimeOptions),
+      make: async (maxSequence) => BertEncoder.load(files, MINILM_NAME, { ...runtimeOptions, sequenceLimit: maxSequence }),
     };
   }
   if (options.encoderTokenizer === undefined) throw new InputError('--encoder needs --encoder-tokenizer (the tokenizer.json the encoder was trained with)');
@@ -132,6 +132,7 @@ export async function embed(options: EmbedOptions): Promise<StageResult<Embeddin
         const resumed = chunks.filter(finished).reduce((a, [s, e]) => a + e - s, 0);
         const total = end - start;
         let done = resumed;
+        let saved = resumed;
         const began = performance.now();
         const report = () => {
           const seconds = (performance.now() - began) / 1000;
@@ -141,21 +142,24 @@ export async function embed(options: EmbedOptions): Promise<StageResult<Embeddin
         report();
         for (const chunk of chunks) {
           if (finished(chunk)) continue;
-          if (options.signal?.aborted) throw interrupted(done, total);
+          if (options.signal?.aborted) throw interrupted(saved, total);
           const [s, e] = chunk;
           const ids = await tokenizer.encode(store.texts(s, e));
           const vectors = new Float32Array((e - s) * dim);
           await encoder.embed(ids, vectors, (n) => {
             done += n;
             report();
+            // Stop between batches: the unfinished chunk is dropped, finished ones stay.
+            if (options.signal?.aborted) throw interrupted(saved, total);
           });
           // Written under a temporary name and renamed: a chunk file is either whole or absent.
           const path = join(dir, chunkName(s, e));
           writeFileSync(`${path}.tmp`, new Uint8Array(vectors.buffer));
           renameSync(`${path}.tmp`, path);
+          saved += e - s;
           options.onChunk?.(s, e);
         }
-        if (options.signal?.aborted) throw interrupted(done, total);
+        if (options.signal?.aborted) throw interrupted(saved, total);
         const writer = new BufferedWriter(join(dir, EMBEDDINGS_FILE));
         for (const c of chunks) writer.write(new Uint8Array(readWholeFile(join(dir, chunkName(...c)))));
         writer.close();
@@ -179,8 +183,8 @@ export async function embed(options: EmbedOptions): Promise<StageResult<Embeddin
   });
 }
 
-function interrupted(done: number, total: number): InterruptedError {
-  return new InterruptedError(`embedding interrupted after ${done.toLocaleString('en')} of ${total.toLocaleString('en')} documents; finished chunks are kept — run the same command again to resume`);
+function interrupted(saved: number, total: number): InterruptedError {
+  return new InterruptedError(`embedding interrupted with ${saved.toLocaleString('en')} of ${total.toLocaleString('en')} documents saved; run the same command again to resume`);
 }
 
 /** Joins shards of one token store, made with the same encoder settings, into one embeddings artifact. */

@@ -37,18 +37,19 @@ export class BertEncoder implements Encoder {
     private readonly threads: number,
     private readonly batchTokens: number,
     private readonly maxBatch: number,
+    private readonly sequenceLimit: number,
   ) {
     this.dim = config.hidden;
     this.maxSequence = config.maxPositions;
   }
 
-  static load(files: ModelFiles, name: string, options: { threads?: number; batchTokens?: number; maxBatch?: number } = {}): BertEncoder {
+  static load(files: ModelFiles, name: string, options: { threads?: number; batchTokens?: number; maxBatch?: number; sequenceLimit?: number } = {}): BertEncoder {
     const config = bertConfigFrom(JSON.parse(readFileSync(files.config, 'utf8')) as Record<string, unknown>);
     const host = bertWeightsFromHf(config, readSafetensors(files.weights));
     const runtime = loadRuntime();
     const weights = new Map<string, ResidentValue>();
     for (const { name: param, shape } of bertParameters(config)) weights.set(param, runtime.tensor('float32', shape, host.get(param)!));
-    return new BertEncoder(name, config, weights, options.threads ?? 0, options.batchTokens ?? 8192, options.maxBatch ?? 64);
+    return new BertEncoder(name, config, weights, options.threads ?? 0, options.batchTokens ?? 4096, options.maxBatch ?? 64, options.sequenceLimit ?? config.maxPositions);
   }
 
   private session(B: number, S: number): Promise<Session> {
@@ -90,7 +91,9 @@ export class BertEncoder implements Encoder {
 
   /** Length-grouped batches; every batch of a bucket has the same shape, so each shape compiles once. */
   async embed(ids: number[][], out: Float32Array, onRows?: (n: number) => void): Promise<void> {
-    const buckets = LENGTH_BUCKETS.filter((b) => b < this.maxSequence).concat(this.maxSequence);
+    // The longest sequence the tokenizer makes is its own bucket (130 for --max-tokens 128, not 192).
+    const limit = Math.min(this.maxSequence, this.sequenceLimit);
+    const buckets = LENGTH_BUCKETS.filter((b) => b < limit).concat(limit);
     const result = new Float32Array(this.maxBatch * this.dim);
     for (const batch of planBatches(ids.map((s) => s.length), this.batchTokens, this.maxBatch, buckets)) {
       const B = Math.max(1, Math.min(this.maxBatch, Math.floor(this.batchTokens / batch.length)));

@@ -61,7 +61,7 @@ export class OnnxEncoder implements Encoder {
     const ids = session.inputs.find((i) => i.name === 'input_ids')!;
     const fixedSeq = ids.shape[1]! > 0 ? ids.shape[1]! : undefined;
     const fixedBatch = ids.shape[0]! > 0 ? ids.shape[0]! : undefined;
-    return new OnnxEncoder(name, session, output, dim, fixedSeq ?? options.maxSequence, fixedBatch, options.batchTokens ?? 8192, options.maxBatch ?? 64, options.padId);
+    return new OnnxEncoder(name, session, output, dim, fixedSeq ?? options.maxSequence, fixedBatch, options.batchTokens ?? 4096, options.maxBatch ?? 64, options.padId);
   }
 
   async embed(ids: number[][], out: Float32Array, onRows?: (n: number) => void): Promise<void> {

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InputError, interruptOnSigint } from '../../artifacts/index.js';
 import { DEFAULT_MAX_TOKENS, embed, mergeEmbeddings, parseShard, type EmbedProgress } from '../../embed/embed.js';
 import type { EmbeddingsStats } from '../../embed/store.js';
+import { log } from '../log.js';
 import { startProgress } from '../progress.js';
 import { positiveInt } from './prepare.js';
 
@@ -49,7 +50,7 @@ export function registerEmbed(program: Command): void {
     .option('--encoder <model.onnx>', 'your own ONNX sentence encoder (e.g. Contriever) instead of all-MiniLM-L6-v2')
     .option('--encoder-tokenizer <tokenizer.json>', 'the tokenizer of --encoder')
     .option('--max-tokens <n>', 'embed each document from its first n encoder tokens (special tokens not counted)', positiveInt, DEFAULT_MAX_TOKENS)
-    .option('--batch-tokens <n>', 'padded tokens per batch', positiveInt, 8192)
+    .option('--batch-tokens <n>', 'padded tokens per batch', positiveInt, 4096)
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt)
     .option('--chunk <n>', 'documents per checkpointed chunk (an interrupted run resumes at its first unfinished chunk)', positiveInt, 1024)
     .option('--shard <i/n>', 'embed only slice i of n (0 <= i < n), for many machines; join the slices with --merge')
@@ -91,10 +92,11 @@ Examples:
           force: flags.force,
           signal: interrupt.signal,
           onProgress: (p) => {
-            // A spinner redraws freely; plain logs (CI, pipes) get a line every 10 s.
-            if (process.stderr.isTTY || Date.now() - lastLine > 10_000 || p.done === p.total) {
+            // A spinner redraws freely; plain logs (CI, pipes) get an info line every 10 s.
+            if (process.stderr.isTTY) progress.update(describe(p));
+            else if (Date.now() - lastLine > 10_000 || p.done === p.total) {
               lastLine = Date.now();
-              progress.update(describe(p));
+              log.info(describe(p));
             }
           },
         });
