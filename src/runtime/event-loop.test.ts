@@ -41,6 +41,26 @@ describe('runs on a worker thread', () => {
     // A blocked loop would give 0–1 ticks; a free one about elapsed/5. Allow a loaded 2-core machine slack.
     assert.ok(ticks >= elapsed / 5 / 4, `${ticks} timer ticks during a ${elapsed.toFixed(0)} ms run`);
     assert.equal(y!.shape.join('x'), `${n}x${n}`);
-    for (const v of [x, wValue, y!]) v.dispose();
+
+    // The same run with blocking: true holds the loop: the control that proves the count above means something.
+    let blockedTicks = 0;
+    const blockedTimer = setInterval(() => blockedTicks++, 5);
+    const blockedStart = performance.now();
+    const blocked = await session.run({ x, w: wValue }, { blocking: true });
+    const blockedElapsed = performance.now() - blockedStart;
+    clearInterval(blockedTimer);
+    assert.ok(blockedTicks <= 1, `${blockedTicks} ticks during a ${blockedElapsed.toFixed(0)} ms blocking run`);
+    assert.deepEqual(blocked.y!.read(), y!.read(), 'blocking and worker runs agree');
+    for (const v of [x, wValue, y!, blocked.y!]) v.dispose();
+  });
+
+  it('reports a failed blocking run as a rejected promise', async () => {
+    const runtime = loadRuntime();
+    const session = await runtime.createSession(matmulChain(2, 1));
+    const good = { dtype: 'float32' as const, shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) };
+    const { y } = await session.run({ x: good, w: good }, { blocking: true });
+    assert.deepEqual(Array.from(y!.read() as Float32Array), [7, 10, 15, 22]);
+    session.dispose();
+    await assert.rejects(session.run({ x: good, w: good }, { blocking: true }), /disposed/);
   });
 });

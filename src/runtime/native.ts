@@ -33,7 +33,13 @@ export interface NativeSession {
   readonly inputs: TensorInfo[];
   readonly outputs: TensorInfo[];
   readonly executionProvider: string;
-  run(inputNames: string[], inputs: NativeValue[], outputNames: string[], into: Array<NativeValue | null>): Promise<Record<string, NativeValue>>;
+  run(
+    inputNames: string[],
+    inputs: NativeValue[],
+    outputNames: string[],
+    into: Array<NativeValue | null>,
+    blocking?: boolean,
+  ): Promise<Record<string, NativeValue>>;
   dispose(): void;
 }
 

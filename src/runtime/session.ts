@@ -90,7 +90,7 @@ export class OrtSession implements Session {
         return target as unknown as NativeValue;
       });
       try {
-        const result = await this.native.run(names, values, outputNames, targets);
+        const result = await this.native.run(names, values, outputNames, targets, options.blocking === true);
         return result as unknown as Record<string, ResidentValue>;
       } catch (error) {
         throw new OrtError(`running ${this.label}`, (error as Error).message);

@@ -59,6 +59,11 @@ export interface RunOptions {
    * training step allocates nothing.
    */
   into?: Record<string, ResidentValue>;
+  /**
+   * Run on the calling thread instead of the worker pool. Only for tiny graphs (metrics, a few ops),
+   * where the thread hop costs more than the run; it blocks the event loop for the run's duration.
+   */
+  blocking?: boolean;
 }
 
 export interface Session {

@@ -237,7 +237,19 @@ class RunWorker : public Napi::AsyncWorker {
     for (auto& n : output_names_) out_names.push_back(n.c_str());
     OrtStatus* status = Api().Run(session_->ort(), nullptr, in_names.data(), inputs_.data(), inputs_.size(), out_names.data(),
                                   out_names.size(), outputs_.data());
-    if (status != nullptr) SetError(TakeErrorMessage(status));
+    if (status != nullptr) {
+      error_ = TakeErrorMessage(status);
+      SetError(error_);
+    }
+  }
+  // Runs on the calling (main) thread and settles the promise at once; for graphs so small that the
+  // hop to the worker pool costs more than the run. Deletes itself, as the queue would.
+  void RunBlocking() {
+    Execute();
+    Napi::Env env = AsyncWorker::Env();
+    if (error_.empty()) OnOK();
+    else OnError(Napi::Error::New(env, error_));
+    delete this;
   }
   void OnOK() override {
     Napi::Env env = AsyncWorker::Env();
@@ -273,6 +285,7 @@ class RunWorker : public Napi::AsyncWorker {
   std::vector<Napi::ObjectReference> into_;
   std::vector<Napi::ObjectReference> refs_;
   std::vector<Value*> pinned_;
+  std::string error_;
 };
 
 }  // namespace
@@ -340,11 +353,11 @@ Napi::Value Session::GetInputs(const Napi::CallbackInfo& info) { return MetaToJs
 Napi::Value Session::GetOutputs(const Napi::CallbackInfo& info) { return MetaToJs(info.Env(), outputs_); }
 Napi::Value Session::GetProvider(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), provider_); }
 
-// run(inputNames: string[], inputs: ResidentValue[], outputNames: string[], into: (ResidentValue|null)[])
+// run(inputNames: string[], inputs: ResidentValue[], outputNames: string[], into: (ResidentValue|null)[], blocking?: boolean)
 Napi::Value Session::Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (session_ == nullptr) throw Napi::Error::New(env, "session has been disposed");
-  if (info.Length() != 4 || !info[0].IsArray() || !info[1].IsArray() || !info[2].IsArray() || !info[3].IsArray()) {
+  if (info.Length() < 4 || !info[0].IsArray() || !info[1].IsArray() || !info[2].IsArray() || !info[3].IsArray()) {
     throw Napi::TypeError::New(env, "run(inputNames, inputs, outputNames, into)");
   }
   auto in_names = info[0].As<Napi::Array>();
@@ -378,7 +391,8 @@ Napi::Value Session::Run(const Napi::CallbackInfo& info) {
     throw;
   }
   Napi::Promise promise = worker->Promise();
-  worker->Queue();
+  if (info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value()) worker->RunBlocking();
+  else worker->Queue();
   return promise;
 }
 
