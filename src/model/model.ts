@@ -58,10 +58,10 @@ function attention(x: Tensor, p: (n: string) => Tensor, l: number, c: ModelConfi
   const hd = headDim(c);
   const heads = (w: 'wq' | 'wk' | 'wv') =>
     g.scope(`${w.slice(1)}_proj`, () => G.transpose(G.reshape(G.matmul(x, p(PARAM.attn(l, w))), [B, S, H, hd]), [0, 2, 1, 3])); // [B,H,S,hd]
-  const q = G.rope(heads('wq'), rope.cos, rope.sin); //                            [B,H,S,hd]
-  const k = G.rope(heads('wk'), rope.cos, rope.sin); //                            [B,H,S,hd]
+  const q = G.rope(G.mul(heads('wq'), 1 / Math.sqrt(hd)), rope.cos, rope.sin); //  [B,H,S,hd]  q/√hd (scaled before the product: cheaper, and
+  const k = G.rope(heads('wk'), rope.cos, rope.sin); //                            [B,H,S,hd]   ORT cannot fold it into a float32 alpha)
   const v = heads('wv'); //                                                          [B,H,S,hd]
-  const scores = G.mul(G.matmul(q, G.transposeLast(k)), 1 / Math.sqrt(hd)); //     [B,H,S,S]
+  const scores = G.matmul(q, G.transposeLast(k)); //                               [B,H,S,S]   q·kᵀ/√hd
   const probs = G.softmax(G.causalMask(scores), -1); //                             [B,H,S,S]  position i sees j ≤ i
   const o = G.reshape(G.transpose(G.matmul(probs, v), [0, 2, 1, 3]), [B, S, d]); // [B,S,d]
   return g.scope('o_proj', () => G.matmul(o, p(PARAM.attn(l, 'wo')))); //          [B,S,d]
