@@ -31,6 +31,12 @@ export interface BuildOptions {
   layout?: FfnLayout;
   /** Declare `targets` [B,S] and compute the mean cross-entropy loss. Default true. */
   loss?: boolean;
+  /**
+   * Segment routing: where segment 1's weights come from. 'own' (default, the paper): its own mean,
+   * gradient stopped. 'input': inputs `routing_first/layer{l}` [B,E] — e.g. the previous window's last
+   * weights when evaluating a long document in windows, or constants for gradient checks.
+   */
+  firstSegment?: 'own' | 'input';
   /** Skip the check that `ffn_impl: custom`'s op library is built (graph export only). */
   skipOpLibraryCheck?: boolean;
 }
@@ -42,13 +48,18 @@ export interface LoryModel {
   loss?: Tensor; //             []
   /** Routing weights per layer: [B,N,E] for segment routing, [B,E] for prompt/fixed routing; empty if dense. */
   routing: Tensor[];
-  /** Fixed routing: the inputs `routing/layer{l}` [B,E]. */
+  /** Fixed routing: the inputs `routing/layer{l}` [B,E]; segment routing with firstSegment 'input': `routing_first/layer{l}`. */
   routingInputs: Tensor[];
   params: Record<string, Tensor>;
 }
 
 /** Graph input names. */
-export const INPUT = { tokens: 'tokens', targets: 'targets', routing: (l: number) => `routing/layer${l}` };
+export const INPUT = {
+  tokens: 'tokens',
+  targets: 'targets',
+  routing: (l: number) => `routing/layer${l}`,
+  firstSegmentRouting: (l: number) => `routing_first/layer${l}`,
+};
 
 /** Causal self-attention with RoPE on x[B,S,d] (already normalised). */
 function attention(x: Tensor, p: (n: string) => Tensor, l: number, c: ModelConfig, rope: { cos: Tensor; sin: Tensor }): Tensor {
@@ -85,9 +96,14 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
 
   const tokens = g.input(INPUT.tokens, 'int64', [B, S]);
   const targets = o.loss === false ? undefined : g.input(INPUT.targets, 'int64', [B, S]);
-  const routingInputs = moe && mode === 'fixed' ? Array.from({ length: c.nLayers }, (_, l) => g.input(INPUT.routing(l), dt, [B, c.experts])) : [];
+  const inputName = mode === 'fixed' ? INPUT.routing : mode === 'segment' && o.firstSegment === 'input' ? INPUT.firstSegmentRouting : undefined;
+  const routingInputs = moe && inputName ? Array.from({ length: c.nLayers }, (_, l) => g.input(inputName(l), dt, [B, c.experts])) : [];
   const routingOf = (l: number): Routing =>
-    mode === 'segment' ? { kind: 'segment', segmentLength: c.segmentLength } : mode === 'prompt' ? { kind: 'prompt' } : { kind: 'fixed', e: routingInputs[l]! };
+    mode === 'segment'
+      ? { kind: 'segment', segmentLength: c.segmentLength, ...(routingInputs[l] ? { firstSegment: routingInputs[l] } : {}) }
+      : mode === 'prompt'
+        ? { kind: 'prompt' }
+        : { kind: 'fixed', e: routingInputs[l]! };
   const rope = G.ropeTables(g, S, headDim(c), dt, c.ropeBase); //                 cos, sin [S,hd/2]
   const routing: Tensor[] = [];
 

@@ -107,9 +107,10 @@ export interface SegmentRouting {
 /**
  * Causal segment routing (the paper's pseudocode): x[B,L,d] → segments [B·N,T,d] → mean over T →
  * softmax(R(·)) → shift one segment forward along each sequence's segment axis, segment 1 taking its
- * own weights with the gradient stopped.
+ * own weights with the gradient stopped. `firstSegment` [B,E], when given, replaces segment 1's weights
+ * (e.g. the last weights of the previous window of a long document, or constants for gradient checks).
  */
-export function causalSegmentRouting(x: Tensor, router: Tensor, segmentLength: number): SegmentRouting {
+export function causalSegmentRouting(x: Tensor, router: Tensor, segmentLength: number, firstSegment?: Tensor): SegmentRouting {
   const g = x.graph;
   const [B, L, d] = x.shape as [number, number, number];
   const T = segmentLength;
@@ -120,7 +121,7 @@ export function causalSegmentRouting(x: Tensor, router: Tensor, segmentLength: n
     const segments = G.reshape(x, [B * N, T, d]); //                     [B·N,T,d]
     const summary = G.reduceMean(segments, 1); //                        [B·N,d]   mean of each segment
     const probs = G.reshape(routerProbs(summary, router), [B, N, E]); // [B,N,E]   p_k = softmax(R(mean S_k))
-    const first = G.stopGradient(G.slice(probs, 1, 0, 1)); //            [B,1,E]   e_1 = stopgrad(p_1)
+    const first = firstSegment ? G.reshape(firstSegment, [B, 1, E]) : G.stopGradient(G.slice(probs, 1, 0, 1)); // [B,1,E]  e_1 = stopgrad(p_1)
     const weights = N === 1 ? first : G.concat([first, G.slice(probs, 1, 0, N - 1)], 1); // [B,N,E]  e_k = p_{k−1}
     return { e: G.reshape(weights, [B * N, E]), weights };
   });
@@ -133,7 +134,7 @@ export function promptRouting(x: Tensor, router: Tensor): Tensor {
 
 /** How a MoE layer gets its routing weights. */
 export type Routing =
-  | { kind: 'segment'; segmentLength: number }
+  | { kind: 'segment'; segmentLength: number; firstSegment?: Tensor }
   | { kind: 'prompt' }
   /** Given weights e[B,E] (e.g. the prompt's, while generating). */
   | { kind: 'fixed'; e: Tensor };
@@ -150,7 +151,7 @@ export function loryMoe(impl: FfnImpl, x: Tensor, w: MoeWeights, routing: Routin
   const [B, L, d] = x.shape as [number, number, number];
   if (routing.kind === 'segment') {
     const T = routing.segmentLength;
-    const { e, weights } = causalSegmentRouting(x, w.router, T); //            e [B·N,E]
+    const { e, weights } = causalSegmentRouting(x, w.router, T, routing.firstSegment); // e [B·N,E]
     const xs = G.reshape(x, [B * (L / T), T, d]); //                            [B·N,T,d]
     const y = G.reshape(moeFfn(impl, xs, e, w.wg, w.wu, w.wd), [B, L, d]); //  [B,L,d]
     return { y, weights };
