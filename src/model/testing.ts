@@ -4,6 +4,7 @@
  */
 import * as G from '../graph/index.js';
 import { loadModel, type HostTensor, type LoadedModel } from '../graph/testing/execute.js';
+import type { SessionOptions } from '../runtime/index.js';
 import type { ModelConfig } from './config.js';
 import { buildLory, INPUT, type BuildOptions } from './model.js';
 import type { ParamArray, ParamValues } from './params.js';
@@ -31,7 +32,7 @@ export interface Runner {
 const ids = (v: number[], shape: number[]): HostTensor => ({ dtype: 'int64', shape, data: BigInt64Array.from(v.map((x) => BigInt(x))) });
 
 /** Compile the model with the requested outputs once; run it on any parameters and batch. */
-export async function modelRunner(c: ModelConfig, o: BuildOptions, want: { grads?: boolean } = {}): Promise<Runner> {
+export async function modelRunner(c: ModelConfig, o: BuildOptions, want: { grads?: boolean; session?: SessionOptions } = {}): Promise<Runner> {
   const g = new G.Graph();
   const m = buildLory(g, c, o);
   const outputs: Record<string, G.Tensor> = { logits: m.logits };
@@ -43,7 +44,7 @@ export async function modelRunner(c: ModelConfig, o: BuildOptions, want: { grads
     names.forEach((n, i) => (outputs[`grad/${n}`] = grads[i]!));
   }
   const exported = G.exportModel(g, { outputs, inputs: [m.tokens, ...(m.targets ? [m.targets] : []), ...m.routingInputs, ...names.map((n) => m.params[n]!)] });
-  const model: LoadedModel = await loadModel(exported.bytes);
+  const model: LoadedModel = await loadModel(exported.bytes, want.session ?? {});
   const { batch: B, seq: S } = o;
   return {
     paramNames: names,
