@@ -67,6 +67,7 @@ export class Graph {
   private usedNames = new Map<string, number>();
   private valueNames = new Set<string>();
   private scalarCache = new Map<string, Tensor>();
+  private memo = new Map<string, Tensor>();
 
   private claimValueName(name: string): void {
     if (this.valueNames.has(name)) throw new GraphError(`graph: the name '${name}' is already used`);
@@ -115,6 +116,16 @@ export class Graph {
       t = this.constant(dtype, [], data);
       this.scopePath = saved;
       this.scalarCache.set(key, t);
+    }
+    return t;
+  }
+
+  /** A tensor built once per key (shared constants such as a causal mask), outside any scope. */
+  shared(key: string, make: () => Tensor): Tensor {
+    let t = this.memo.get(key);
+    if (!t) {
+      t = this.withScopePath([], make);
+      this.memo.set(key, t);
     }
     return t;
   }

@@ -17,9 +17,9 @@ const RopeDef: OpDef = {
     const [B, , S, D] = x.shape as [number, number, number, number];
     const out = ctx.out(n);
     if (x.dtype !== 'float64') {
-      const pos = new BigInt64Array(B * S);
-      for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos[b * S + s] = BigInt(s);
-      const ids = ctx.initializer('int64', [B, S], pos);
+      const pos: number[] = [];
+      for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) pos.push(s);
+      const ids = ctx.i64(pos, [B, S]); // deduplicated across layers
       ctx.emit(n, 'RotaryEmbedding', [ctx.value(x), ctx.value(cos), ctx.value(sin), ids], [out], { interleaved: 0 });
       return;
     }

@@ -1,1 +1,0 @@
-cmd_Release/lory_runtime.node := ln -f "Release/obj.target/lory_runtime.node" "Release/lory_runtime.node" 2>/dev/null || (rm -rf "Release/lory_runtime.node" && cp -af "Release/obj.target/lory_runtime.node" "Release/lory_runtime.node")

@@ -1,5 +1,0 @@
-cmd_Release/obj.target/lory_runtime/src/cuda_probe.o := g++ -o Release/obj.target/lory_runtime/src/cuda_probe.o ../src/cuda_probe.cc '-DNODE_GYP_MODULE_NAME=lory_runtime' '-DUSING_UV_SHARED=1' '-DUSING_V8_SHARED=1' '-DV8_DEPRECATION_WARNINGS=1' '-D_GLIBCXX_USE_CXX11_ABI=1' '-D_FILE_OFFSET_BITS=64' '-D_LARGEFILE_SOURCE' '-D__STDC_FORMAT_MACROS' '-DOPENSSL_NO_PINSHARED' '-DOPENSSL_THREADS' '-DNAPI_VERSION=8' '-DNODE_ADDON_API_DISABLE_DEPRECATED' '-DBUILDING_NODE_EXTENSION' -I/usr/include/node -I/usr/src -I/usr/deps/openssl/config -I/usr/deps/openssl/openssl/include -I/usr/deps/uv/include -I/usr/deps/zlib -I/usr/deps/v8/include -I../../../node_modules/node-addon-api -I/work/main/node_modules/com.github.asus4.onnxruntime/Plugins/iOS~/onnxruntime.xcframework/ios-arm64/onnxruntime.framework/Headers  -fPIC -pthread -Wall -Wextra -Wno-unused-parameter -m64 -O3 -fno-omit-frame-pointer -fno-rtti -std=c++17 -O2 -fexceptions -Wall -Wextra -MMD -MF ./Release/.deps/Release/obj.target/lory_runtime/src/cuda_probe.o.d.raw   -c
-Release/obj.target/lory_runtime/src/cuda_probe.o: ../src/cuda_probe.cc \
- ../src/cuda_probe.h
-../src/cuda_probe.cc:
-../src/cuda_probe.h:
