@@ -2,7 +2,7 @@
  * Every parameter of the model, by name and shape, with its initialisation: the one list the graph
  * builder declares, `initParams` fills, the converter maps and the counter sums.
  *
- *   embed                       [V, d]      N(0, init_std)                      decay
+ *   embed                       [V, d]      N(0, init_std)                      no_decay
  *   layers.{l}.attn_norm        [d]         ones                                no_decay
  *   layers.{l}.attn.w{q,k,v}    [d, d]      N(0, init_std)                      decay
  *   layers.{l}.attn.wo          [d, d]      N(0, init_std/√(2·n_layers))        decay
@@ -32,7 +32,7 @@ export interface ParamSpec {
   shape: number[];
   role: ParamRole;
   init: { kind: 'normal'; std: number } | { kind: 'ones' };
-  /** Optimizer group: matrices decay, norm scales do not. */
+  /** Optimizer group (graph/optim's convention): matrices decay; norm scales and the input embedding do not. */
   group: 'decay' | 'no_decay';
   layer?: number;
 }
@@ -61,7 +61,7 @@ export function paramSpecs(c: ModelConfig, layout?: FfnLayout): ParamSpec[] {
   const outStd = c.initStd / Math.sqrt(2 * c.nLayers);
   const normal = (s: number) => ({ kind: 'normal' as const, std: s });
   const ones = { kind: 'ones' as const };
-  const specs: ParamSpec[] = [{ name: PARAM.embed, shape: [V, d], role: 'embedding', init: normal(std), group: 'decay' }];
+  const specs: ParamSpec[] = [{ name: PARAM.embed, shape: [V, d], role: 'embedding', init: normal(std), group: 'no_decay' }];
   for (let l = 0; l < c.nLayers; l++) {
     specs.push({ name: PARAM.attnNorm(l), shape: [d], role: 'norm', init: ones, group: 'no_decay', layer: l });
     for (const w of ['wq', 'wk', 'wv', 'wo'] as const) {
