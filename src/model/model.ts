@@ -61,21 +61,24 @@ export const INPUT = {
   firstSegmentRouting: (l: number) => `routing_first/layer${l}`,
 };
 
-/** Causal self-attention with RoPE on x[B,S,d] (already normalised). */
+/**
+ * Causal self-attention with RoPE on x[B,S,d] (already normalised). q is scaled by 1/√hd before the
+ * product: fewer multiplies than scaling the scores, and ORT cannot fuse it into a MatMul's float32
+ * alpha (which would round float64 graphs).
+ */
 function attention(x: Tensor, p: (n: string) => Tensor, l: number, c: ModelConfig, rope: { cos: Tensor; sin: Tensor }): Tensor {
   const g = x.graph;
   const [B, S, d] = x.shape as [number, number, number];
-  const H = c.nHeads;
-  const hd = headDim(c);
+  const [H, hd] = [c.nHeads, headDim(c)];
   const heads = (w: 'wq' | 'wk' | 'wv') =>
     g.scope(`${w.slice(1)}_proj`, () => G.transpose(G.reshape(G.matmul(x, p(PARAM.attn(l, w))), [B, S, H, hd]), [0, 2, 1, 3])); // [B,H,S,hd]
-  const q = G.rope(G.mul(heads('wq'), 1 / Math.sqrt(hd)), rope.cos, rope.sin); //  [B,H,S,hd]  q/√hd (scaled before the product: cheaper, and
-  const k = G.rope(heads('wk'), rope.cos, rope.sin); //                            [B,H,S,hd]   ORT cannot fold it into a float32 alpha)
-  const v = heads('wv'); //                                                          [B,H,S,hd]
+  const q = G.rope(G.mul(heads('wq'), 1 / Math.sqrt(hd)), rope.cos, rope.sin); //  [B,H,S,hd]  q/√hd, rotated
+  const k = G.rope(heads('wk'), rope.cos, rope.sin); //                            [B,H,S,hd]
+  const v = heads('wv'); //                                                        [B,H,S,hd]
   const scores = G.matmul(q, G.transposeLast(k)); //                               [B,H,S,S]   q·kᵀ/√hd
-  const probs = G.softmax(G.causalMask(scores), -1); //                             [B,H,S,S]  position i sees j ≤ i
+  const probs = G.softmax(G.causalMask(scores), -1); //                            [B,H,S,S]   position i attends to j ≤ i
   const o = G.reshape(G.transpose(G.matmul(probs, v), [0, 2, 1, 3]), [B, S, d]); // [B,S,d]
-  return g.scope('o_proj', () => G.matmul(o, p(PARAM.attn(l, 'wo')))); //          [B,S,d]
+  return g.scope('o_proj', () => G.matmul(o, p(PARAM.attn(l, 'wo')))); //         [B,S,d]
 }
 
 /** Declare the model on `g`: inputs, parameters (paramSpecs order) and the forward pass. */
@@ -107,20 +110,21 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
   const rope = G.ropeTables(g, S, headDim(c), dt, c.ropeBase); //                 cos, sin [S,hd/2]
   const routing: Tensor[] = [];
 
-  let h = g.scope('embed', () => G.embedding(p(PARAM.embed), tokens)); //         [B,S,d]
+  const ffn = (l: number, x: Tensor): Tensor => {
+    const [wg, wu, wd] = [p(PARAM.ffn(l, 'w_gate')), p(PARAM.ffn(l, 'w_up')), p(PARAM.ffn(l, 'w_down'))];
+    if (!moe) return g.scope('ffn', () => denseFfn(x, wg, wu, wd)); //                                        [B,S,d]
+    const { y, weights } = g.scope('moe', () => loryMoe(c.ffnImpl, x, { router: p(PARAM.router(l)), wg, wu, wd }, routingOf(l)));
+    routing.push(weights); //                                                             [B,N,E] (segment) or [B,E]
+    return y; //                                                                          [B,S,d]
+  };
+
+  let h = g.scope('embed', () => G.embedding(p(PARAM.embed), tokens)); //                 [B,S,d]
   for (let l = 0; l < c.nLayers; l++) {
     h = g.scope(`layer${l}`, () => {
-      const a = g.scope('attn', () => attention(G.rmsNorm(h, p(PARAM.attnNorm(l)), c.normEps), p, l, c, rope)); // [B,S,d]
-      const h1 = G.add(h, a); //                                                     [B,S,d]
-      const f = g.scope(moe ? 'moe' : 'ffn', () => {
-        const x = G.rmsNorm(h1, p(PARAM.ffnNorm(l)), c.normEps); //                 [B,S,d]  the FFN input routing summarises
-        const [wg, wu, wd] = [p(PARAM.ffn(l, 'w_gate')), p(PARAM.ffn(l, 'w_up')), p(PARAM.ffn(l, 'w_down'))];
-        if (!moe) return denseFfn(x, wg, wu, wd); //                                 [B,S,d]
-        const { y, weights } = loryMoe(c.ffnImpl, x, { router: p(PARAM.router(l)), wg, wu, wd }, routingOf(l)); // [B,S,d]
-        routing.push(weights); //                                                    [B,N,E] or [B,E]
-        return y;
-      });
-      return G.add(h1, f); //                                                        [B,S,d]
+      const xa = G.rmsNorm(h, p(PARAM.attnNorm(l)), c.normEps); //                        [B,S,d]
+      const h1 = G.add(h, g.scope('attn', () => attention(xa, p, l, c, rope))); //        [B,S,d]
+      const xf = G.rmsNorm(h1, p(PARAM.ffnNorm(l)), c.normEps); //                        [B,S,d]   the FFN input; routing averages it
+      return G.add(h1, ffn(l, xf)); //                                                    [B,S,d]
     });
   }
   const logits = g.scope('head', () => G.matmul(G.rmsNorm(h, p(PARAM.finalNorm), c.normEps), p(PARAM.lmHead))); // [B,S,V]
