@@ -5,7 +5,7 @@ import { ModelProtoSchema } from 'onnx-buf';
 import * as G from '../graph/index.js';
 import { runModel } from '../graph/testing/execute.js';
 import { gradCheck } from '../graph/testing/gradcheck.js';
-import { isBuilt } from '../runtime/libraries.js';
+import { isBuilt } from '../runtime/index.js';
 import { resolveModelConfig } from './config.js';
 import { buildLory } from './model.js';
 import { fusedOpLibrary, moeFfn, moeFfnStandard, requireFfnImpl } from './moe.js';

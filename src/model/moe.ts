@@ -14,7 +14,7 @@
  */
 import * as G from '../graph/index.js';
 import type { Tensor } from '../graph/index.js';
-import { customOpLibrary, isBuilt, type CustomOpLibrary } from '../runtime/libraries.js';
+import { customOpLibrary, isBuilt, type CustomOpLibrary } from '../runtime/index.js';
 import type { FfnImpl } from './config.js';
 import { ConfigError } from './errors.js';
 
