@@ -83,7 +83,8 @@ export const YAML_FIELDS: ReadonlyArray<readonly [string, keyof ModelConfig]> = 
   ['dtype', 'dtype'],
 ];
 const yamlName = new Map(YAML_FIELDS.map(([y, k]) => [k, y]));
-const field = (k: keyof ModelConfig) => `model.${yamlName.get(k)}`;
+/** The YAML name of a config field, as errors quote it (`model.d_ff`). */
+export const field = (k: keyof ModelConfig) => `model.${yamlName.get(k)}`;
 
 const INTEGER_FIELDS: ReadonlyArray<keyof ModelConfig> = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'dFf', 'ffnMultipleOf', 'contextLength', 'experts', 'segmentLength'];
 const POSITIVE_FIELDS: ReadonlyArray<keyof ModelConfig> = ['ropeBase', 'normEps', 'routerInitStd', 'initStd'];
@@ -134,6 +135,19 @@ function validate(c: ModelConfig): void {
 }
 
 /** Check a batch's sequence length against the config: at most the context, a whole number of segments. */
+/**
+ * A training sequence must hold at least two segments when E > 1: segment 1 routes from its own
+ * mean with the gradient stopped, so with one segment the routers would never get a gradient.
+ */
+export function checkTrainingSequenceLength(c: ModelConfig, seq: number): void {
+  checkSequenceLength(c, seq);
+  if (isMoe(c) && seq / c.segmentLength < 2) {
+    throw new ConfigError(
+      `training sequence length ${seq} holds one ${field('segmentLength')} (${c.segmentLength}) segment: with no earlier segment to route from, the routers would never get a gradient; use at least two segments`,
+    );
+  }
+}
+
 export function checkSequenceLength(c: ModelConfig, seq: number): void {
   if (!Number.isInteger(seq) || seq < 1) throw new ConfigError(`sequence length must be a positive integer, got ${seq}`);
   if (seq > c.contextLength) throw new ConfigError(`sequence length ${seq} exceeds ${field('contextLength')} (${c.contextLength})`);

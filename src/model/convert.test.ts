@@ -55,7 +55,7 @@ test('conversion copies the dense FFN into every expert, keeps the other paramet
 test('conversion refuses configs whose shapes differ or that are not dense → MoE', () => {
   const dense = tiny();
   const pd = initParams(dense, 1);
-  assert.throws(() => denseToMoe(pd, dense, tiny({ experts: 4, dFf: 16 })), { name: 'ConfigError', message: /dFf differs/ });
+  assert.throws(() => denseToMoe(pd, dense, tiny({ experts: 4, dFf: 16 })), { name: 'ConfigError', message: /model\.d_ff differs/ });
   assert.throws(() => denseToMoe(pd, dense, dense), { name: 'ConfigError', message: /experts must be > 1/ });
   assert.throws(() => denseToMoe(pd, tiny({ experts: 2 }), tiny({ experts: 4 })), { name: 'ConfigError', message: /must be dense/ });
   const missing = { ...pd };

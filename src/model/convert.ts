@@ -3,11 +3,12 @@
  * every layer is copied into all E experts and a fresh router is drawn. Every merged FFN is then
  * Σᵢ eᵢ·θ = θ (the weights sum to one), so the converted model computes what the dense model did.
  */
-import { isMoe, type ModelConfig } from './config.js';
+import { field, isMoe, type ModelConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { PARAM, allocate, fillNormal, paramSpecs, sizeOfShape, type ParamValues } from './params.js';
 
-const SHARED_FIELDS = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'dFf', 'dtype'] as const;
+// Fields that shape parameters or change the function: a mismatch would not preserve outputs.
+const SHARED_FIELDS = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'dFf', 'dtype', 'ropeBase', 'normEps'] as const;
 
 /**
  * The MoE model's parameters from a trained dense model's: non-FFN parameters copied, each FFN matrix
@@ -18,7 +19,7 @@ export function denseToMoe(dense: ParamValues, denseConfig: ModelConfig, moe: Mo
   if (isMoe(denseConfig)) throw new ConfigError(`dense → MoE conversion: the source model has ${denseConfig.experts} experts; it must be dense`);
   if (!isMoe(moe)) throw new ConfigError(`dense → MoE conversion: the target model.experts must be > 1, got ${moe.experts}`);
   for (const k of SHARED_FIELDS) {
-    if (denseConfig[k] !== moe[k]) throw new ConfigError(`dense → MoE conversion: ${k} differs (dense ${denseConfig[k]}, MoE ${moe[k]})`);
+    if (denseConfig[k] !== moe[k]) throw new ConfigError(`dense → MoE conversion: ${field(k)} differs (dense ${denseConfig[k]}, MoE ${moe[k]})`);
   }
   const denseShapes = new Map(paramSpecs(denseConfig, 'dense').map((s) => [s.name, s.shape]));
   const out: ParamValues = {};

@@ -11,6 +11,7 @@ export {
   modelConfigFromPipeline,
   modelConfigToYamlObject,
   checkSequenceLength,
+  checkTrainingSequenceLength,
   isMoe,
   headDim,
 } from './config.js';

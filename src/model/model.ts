@@ -10,7 +10,7 @@
 import * as G from '../graph/index.js';
 import type { Graph, Tensor } from '../graph/index.js';
 import type { ModelOutputs, TrainStepSpec } from '../graph/compile/train-step.js';
-import { checkSequenceLength, headDim, type ModelConfig } from './config.js';
+import { checkSequenceLength, checkTrainingSequenceLength, headDim, type ModelConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { denseFfn, loryMoe, requireFfnImpl, type Routing } from './moe.js';
 import { PARAM, layoutOf, paramSpecs, type FfnLayout } from './params.js';
@@ -137,6 +137,7 @@ export const ROUTING_DIAG = (l: number) => `routing/layer${l}`;
 
 /** The model as the train-step compiler wants it: loss plus the routing weights of every MoE layer. */
 export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
+  checkTrainingSequenceLength(c, shape.seq);
   return {
     ...extra,
     build(g: Graph): ModelOutputs {

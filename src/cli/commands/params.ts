@@ -1,7 +1,7 @@
 /** `lory params`: parameters (total, active) and FLOPs per token of the model a pipeline describes. */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { countFlops, countParams, isMoe, modelConfigFromPipeline, type FlopCount, type ModelConfig, type ParamCount } from '../../model/index.js';
+import { checkSequenceLength, countFlops, countParams, isMoe, modelConfigFromPipeline, type FlopCount, type ModelConfig, type ParamCount } from '../../model/index.js';
 import { UserError } from '../errors.js';
 
 interface Report {
@@ -30,6 +30,7 @@ function load(file: string, seq: number | undefined): Report {
     throw new UserError(`cannot read pipeline ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   const model = modelConfigFromPipeline(text, file);
+  if (seq !== undefined) checkSequenceLength(model, seq);
   return { pipeline: file, model, params: countParams(model), flopsPerToken: countFlops(model, seq ?? model.contextLength) };
 }
 
