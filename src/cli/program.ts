@@ -7,6 +7,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerPrepare } from './commands/prepare.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerBuildBatches } from './commands/build-batches.js';
+import { registerParams } from './commands/params.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -46,5 +47,6 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
   registerPrepare(program);
   registerEmbed(program);
   registerBuildBatches(program);
+  registerParams(program);
   return program;
 }
