@@ -9,7 +9,7 @@
  * text encodes, then the merges in order).
  */
 import { fork } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import tokenizers, { type Tokenizer } from 'tokenizers';
@@ -102,7 +102,6 @@ export async function trainByteLevelBpe(textFile: string, outFile: string, vocab
     .sort((x, y) => x.id - y.id)
     .map((m) => m.pair);
   writeFileSync(outFile, JSON.stringify(byteLevelTokenizerJson(merges, vocabSize)));
-  const { rmSync } = await import('node:fs');
   rmSync(rawFile, { force: true });
 }
 
