@@ -150,22 +150,22 @@ export function findNearDuplicates(
     }
     for (const list of buckets.values()) {
       if (list.length < 2) continue;
-      // Comparing each member with the bucket's first is enough to connect a group; a bucket of
-      // many unrelated documents (rare) is still checked pair by pair against that first member.
-      const first = list[0]!;
-      for (let m = 1; m < list.length; m++) {
-        const i = list[m]!;
-        const key = `${first}:${i}`;
+      // Small buckets: every pair. A large bucket (many documents sharing a band, e.g. boilerplate)
+      // is checked against its first member only, which keeps the work linear.
+      const pairs: Array<[number, number]> = [];
+      const all = list.length <= 32;
+      for (let x = 0; x < (all ? list.length : 1); x++) for (let y = x + 1; y < list.length; y++) pairs.push([list[x]!, list[y]!]);
+      for (const [a, b] of pairs) {
+        const key = `${a}:${b}`;
         if (checked.has(key)) continue;
         checked.add(key);
         candidatePairs++;
         // Candidates are few: confirm each with the exact Jaccard of the two shingle sets.
-        const [ta, tb] = [textOf(first, first + 1)[0]!, textOf(i, i + 1)[0]!];
-        const sim = exactJaccard(shingleHashes(ta, o.shingle), shingleHashes(tb, o.shingle));
+        const sim = exactJaccard(shingleHashes(textOf(a, a + 1)[0]!, o.shingle), shingleHashes(textOf(b, b + 1)[0]!, o.shingle));
         if (sim < o.threshold) continue;
-        bestSimilarity[i] = Math.max(bestSimilarity[i]!, sim);
-        bestSimilarity[first] = Math.max(bestSimilarity[first]!, sim);
-        const [ra, rb] = [find(first), find(i)];
+        bestSimilarity[a] = Math.max(bestSimilarity[a]!, sim);
+        bestSimilarity[b] = Math.max(bestSimilarity[b]!, sim);
+        const [ra, rb] = [find(a), find(b)];
         if (ra === rb) continue;
         const [root, child] = ra < rb ? [ra, rb] : [rb, ra];
         parent[child] = root;
