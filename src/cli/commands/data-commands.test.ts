@@ -57,3 +57,29 @@ describe('lory prepare, embed and build-batches from the command line', () => {
     assert.ok(readFileSync(join(train, 'manifest.json')).length > 0);
   });
 });
+
+describe('Ctrl-C during lory embed', () => {
+  it('exits 130 keeping finished chunks, and the same command resumes from them', async () => {
+    const { spawn } = await import('node:child_process');
+    const { readdirSync } = await import('node:fs');
+    const root = tempDir('cli-sigint');
+    const train = join(root, 'train');
+    assert.equal(lory('prepare', FIXTURE_TRAIN, '-o', train, '--vocab-size', '300').status, 0);
+    const args = ['embed', train, '-o', join(root, 'emb'), '--max-tokens', '14', '--chunk', '16', '--batch-tokens', '64'];
+    const child = spawn(join(PROJECT_ROOT, 'bin', 'lory'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const chunks = () => readdirSync(root).filter((n) => n.startsWith('.lory-tmp-emb-resume-')).flatMap((d) => readdirSync(join(root, d)).filter((f) => f.endsWith('.f32')));
+    const started = Date.now();
+    while (chunks().length === 0 && Date.now() - started < 60_000) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /embedding interrupted with \d+ of 137 documents saved; run the same command again to resume/);
+    const saved = chunks().length;
+    assert.ok(saved >= 1 && saved < 9, `${saved} chunks saved`);
+    const again = lory(...args, '--log-level', 'debug');
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, /from an earlier run/);
+  });
+});
