@@ -67,6 +67,30 @@ describe('lory prepare', () => {
     assert.equal(await tokenizer.decode(ids, false), text);
   });
 
+  it('stores tokens as uint32 when the vocabulary does not fit 16 bits', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const vocab: Record<string, number> = { '[UNK]': 0 };
+    for (let i = 1; i < 69_999; i++) vocab[`w${i}`] = i;
+    vocab['</s>'] = 69_999;
+    const tok = join(root, 'wordlevel.json');
+    writeFileSync(
+      tok,
+      JSON.stringify({
+        version: '1.0', truncation: null, padding: null, added_tokens: [{ id: 69_999, content: '</s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+        normalizer: null, pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null, decoder: null,
+        model: { type: 'WordLevel', vocab, unk_token: '[UNK]' },
+      }),
+    );
+    const corpus = join(root, 'big-vocab.jsonl');
+    writeFileSync(corpus, `${JSON.stringify({ text: 'w3 w65536 w69998' })}\n${JSON.stringify({ text: 'w1' })}\n`);
+    const out = join(root, 'big-vocab');
+    await prepare({ inputs: [corpus], out, tokenizer: tok });
+    const store = openTokenStore(out);
+    assert.equal(store.stats.dtype, 'uint32');
+    assert.ok(store.tokens() instanceof Uint32Array);
+    assert.deepEqual([...store.tokens()], [3, 65_536, 69_998, 69_999, 1, 69_999]);
+  });
+
   it('refuses a vocabulary larger than the trainer can learn, and both --vocab-size and --tokenizer', async () => {
     await assert.rejects(prepare({ inputs: [FIXTURE_TRAIN], out: join(root, 'big'), vocabSize: 40000 }), { name: 'InputError', message: /--vocab-size 40000 is above 30001/ });
     await assert.rejects(prepare({ inputs: [FIXTURE_TRAIN], out: join(root, 'both'), vocabSize: 512, tokenizer: trainOut }), /either --vocab-size .* or --tokenizer/);
