@@ -1,0 +1,125 @@
+// Backward, per chunk of segments:
+//   pass A (column blocks of f): recompute a = x·W̄g, b = x·W̄u; dh = dy·W̄dᵀ; then h, da, db.
+//   pass B (column blocks of d): dx = da·W̄gᵀ + db·W̄uᵀ.
+//   pass C (tiles of each weight matrix): for every segment, the tile of G_s (xᵀ·da, xᵀ·db, hᵀ·dy) is
+//     computed and immediately fanned out: dWᵢ += e[s,i]·G_s, de[s,i] += ⟨G_s, Wᵢ⟩. The tile loop is
+//     outside the segment loop so the E tiles of Wᵢ and dWᵢ stay in L2 across segments.
+#include <vector>
+
+#include "expert_scatter.h"
+#include "lory/moe_cpu.h"
+#include "merged_gemm.h"
+#include "moe_tasks.h"
+#include "swiglu_pointwise.h"
+
+namespace lory {
+namespace {
+
+constexpr int64_t kTileRows = 48, kTileCols = 128;
+
+// One weight-gradient matrix: G_s(m,n) = Σ_t A_s(m,t)·B_s(t,n), with expert weights/grads of shape [E,M,N].
+struct WeightGradJob {
+  int64_t M, N;
+  const float* a_base;  // segment s: A_s(m,t) = a_base[s*a_seg + m*a_rs + t*a_cs]
+  int64_t a_seg, a_rs, a_cs;
+  const float* b_base;  // segment s: B_s(t,n) = b_base[s*b_seg + t*b_rs + n]
+  int64_t b_seg, b_rs;
+  const float* w;
+  float* dw;
+};
+
+}  // namespace
+
+size_t moe_backward_scratch_floats(const MoeShape& s, const MoeCpuOptions& opt) {
+  const int64_t per_segment = 3 * s.T * s.f;  // h, da, db
+  return size_t(segments_per_chunk(s, per_segment, opt.scratch_budget_bytes) * per_segment);
+}
+
+void moe_backward(const MoeShape& s, const float* x, const float* e, const float* w_gate, const float* w_up,
+                  const float* w_down, const float* dy, float* dx, float* de, float* dw_gate, float* dw_up,
+                  float* dw_down, float* scratch, const ParallelFor& parallel, const MoeCpuOptions& opt) {
+  const int64_t T = s.T, d = s.d, f = s.f, E = s.E;
+  const int64_t chunk = segments_per_chunk(s, 3 * T * f, opt.scratch_budget_bytes);
+  for (int64_t g0 = 0; g0 < s.G; g0 += chunk) {
+    const int64_t n = std::min(chunk, s.G - g0);
+    float* h = scratch;            // [n, T, f]
+    float* da = h + n * T * f;     // ∂L/∂a
+    float* db = da + n * T * f;    // ∂L/∂b
+
+    for_column_blocks_and_segments(parallel, f, n, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
+      thread_local std::vector<float> a, b, dh;
+      a.resize(T * nb);
+      b.resize(T * nb);
+      dh.resize(T * nb);
+      for (int64_t si = s0; si < s1; ++si) {
+        const int64_t g = g0 + si;
+        const float* coef = e + g * E;
+        const StridedA xs{x + g * T * d, d, 1};
+        merged_gemm(T, nb, d, xs, MergedB{w_gate + j0, d * f, f, 1, coef, E}, a.data(), nb, false);
+        merged_gemm(T, nb, d, xs, MergedB{w_up + j0, d * f, f, 1, coef, E}, b.data(), nb, false);
+        // dh(t,j) = Σ_c dy(t,c)·W̄d(j,c): B̄(k=c, n=j) read transposed from W_down[i, j, c].
+        merged_gemm(T, nb, d, StridedA{dy + g * T * d, d, 1}, MergedB{w_down + j0 * d, f * d, 1, d, coef, E},
+                    dh.data(), nb, false);
+        for (int64_t t = 0; t < T; ++t) {
+          const int64_t o = (si * T + t) * f + j0;
+          swiglu_backward(nb, a.data() + t * nb, b.data() + t * nb, dh.data() + t * nb, h + o, da + o, db + o);
+        }
+      }
+    });
+
+    for_column_blocks_and_segments(parallel, d, n, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
+      for (int64_t si = s0; si < s1; ++si) {
+        const int64_t g = g0 + si;
+        const float* coef = e + g * E;
+        float* dx_g = dx + g * T * d + j0;
+        // dx(t,c) = Σ_j da(t,j)·W̄g(c,j) + db(t,j)·W̄u(c,j): B̄ read transposed from W[i, c, j].
+        merged_gemm(T, nb, f, StridedA{da + si * T * f, f, 1}, MergedB{w_gate + j0 * f, d * f, 1, f, coef, E},
+                    dx_g, d, false);
+        merged_gemm(T, nb, f, StridedA{db + si * T * f, f, 1}, MergedB{w_up + j0 * f, d * f, 1, f, coef, E},
+                    dx_g, d, true);
+      }
+    });
+
+    const WeightGradJob jobs[3] = {
+        {d, f, x + g0 * T * d, T * d, 1, d, da, T * f, f, w_gate, dw_gate},  // G_gate = xᵀ·da
+        {d, f, x + g0 * T * d, T * d, 1, d, db, T * f, f, w_up, dw_up},      // G_up = xᵀ·db
+        {f, d, h, T * f, 1, f, dy + g0 * T * d, T * d, d, w_down, dw_down},  // G_down = hᵀ·dy
+    };
+    int64_t first_task[4] = {0, 0, 0, 0};
+    for (int j = 0; j < 3; ++j)
+      first_task[j + 1] = first_task[j] + ((jobs[j].M + kTileRows - 1) / kTileRows) *
+                                              ((jobs[j].N + kTileCols - 1) / kTileCols);
+    std::vector<double> de_partial(size_t(first_task[3] * n * E), 0.0);  // per task, reduced below
+    parallel(size_t(first_task[3]), [&](size_t task) {
+      int j = 0;
+      while (int64_t(task) >= first_task[j + 1]) ++j;
+      const WeightGradJob& job = jobs[j];
+      const int64_t local = int64_t(task) - first_task[j];
+      const int64_t col_tiles = (job.N + kTileCols - 1) / kTileCols;
+      const int64_t r0 = (local / col_tiles) * kTileRows, c0 = (local % col_tiles) * kTileCols;
+      const int64_t rows = std::min(kTileRows, job.M - r0), cols = std::min(kTileCols, job.N - c0);
+      thread_local std::vector<float> tile;
+      tile.resize(kTileRows * kTileCols);
+      double* part = de_partial.data() + size_t(task) * n * E;
+      for (int64_t si = 0; si < n; ++si) {
+        merged_gemm(rows, cols, T, StridedA{job.a_base + si * job.a_seg + r0 * job.a_rs, job.a_rs, job.a_cs},
+                    MergedB{job.b_base + si * job.b_seg + c0, 0, job.b_rs, 1, nullptr, 1}, tile.data(), cols,
+                    false);
+        const bool first = g0 + si == 0;
+        for (int64_t i = 0; i < E; ++i) {
+          const int64_t off = i * job.M * job.N + r0 * job.N + c0;
+          part[si * E + i] += scatter_and_dot(rows, cols, tile.data(), cols, job.w + off, job.dw + off, job.N,
+                                              e[(g0 + si) * E + i], first);
+        }
+      }
+    });
+    for (int64_t si = 0; si < n; ++si)
+      for (int64_t i = 0; i < E; ++i) {
+        double sum = 0;
+        for (int64_t t = 0; t < first_task[3]; ++t) sum += de_partial[size_t(t * n * E + si * E + i)];
+        de[(g0 + si) * E + i] = float(sum);
+      }
+  }
+}
+
+}  // namespace lory
