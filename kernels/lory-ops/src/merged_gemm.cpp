@@ -14,14 +14,16 @@ namespace {
 
 constexpr int64_t MR = 6, NR = 16, MC = 192;
 
+
 bool cpu_has_avx2_fma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return has;
 }
 
-// Panel depth: keep the E source panels (terms·kc·N floats) within ~512 KiB of L2.
+// Panel depth: keep the source panels (terms·kc·N floats) within ~256 KiB of L2.
 int64_t panel_depth(int64_t K, int64_t N, int64_t terms) {
-  int64_t kc = (int64_t(1) << 17) / std::max<int64_t>(1, terms * std::max<int64_t>(N, NR));
+  int64_t kc = (int64_t(1) << 16) / std::max<int64_t>(1, terms * std::max<int64_t>(N, NR));
+  kc = kc / 8 * 8;
   kc = std::max<int64_t>(64, std::min<int64_t>(kc, 384));
   return std::min(K, kc);
 }
@@ -119,30 +121,35 @@ void pack_a(const StridedA& A, int64_t m0, int64_t mc, int64_t k0, int64_t kc, f
 
 // ---- micro-kernels: c[MR×NR] (ldc) = or += a_strip·b_strip over kc ----
 
-__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, const float* b, float* c,
-                                                     int64_t ldc, bool accumulate) {
+// A(r,k) = a[r*a_rs + k*a_ks]: a packed strip (a_rs=1, a_ks=MR) or row-major A read in place
+// (a_rs=lda, a_ks=1), which saves repacking A for every column block.
+__attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks,
+                                                     const float* b, float* c, int64_t ldc, bool accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
          c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
          c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
          c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR) {
+  const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs, *a4 = a + 4 * a_rs,
+              *a5 = a + 5 * a_rs;
+  for (int64_t k = 0; k < kc; ++k, b += NR) {
+    const int64_t o = k * a_ks;
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-    __m256 av = _mm256_broadcast_ss(a + 0);
+    __m256 av = _mm256_broadcast_ss(a0 + o);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
+    av = _mm256_broadcast_ss(a1 + o);
     c10 = _mm256_fmadd_ps(av, b0, c10);
     c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
+    av = _mm256_broadcast_ss(a2 + o);
     c20 = _mm256_fmadd_ps(av, b0, c20);
     c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
+    av = _mm256_broadcast_ss(a3 + o);
     c30 = _mm256_fmadd_ps(av, b0, c30);
     c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
+    av = _mm256_broadcast_ss(a4 + o);
     c40 = _mm256_fmadd_ps(av, b0, c40);
     c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
+    av = _mm256_broadcast_ss(a5 + o);
     c50 = _mm256_fmadd_ps(av, b0, c50);
     c51 = _mm256_fmadd_ps(av, b1, c51);
   }
@@ -159,31 +166,82 @@ __attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, 
   }
 }
 
-void micro_portable(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+void micro_portable(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks, const float* b, float* c, int64_t ldc,
+                    bool accumulate) {
   float acc[MR][NR] = {};
-  for (int64_t k = 0; k < kc; ++k, a += MR, b += NR)
+  for (int64_t k = 0; k < kc; ++k, b += NR)
     for (int64_t r = 0; r < MR; ++r)
-      for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[r] * b[j];
+      for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[r * a_rs + k * a_ks] * b[j];
   for (int64_t r = 0; r < MR; ++r)
     for (int64_t j = 0; j < NR; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
 }
 
 // Full tiles go straight to C; edge tiles through a local tile so nothing past M or N is touched.
-void micro_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows, int64_t cols,
-                bool accumulate) {
+void micro_tile(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks, const float* b, float* c, int64_t ldc,
+                int64_t rows, int64_t cols, bool accumulate) {
   const bool avx2 = cpu_has_avx2_fma();
   if (rows == MR && cols == NR) {
-    avx2 ? micro_avx2(kc, a, b, c, ldc, accumulate) : micro_portable(kc, a, b, c, ldc, accumulate);
+    avx2 ? micro_avx2(kc, a, a_rs, a_ks, b, c, ldc, accumulate)
+         : micro_portable(kc, a, a_rs, a_ks, b, c, ldc, accumulate);
     return;
   }
   alignas(32) float tile[MR * NR];
-  avx2 ? micro_avx2(kc, a, b, tile, NR, false) : micro_portable(kc, a, b, tile, NR, false);
+  avx2 ? micro_avx2(kc, a, a_rs, a_ks, b, tile, NR, false) : micro_portable(kc, a, a_rs, a_ks, b, tile, NR, false);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j)
       c[r * ldc + j] = accumulate ? c[r * ldc + j] + tile[r * NR + j] : tile[r * NR + j];
 }
 
+float* align32(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t(31));
+}
+
 }  // namespace
+
+int64_t panel_depth_for(int64_t K, int64_t N, int64_t hot_terms) { return panel_depth(K, N, hot_terms); }
+
+void pack_merged_panel(const MergedB& B, int64_t k0, int64_t kc, int64_t N, float* out) { pack_b(B, k0, kc, N, out); }
+
+void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const float* panel, float* C, int64_t ldc,
+                   bool accumulate) {
+  if (A.cs == 1) {  // row-major A: full strips straight from A, a short last strip via packing
+    const int64_t full = M / MR * MR;
+    for (int64_t r0 = 0; r0 < full; r0 += MR)
+      for (int64_t j0 = 0; j0 < N; j0 += NR)
+        micro_tile(kc, A.p + r0 * A.rs, A.rs, 1, panel + j0 * kc, C + r0 * ldc + j0, ldc, MR, std::min(NR, N - j0),
+                   accumulate);
+    if (full == M) return;
+    alignas(32) float strip[MR * 16];
+    std::vector<float> big;
+    float* ap = strip;
+    if (kc > 16) {
+      big.resize(MR * kc);
+      ap = big.data();
+    }
+    pack_a(A, full, M - full, 0, kc, ap);
+    for (int64_t j0 = 0; j0 < N; j0 += NR)
+      micro_tile(kc, ap, 1, MR, panel + j0 * kc, C + full * ldc + j0, ldc, M - full, std::min(NR, N - j0),
+                 accumulate);
+    return;
+  }
+  Buffers& buf = thread_buffers();
+  if (buf.a.size() < size_t(MC * kc + 8)) buf.a.resize(MC * kc + 8);
+  float* ap = align32(buf.a.data());
+  for (int64_t m0 = 0; m0 < M; m0 += MC) {
+    const int64_t mc = std::min(MC, M - m0);
+    pack_a(A, m0, mc, 0, kc, ap);
+    for (int64_t r0 = 0; r0 < mc; r0 += MR)
+      for (int64_t j0 = 0; j0 < N; j0 += NR)
+        micro_tile(kc, ap + r0 * kc, 1, MR, panel + j0 * kc, C + (m0 + r0) * ldc + j0, ldc, std::min(MR, mc - r0),
+                   std::min(NR, N - j0), accumulate);
+  }
+}
+
+float* thread_panel_buffer(size_t floats) {
+  Buffers& buf = thread_buffers();
+  if (buf.b.size() < floats + 8) buf.b.resize(floats + 8);
+  return align32(buf.b.data());
+}
 
 void merged_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const MergedB& B, float* C, int64_t ldc,
                  bool accumulate) {
@@ -195,25 +253,11 @@ void merged_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const Merge
   }
   const int64_t n_pad = (N + NR - 1) / NR * NR;
   const int64_t kc_max = panel_depth(K, N, B.coef ? B.terms : 1);
-  Buffers& buf = thread_buffers();
-  // +8 floats so the pointer can be rounded up to 32 bytes for aligned loads.
-  if (buf.b.size() < size_t(kc_max * n_pad + 8)) buf.b.resize(kc_max * n_pad + 8);
-  if (buf.a.size() < size_t(MC * kc_max + 8)) buf.a.resize(MC * kc_max + 8);
-  auto align32 = [](float* p) { return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t(31)); };
-  float* bp = align32(buf.b.data());
-  float* ap = align32(buf.a.data());
+  float* bp = thread_panel_buffer(size_t(kc_max * n_pad));
   for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
     const int64_t kc = std::min(kc_max, K - k0);
-    const bool acc = accumulate || k0 > 0;
     pack_b(B, k0, kc, N, bp);
-    for (int64_t m0 = 0; m0 < M; m0 += MC) {
-      const int64_t mc = std::min(MC, M - m0);
-      pack_a(A, m0, mc, k0, kc, ap);
-      for (int64_t r0 = 0; r0 < mc; r0 += MR)
-        for (int64_t j0 = 0; j0 < N; j0 += NR)
-          micro_tile(kc, ap + r0 * kc, bp + j0 * kc, C + (m0 + r0) * ldc + j0, ldc, std::min(MR, mc - r0),
-                     std::min(NR, N - j0), acc);
-    }
+    gemm_on_panel(M, N, kc, StridedA{A.p + k0 * A.cs, A.rs, A.cs}, bp, C, ldc, accumulate || k0 > 0);
   }
 }
 

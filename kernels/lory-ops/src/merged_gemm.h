@@ -2,6 +2,7 @@
 // This is where Lory's expert merge happens: each kc×n panel of W̄ = Σᵢ cᵢ·Wᵢ is built in cache right
 // before the micro-kernel uses it, so a merged weight matrix never exists in memory as a whole.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace lory {
@@ -24,7 +25,18 @@ struct MergedB {
 void merged_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const MergedB& B, float* C, int64_t ldc,
                  bool accumulate);
 
-// Largest N one call should get so the merge's source panels stay in L2.
+// Column block width the kernels hand to one task.
 constexpr int64_t kGemmColumnBlock = 64;
+
+// The pieces merged_gemm is made of, for callers that reuse one slab of expert panels across segments:
+// depth kc of a slab whose `hot_terms` source panels (kc×N each) should stay in L2 together,
+int64_t panel_depth_for(int64_t K, int64_t N, int64_t hot_terms);
+// a per-thread buffer for one packed panel (kc × N rounded up to 16 columns),
+float* thread_panel_buffer(size_t floats);
+// packing B̄(k0..k0+kc, 0..N) into it,
+void pack_merged_panel(const MergedB& B, int64_t k0, int64_t kc, int64_t N, float* panel);
+// and C (+)= A(:, 0..kc)·panel, with A already offset to the slab's first column.
+void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const float* panel, float* C, int64_t ldc,
+                   bool accumulate);
 
 }  // namespace lory

@@ -9,6 +9,7 @@
 #include "expert_scatter.h"
 #include "lory/moe_cpu.h"
 #include "merged_gemm.h"
+#include "segment_gemm.h"
 #include "moe_tasks.h"
 #include "swiglu_pointwise.h"
 
@@ -46,38 +47,32 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
     float* da = h + n * T * f;     // ∂L/∂a
     float* db = da + n * T * f;    // ∂L/∂b
 
+    const float* xg = x + g0 * T * d;
+    const float* dyg = dy + g0 * T * d;
+    const float* eg = e + g0 * E;
     for_column_blocks_and_segments(parallel, f, n, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
-      thread_local std::vector<float> a, b, dh;
-      a.resize(T * nb);
-      b.resize(T * nb);
-      dh.resize(T * nb);
-      for (int64_t si = s0; si < s1; ++si) {
-        const int64_t g = g0 + si;
-        const float* coef = e + g * E;
-        const StridedA xs{x + g * T * d, d, 1};
-        merged_gemm(T, nb, d, xs, MergedB{w_gate + j0, d * f, f, 1, coef, E}, a.data(), nb, false);
-        merged_gemm(T, nb, d, xs, MergedB{w_up + j0, d * f, f, 1, coef, E}, b.data(), nb, false);
-        // dh(t,j) = Σ_c dy(t,c)·W̄d(j,c): B̄(k=c, n=j) read transposed from W_down[i, j, c].
-        merged_gemm(T, nb, d, StridedA{dy + g * T * d, d, 1}, MergedB{w_down + j0 * d, f * d, 1, d, coef, E},
-                    dh.data(), nb, false);
-        for (int64_t t = 0; t < T; ++t) {
-          const int64_t o = (si * T + t) * f + j0;
-          swiglu_backward(nb, a.data() + t * nb, b.data() + t * nb, dh.data() + t * nb, h + o, da + o, db + o);
-        }
+      // a → h, b → db, dh → da; then (a, b, dh) become (h, da, db) in place.
+      // dh(t,j) = Σ_c dy(t,c)·W̄d(j,c): B̄(k=c, n=j) read transposed from W_down[i, j, c].
+      const SegmentGemm gemms[3] = {
+          {xg, T * d, d, MergedB{w_gate + j0, d * f, f, 1, eg, E}, E, h + j0, T * f, f, false},
+          {xg, T * d, d, MergedB{w_up + j0, d * f, f, 1, eg, E}, E, db + j0, T * f, f, false},
+          {dyg, T * d, d, MergedB{w_down + j0 * d, f * d, 1, d, eg, E}, E, da + j0, T * f, f, false},
+      };
+      run_segment_gemms(gemms, 3, T, nb, d, s0, s1);
+      for (int64_t r = s0 * T; r < s1 * T; ++r) {
+        const int64_t o = r * f + j0;
+        swiglu_backward(nb, h + o, db + o, da + o, h + o, da + o, db + o);
       }
     });
 
     for_column_blocks_and_segments(parallel, d, n, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
-      for (int64_t si = s0; si < s1; ++si) {
-        const int64_t g = g0 + si;
-        const float* coef = e + g * E;
-        float* dx_g = dx + g * T * d + j0;
-        // dx(t,c) = Σ_j da(t,j)·W̄g(c,j) + db(t,j)·W̄u(c,j): B̄ read transposed from W[i, c, j].
-        merged_gemm(T, nb, f, StridedA{da + si * T * f, f, 1}, MergedB{w_gate + j0 * f, d * f, 1, f, coef, E},
-                    dx_g, d, false);
-        merged_gemm(T, nb, f, StridedA{db + si * T * f, f, 1}, MergedB{w_up + j0 * f, d * f, 1, f, coef, E},
-                    dx_g, d, true);
-      }
+      // dx(t,c) = Σ_j da(t,j)·W̄g(c,j) + db(t,j)·W̄u(c,j): B̄ read transposed from W[i, c, j].
+      float* dxg = dx + g0 * T * d + j0;
+      const SegmentGemm gemms[2] = {
+          {da, T * f, f, MergedB{w_gate + j0 * f, d * f, 1, f, eg, E}, E, dxg, T * d, d, false},
+          {db, T * f, f, MergedB{w_up + j0 * f, d * f, 1, f, eg, E}, E, dxg, T * d, d, true},
+      };
+      run_segment_gemms(gemms, 2, T, nb, f, s0, s1);
     });
 
     const WeightGradJob jobs[3] = {

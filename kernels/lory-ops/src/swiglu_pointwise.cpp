@@ -75,10 +75,11 @@ void swiglu_forward(int64_t n, const float* a, const float* b, float* h) {
 void swiglu_backward(int64_t n, const float* a, const float* b, const float* dh, float* h, float* da, float* db) {
   int64_t i = cpu_has_avx2_fma() ? swiglu_backward_avx2(n, a, b, dh, h, da, db) : 0;
   for (; i < n; ++i) {
-    const float sg = sigmoid_scalar(a[i]), silu = a[i] * sg;
-    h[i] = silu * b[i];
-    da[i] = dh[i] * b[i] * sg * (1.f + a[i] * (1.f - sg));
-    db[i] = dh[i] * silu;
+    const float av = a[i], bv = b[i], g = dh[i];  // read all first: outputs may alias inputs
+    const float sg = sigmoid_scalar(av), silu = av * sg;
+    h[i] = silu * bv;
+    da[i] = g * bv * sg * (1.f + av * (1.f - sg));
+    db[i] = g * silu;
   }
 }
 
