@@ -1,0 +1,131 @@
+// Module entry: loads ONNX Runtime, creates tensors and sessions, reports what this machine offers.
+#include <napi.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuda_probe.h"
+#include "dtype.h"
+#include "ort_api.h"
+#include "session.h"
+#include "value.h"
+
+namespace lory {
+namespace {
+
+OrtLoggingLevel ParseLogLevel(const std::string& level) {
+  if (level == "verbose") return ORT_LOGGING_LEVEL_VERBOSE;
+  if (level == "info") return ORT_LOGGING_LEVEL_INFO;
+  if (level == "warning") return ORT_LOGGING_LEVEL_WARNING;
+  if (level == "error") return ORT_LOGGING_LEVEL_ERROR;
+  return ORT_LOGGING_LEVEL_FATAL;
+}
+
+// init(libraryPath, logLevel) → { version, apiVersion, path }
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "init(libraryPath, logLevel?)");
+  std::string level = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "error";
+  try {
+    LoadOrt(info[0].As<Napi::String>(), ParseLogLevel(level));
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  auto result = Napi::Object::New(env);
+  result.Set("version", OrtVersion());
+  result.Set("apiVersion", ORT_API_VERSION);
+  result.Set("path", OrtLibraryPath());
+  return result;
+}
+
+Napi::Value AvailableProviders(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  char** providers = nullptr;
+  int count = 0;
+  OrtStatus* status = Api().GetAvailableProviders(&providers, &count);
+  if (status != nullptr) throw Napi::Error::New(env, "GetAvailableProviders: " + TakeErrorMessage(status));
+  auto array = Napi::Array::New(env, count);
+  for (int i = 0; i < count; ++i) (void)array.Set(static_cast<uint32_t>(i), providers[i]);
+  TakeErrorMessage(Api().ReleaseAvailableProviders(providers, count));
+  return array;
+}
+
+Napi::Value ProbeCudaJs(const Napi::CallbackInfo& info) {
+  CudaProbe probe = ProbeCuda();
+  auto result = Napi::Object::New(info.Env());
+  result.Set("driverLoaded", probe.driver_loaded);
+  result.Set("deviceCount", probe.device_count);
+  result.Set("detail", probe.detail);
+  return result;
+}
+
+std::vector<int64_t> ParseShape(Napi::Env env, Napi::Value value) {
+  if (!value.IsArray()) throw Napi::TypeError::New(env, "shape must be an array of non-negative integers");
+  auto array = value.As<Napi::Array>();
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value d = array.Get(i);
+    double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
+    if (!(x >= 0) || x != static_cast<double>(static_cast<int64_t>(x))) {
+      throw Napi::TypeError::New(env, "shape must be an array of non-negative integers; dimension " + std::to_string(i) + " is not");
+    }
+    shape.push_back(static_cast<int64_t>(x));
+  }
+  return shape;
+}
+
+// tensor(dtype, shape, data?) → ResidentValue; without data the memory is zero-filled.
+Napi::Value Tensor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString()) throw Napi::TypeError::New(env, "tensor(dtype, shape, data?)");
+  std::string name = info[0].As<Napi::String>();
+  const DTypeInfo* dtype = DTypeByName(name);
+  if (dtype == nullptr) throw Napi::TypeError::New(env, "unknown dtype '" + name + "'; expected one of " + DTypeNames());
+  std::vector<int64_t> shape = ParseShape(env, info[1]);
+  OrtValue* value = nullptr;
+  if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) {
+    value = Value::FromTypedArray(env, *dtype, shape, info[2]);
+  } else {
+    try {
+      value = Value::Allocate(*dtype, shape);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    void* data = nullptr;
+    OrtStatus* status = Api().GetTensorMutableData(value, &data);
+    if (status != nullptr) {
+      Api().ReleaseValue(value);
+      throw Napi::Error::New(env, TakeErrorMessage(status));
+    }
+    int64_t count = 1;
+    for (int64_t d : shape) count *= d;
+    if (count > 0) std::memset(data, 0, static_cast<size_t>(count) * dtype->bytes);
+  }
+  return Value::Wrap(env, value);
+}
+
+Napi::Value LiveValues(const Napi::CallbackInfo& info) {
+  auto result = Napi::Object::New(info.Env());
+  result.Set("count", static_cast<double>(LiveValueCount()));
+  result.Set("bytes", static_cast<double>(LiveValueBytes()));
+  return result;
+}
+
+}  // namespace
+}  // namespace lory
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  using namespace lory;
+  exports.Set("ResidentValue", Value::Init(env));
+  exports.Set("NativeSession", Session::Init(env));
+  exports.Set("init", Napi::Function::New(env, Init));
+  exports.Set("availableProviders", Napi::Function::New(env, AvailableProviders));
+  exports.Set("probeCuda", Napi::Function::New(env, ProbeCudaJs));
+  exports.Set("tensor", Napi::Function::New(env, Tensor));
+  exports.Set("createSession", Napi::Function::New(env, Session::CreateAsync));
+  exports.Set("liveValues", Napi::Function::New(env, LiveValues));
+  return exports;
+}
+
+NODE_API_MODULE(lory_runtime, InitModule)

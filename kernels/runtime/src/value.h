@@ -1,0 +1,61 @@
+// A tensor resident in native memory (an OrtValue), wrapped as a JS object. It outlives runs, so a
+// training loop feeds step N's outputs to step N+1 without copying through JS.
+#pragma once
+#include <napi.h>
+#include <onnxruntime_c_api.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "dtype.h"
+
+namespace lory {
+
+class Value : public Napi::ObjectWrap<Value> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  // Wraps an OrtValue (taking ownership) into a new JS Value object.
+  static Napi::Object Wrap(Napi::Env env, OrtValue* value);
+  // Allocates an uninitialised CPU tensor (throws std::runtime_error on failure).
+  static OrtValue* Allocate(const DTypeInfo& dtype, const std::vector<int64_t>& shape);
+  // Copies a JS TypedArray of the right kind and length into a new CPU tensor (throws Napi::Error).
+  static OrtValue* FromTypedArray(Napi::Env env, const DTypeInfo& dtype, const std::vector<int64_t>& shape, Napi::Value data);
+  static bool IsValue(Napi::Value value);
+  static Value* Unwrap(Napi::Object object) { return Napi::ObjectWrap<Value>::Unwrap(object); }
+
+  explicit Value(const Napi::CallbackInfo& info);
+  ~Value() override;
+
+  OrtValue* ort() const { return value_; }
+  bool disposed() const { return value_ == nullptr; }
+  const DTypeInfo& dtype() const { return *dtype_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t size() const;
+  // Runs in flight that read or write this value: dispose() and write() refuse while > 0.
+  void Pin() { ++pins_; }
+  void Unpin() { --pins_; }
+  bool pinned() const { return pins_ > 0; }
+
+ private:
+  static Napi::FunctionReference constructor_;
+  void Adopt(OrtValue* value);
+  Napi::Value GetDType(const Napi::CallbackInfo& info);
+  Napi::Value GetShape(const Napi::CallbackInfo& info);
+  Napi::Value GetSize(const Napi::CallbackInfo& info);
+  Napi::Value GetDisposed(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  void Write(const Napi::CallbackInfo& info);
+  void Dispose(const Napi::CallbackInfo& info);
+  void CheckUsable(Napi::Env env, const char* action) const;
+
+  OrtValue* value_ = nullptr;
+  const DTypeInfo* dtype_ = nullptr;
+  std::vector<int64_t> shape_;
+  int pins_ = 0;
+};
+
+// Bytes of native tensor memory currently held by live Values (for leak checks).
+int64_t LiveValueBytes();
+int64_t LiveValueCount();
+
+}  // namespace lory

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Command } from 'commander';
+import { PROJECT_ROOT } from '../runtime/index.js';
+import { UserError } from './errors.js';
+import { runProgram } from './main.js';
+
+const lory = (...args: string[]) => spawnSync(join(PROJECT_ROOT, 'bin', 'lory'), args, { encoding: 'utf8' });
+
+// Runs a program in-process with stderr captured.
+async function capture(program: Command, argv: string[]): Promise<{ code: number; stderr: string }> {
+  const write = process.stderr.write.bind(process.stderr);
+  let stderr = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    const code = await runProgram(program, ['node', 'lory', ...argv]);
+    return { code, stderr };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+function throwingProgram(error: Error): Command {
+  const program = new Command('lory').option('--debug');
+  program.command('boom').action(() => {
+    throw error;
+  });
+  return program;
+}
+
+describe('the lory command line', () => {
+  it('prints the package version', () => {
+    const result = lory('--version');
+    const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(result.status, 0);
+    assert.equal(result.stdout.trim(), pkg.version);
+  });
+
+  it('shows examples in --help', () => {
+    const result = lory('--help');
+    assert.equal(result.status, 0);
+    assert.match(result.stdout, /Examples:\n.*lory doctor/);
+    assert.match(result.stdout, /--log-level <level>/);
+  });
+
+  it('exits 2 with a one-line message on an unknown command', () => {
+    const result = lory('trian');
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /unknown command 'trian'/);
+  });
+
+  it('maps a user error to exit 2 and one line, without a stack', async () => {
+    const { code, stderr } = await capture(throwingProgram(new UserError('data.jsonl:3: missing "text" field')), ['boom']);
+    assert.equal(code, 2);
+    assert.equal(stderr, 'error: data.jsonl:3: missing "text" field\n');
+  });
+
+  it('maps an internal error to exit 1 with a hint to rerun with --debug', async () => {
+    const { code, stderr } = await capture(throwingProgram(new Error('index out of range')), ['boom']);
+    assert.equal(code, 1);
+    assert.match(stderr, /internal error: index out of range/);
+    assert.match(stderr, /rerun with --debug/);
+    assert.doesNotMatch(stderr, /at .*\.js:\d+/);
+  });
+
+  it('prints the stack of an internal error under --debug', async () => {
+    const { code, stderr } = await capture(throwingProgram(new Error('index out of range')), ['--debug', 'boom']);
+    assert.equal(code, 1);
+    assert.match(stderr, /at .*\.js:\d+/);
+  });
+
+  it('reports the runtime, providers and the loaded test custom-op library in doctor --json', () => {
+    const result = lory('doctor', '--json');
+    assert.equal(result.status, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as {
+      ort: { version: string };
+      providers: Array<{ name: string; usable: boolean }>;
+      customOpLibraries: Array<{ name: string; loads: boolean; built: boolean }>;
+      threads: { availableParallelism: number };
+      cuda: { deviceCount: number };
+    };
+    assert.match(report.ort.version, /^1\.\d+\.\d+$/);
+    assert.equal(report.providers.find((p) => p.name === 'cpu')?.usable, true);
+    const testOps = report.customOpLibraries.find((l) => l.name === 'test-ops');
+    assert.deepEqual([testOps?.built, testOps?.loads], [true, true]);
+    for (const lib of report.customOpLibraries) if (lib.built && lib.name !== 'lory-ops-cuda') assert.equal(lib.loads, true, lib.name);
+    assert.ok(report.threads.availableParallelism >= 1);
+    assert.equal(typeof report.cuda.deviceCount, 'number');
+  });
+
+  it('prints a readable doctor report', () => {
+    const result = lory('doctor');
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /onnxruntime\s+1\.\d+/);
+    assert.match(result.stdout, /test-ops\s+loaded/);
+  });
+});

@@ -1,0 +1,33 @@
+/** Entry point of the `lory` executable: run the program, map errors to exit codes. */
+import { CommanderError, type Command } from 'commander';
+import { EXIT, isUserError } from './errors.js';
+import { log } from './log.js';
+import { buildProgram } from './program.js';
+
+export async function main(argv: string[]): Promise<number> {
+  return runProgram(buildProgram(), argv);
+}
+
+/** Parses and runs; returns the exit code instead of exiting, so tests can call it. */
+export async function runProgram(program: Command, argv: string[]): Promise<number> {
+  program.exitOverride();
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors were already printed by commander.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.user;
+    }
+    if (isUserError(error)) {
+      log.error((error as Error).message);
+      return EXIT.user;
+    }
+    const err = error as Error;
+    process.stderr.write(`lory: internal error: ${err?.message ?? String(error)}\n`);
+    if (debug) process.stderr.write(`${err?.stack ?? ''}\n`);
+    else process.stderr.write('(this is a bug in lory; rerun with --debug to print the stack trace, and report it)\n');
+    return EXIT.internal;
+  }
+}

@@ -1,0 +1,44 @@
+/** The lory command-line program: global options and the registered commands. */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../runtime/index.js';
+import { registerDoctor } from './commands/doctor.js';
+import { log, LOG_LEVELS, type LogLevel } from './log.js';
+
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+export interface GlobalOptions {
+  logLevel: LogLevel;
+  quiet?: boolean;
+  debug?: boolean;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('lory')
+    .description('Pre-train Lory mixture-of-experts language models: experts merged per causal segment, data batched by similarity.')
+    .version(packageVersion(), '-V, --version', 'print the lory version')
+    .addOption(new Option('--log-level <level>', 'how much to log').choices([...LOG_LEVELS]).default('info'))
+    .option('-q, --quiet', 'only print errors (same as --log-level error)')
+    .option('--debug', 'print stack traces of internal errors and debug logs')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: false })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ lory doctor                 check ONNX Runtime, custom-op libraries and GPUs
+  $ lory doctor --json          the same, as JSON
+  $ lory --log-level debug doctor
+
+Docs: README.md; the method and design: docs/ and DESIGN notes.`,
+    )
+    .hook('preAction', (command) => {
+      const opts = command.optsWithGlobals() as GlobalOptions;
+      log.level = opts.quiet ? 'error' : opts.debug ? 'debug' : opts.logLevel;
+    });
+  registerDoctor(program);
+  return program;
+}

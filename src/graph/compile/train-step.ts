@@ -1,0 +1,140 @@
+/**
+ * The train-step compiler: one model-building function → the ONNX graphs of a training step.
+ *
+ *   step        batch + params + optimizer state → loss, grad_norm, diagnostics, next params/state
+ *   eval        batch + params → loss, diagnostics (forward only)
+ *   accumulate  batch + params + grad accumulators → loss, diagnostics, next accumulators (+= grads)
+ *   apply       params + state + accumulators → next params/state, grad_norm, zeroed accumulators
+ *
+ * Every graph that updates state names its outputs `next/<input>`; `stateMap` lists output → input so
+ * a loop can swap resident values in O(1) and nothing crosses into JS.
+ */
+import type { DType } from '../onnx/dtype.js';
+import type { ValueSpec } from '../onnx/writer.js';
+import { exportModel } from '../onnx/lower.js';
+import { grad } from '../grad.js';
+import { add, mul } from '../ops/elementwise.js';
+import { cast, expand } from '../ops/shape-ops.js';
+import { Graph, type Tensor } from '../tensor.js';
+import { GraphError } from '../shape.js';
+import { adamw, adamwSlots, type AdamWConfig } from '../optim/adamw.js';
+
+export interface ModelOutputs {
+  /** Scalar training loss. */
+  loss: Tensor;
+  /** Extra tensors every graph exports as `diag/<name>` (e.g. routing weights). */
+  diagnostics?: Record<string, Tensor>;
+}
+
+export interface TrainStepSpec {
+  /** Declares batch inputs and parameters on `g` and returns the loss. Called once. */
+  build(g: Graph): ModelOutputs;
+  optimizer?: Partial<AdamWConfig>;
+  /** Also compile the accumulate/apply pair for gradient accumulation over micro-batches. */
+  accumulation?: boolean;
+}
+
+export interface CompiledGraph {
+  bytes: Uint8Array;
+  inputs: ValueSpec[];
+  outputs: ValueSpec[];
+  /** Output name → the input it replaces on the next run. */
+  stateMap: Record<string, string>;
+  nodeCount: number;
+}
+
+export interface StateSlot {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  kind: 'param' | 'adam_m' | 'adam_v' | 'grad_acc';
+  /** Parameter group (params only). */
+  group?: string;
+}
+
+export interface CompiledTrainStep {
+  graph: Graph;
+  /** Batch inputs (fed fresh each step). */
+  batch: ValueSpec[];
+  params: StateSlot[];
+  /** Optimizer moments and gradient accumulators: start at zero. */
+  state: StateSlot[];
+  /** Scalar inputs of the update: learning rate and the 1-based update number. */
+  schedule: { lr: string; step: string };
+  /** Scalar input of `apply`: multiplier on the accumulated gradients (1/micro-batches for a mean). */
+  gradScale: string;
+  diagnostics: string[];
+  step: CompiledGraph;
+  eval: CompiledGraph;
+  accumulate?: CompiledGraph;
+  apply?: CompiledGraph;
+}
+
+export const NEXT = (name: string) => `next/${name}`;
+
+function compiled(g: Graph, outputs: Record<string, Tensor>, stateInputs: Tensor[], forced: Tensor[], graphName: string): CompiledGraph {
+  const m = exportModel(g, { outputs, inputs: forced, graphName });
+  const stateMap: Record<string, string> = {};
+  for (const t of stateInputs) if (NEXT(t.name) in outputs) stateMap[NEXT(t.name)] = t.name;
+  return { bytes: m.bytes, inputs: m.inputs, outputs: m.outputs, stateMap, nodeCount: m.nodeCount };
+}
+
+export function compileTrainStep(spec: TrainStepSpec): CompiledTrainStep {
+  const g = new Graph();
+  const { loss, diagnostics = {} } = g.scope('model', () => spec.build(g));
+  if (loss.rank !== 0) throw new GraphError(`compileTrainStep: loss must be a scalar, got shape [${loss.shape}]`);
+  const params = [...g.params];
+  if (params.length === 0) throw new GraphError('compileTrainStep: the model declares no parameters');
+  const batch = g.inputs.slice();
+  const diag: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(diagnostics)) diag[`diag/${k}`] = t;
+
+  const grads = grad(loss, params);
+  const slots = adamwSlots(g, params);
+  const forced = [...batch, ...params, ...slots.m, ...slots.v, slots.lr, slots.step];
+  const opt = adamw(g, params, grads, slots, spec.optimizer);
+  const stepOut: Record<string, Tensor> = { loss, grad_norm: opt.gradNorm, ...diag };
+  params.forEach((p, i) => {
+    stepOut[NEXT(p.name)] = opt.params[i]!;
+    stepOut[NEXT(slots.m[i]!.name)] = opt.m[i]!;
+    stepOut[NEXT(slots.v[i]!.name)] = opt.v[i]!;
+  });
+  const state = [...params, ...slots.m, ...slots.v];
+  const result: CompiledTrainStep = {
+    graph: g,
+    batch: batch.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape] })),
+    params: params.map((p) => ({ name: p.name, dtype: p.dtype, shape: [...p.shape], kind: 'param', group: g.groupOf(p) })),
+    state: [
+      ...slots.m.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], kind: 'adam_m' as const })),
+      ...slots.v.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], kind: 'adam_v' as const })),
+    ],
+    schedule: { lr: slots.lr.name, step: slots.step.name },
+    gradScale: 'opt/grad_scale',
+    diagnostics: Object.keys(diag),
+    step: compiled(g, stepOut, state, forced, 'train_step'),
+    eval: compiled(g, { loss, ...diag }, [], [...batch, ...params], 'eval'),
+  };
+
+  if (spec.accumulation) {
+    const acc = params.map((p) => g.input(`grad_acc/${p.name}`, p.dtype, p.shape));
+    const accOut: Record<string, Tensor> = { loss, ...diag };
+    g.scope('accumulate', () => params.forEach((_, i) => (accOut[NEXT(acc[i]!.name)] = add(acc[i]!, grads[i]!))));
+    result.accumulate = compiled(g, accOut, acc, [...batch, ...params, ...acc], 'accumulate');
+
+    const scale = g.input(result.gradScale, 'float32', []);
+    const applied = g.scope('apply', () => {
+      const scaled = acc.map((a) => mul(a, cast(scale, a.dtype)));
+      return adamw(g, params, scaled, slots, spec.optimizer);
+    });
+    const applyOut: Record<string, Tensor> = { grad_norm: applied.gradNorm };
+    params.forEach((p, i) => {
+      applyOut[NEXT(p.name)] = applied.params[i]!;
+      applyOut[NEXT(slots.m[i]!.name)] = applied.m[i]!;
+      applyOut[NEXT(slots.v[i]!.name)] = applied.v[i]!;
+      applyOut[NEXT(acc[i]!.name)] = g.scope('apply/reset', () => expand(g.scalar(0, p.dtype), p.shape));
+    });
+    result.apply = compiled(g, applyOut, [...state, ...acc], [...params, ...slots.m, ...slots.v, ...acc, slots.lr, slots.step, scale], 'apply');
+    result.state.push(...acc.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], kind: 'grad_acc' as const })));
+  }
+  return result;
+}

@@ -1,0 +1,129 @@
+/**
+ * Runs a compiled train step with every parameter and optimizer slot resident in native memory.
+ * Each state slot has two buffers: a run reads the current one and writes `next/<slot>` into the
+ * spare (RunOptions.into), then the two swap: no allocation and no copy into JS per step.
+ */
+import type { AnyTypedArray } from '../onnx/dtype.js';
+import { loadRuntime, type Feed, type HostTensor, type ResidentValue, type Session, type SessionOptions } from '../../runtime/index.js';
+import { NEXT, type CompiledGraph, type CompiledTrainStep, type StateSlot } from './train-step.js';
+
+interface Slot {
+  info: StateSlot;
+  cur: ResidentValue;
+  spare: ResidentValue;
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm?: number;
+  /** `diag/<name>` outputs, resident; the caller reads and disposes them. */
+  diagnostics: Record<string, ResidentValue>;
+}
+
+const scalar = (x: number): HostTensor => ({ dtype: 'float32', shape: [], data: Float32Array.of(x) });
+
+export class Trainer {
+  private constructor(
+    readonly compiled: CompiledTrainStep,
+    private readonly slots: Map<string, Slot>,
+    private readonly sessions: Partial<Record<'step' | 'eval' | 'accumulate' | 'apply', Session>>,
+  ) {}
+
+  /** Create sessions for the compiled graphs and upload initial parameters (state starts at zero). */
+  static async create(compiled: CompiledTrainStep, init: Record<string, AnyTypedArray>, options: SessionOptions = {}): Promise<Trainer> {
+    const rt = loadRuntime();
+    const slots = new Map<string, Slot>();
+    for (const info of [...compiled.params, ...compiled.state]) {
+      const data = init[info.name];
+      if (info.kind === 'param' && !data) throw new Error(`Trainer: no initial value for parameter '${info.name}'`);
+      slots.set(info.name, { info, cur: rt.tensor(info.dtype, info.shape, data), spare: rt.tensor(info.dtype, info.shape) });
+    }
+    const sessions: Partial<Record<'step' | 'eval' | 'accumulate' | 'apply', Session>> = {};
+    for (const key of ['step', 'eval', 'accumulate', 'apply'] as const) {
+      const g = compiled[key];
+      if (g) sessions[key] = await rt.createSession(g.bytes, { logId: key, ...options });
+    }
+    return new Trainer(compiled, slots, sessions);
+  }
+
+  private async run(key: 'step' | 'eval' | 'accumulate' | 'apply', extra: Record<string, Feed>): Promise<Record<string, ResidentValue>> {
+    const graph = this.compiled[key] as CompiledGraph;
+    const session = this.sessions[key]!;
+    const feeds: Record<string, Feed> = { ...extra };
+    for (const input of graph.inputs) {
+      const slot = this.slots.get(input.name);
+      if (slot) feeds[input.name] = slot.cur;
+      else if (!(input.name in feeds)) throw new Error(`Trainer.${key}: no value for input '${input.name}'`);
+    }
+    const into: Record<string, ResidentValue> = {};
+    for (const [out, input] of Object.entries(graph.stateMap)) into[out] = this.slots.get(input)!.spare;
+    const res = await session.run(feeds, { into });
+    for (const input of Object.values(graph.stateMap)) {
+      const s = this.slots.get(input)!;
+      [s.cur, s.spare] = [s.spare, s.cur];
+    }
+    return res;
+  }
+
+  private static collect(res: Record<string, ResidentValue>, stateMap: Record<string, string>): StepResult {
+    const diagnostics: Record<string, ResidentValue> = {};
+    let loss = NaN;
+    let gradNorm: number | undefined;
+    for (const [name, v] of Object.entries(res)) {
+      if (name in stateMap) continue;
+      if (name === 'loss') loss = Number(v.read()[0]);
+      else if (name === 'grad_norm') gradNorm = Number(v.read()[0]);
+      if (name.startsWith('diag/')) diagnostics[name] = v;
+      else v.dispose();
+    }
+    return { loss, ...(gradNorm !== undefined ? { gradNorm } : {}), diagnostics };
+  }
+
+  /** One full update on one batch. `step` is the 1-based update number (bias correction). */
+  async step(batch: Record<string, Feed>, lr: number, step: number): Promise<StepResult> {
+    const s = this.compiled.schedule;
+    const res = await this.run('step', { ...batch, [s.lr]: scalar(lr), [s.step]: scalar(step) });
+    return Trainer.collect(res, this.compiled.step.stateMap);
+  }
+
+  /** Forward only. */
+  async eval(batch: Record<string, Feed>): Promise<StepResult> {
+    return Trainer.collect(await this.run('eval', batch), {});
+  }
+
+  /** Add one micro-batch's gradients into the resident accumulators. */
+  async accumulate(batch: Record<string, Feed>): Promise<StepResult> {
+    if (!this.sessions.accumulate) throw new Error('Trainer.accumulate: compile with { accumulation: true }');
+    return Trainer.collect(await this.run('accumulate', batch), this.compiled.accumulate!.stateMap);
+  }
+
+  /** Update from the accumulated gradients (times `gradScale`) and reset the accumulators. */
+  async apply(lr: number, step: number, gradScale: number): Promise<StepResult> {
+    if (!this.sessions.apply) throw new Error('Trainer.apply: compile with { accumulation: true }');
+    const s = this.compiled.schedule;
+    const res = await this.run('apply', { [s.lr]: scalar(lr), [s.step]: scalar(step), [this.compiled.gradScale]: scalar(gradScale) });
+    return Trainer.collect(res, this.compiled.apply!.stateMap);
+  }
+
+  /** Copy a parameter or state slot out (checkpoints, tests). */
+  read(name: string): AnyTypedArray {
+    const s = this.slots.get(name);
+    if (!s) throw new Error(`Trainer.read: no state named '${name}'`);
+    return s.cur.read();
+  }
+
+  /** The resident value of a slot (valid until the next run swaps it). */
+  resident(name: string): ResidentValue | undefined {
+    return this.slots.get(name)?.cur;
+  }
+
+  dispose(): void {
+    for (const s of Object.values(this.sessions)) s?.dispose();
+    for (const s of this.slots.values()) {
+      s.cur.dispose();
+      s.spare.dispose();
+    }
+  }
+}
+
+export { NEXT };

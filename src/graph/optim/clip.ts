@@ -1,0 +1,19 @@
+/** Global-norm gradient clipping, in graph: g ← g·min(1, maxNorm/(‖g‖₂ + 1e-6)). */
+import { add, addN, div, minimum, mul, sqrt } from '../ops/elementwise.js';
+import { reduceSum } from '../ops/reduce.js';
+import { cast } from '../ops/shape-ops.js';
+import type { Tensor } from '../tensor.js';
+
+/** ‖(g₁, …, gₙ)‖₂ over every entry of every tensor, in float32 (or float64 if any grad is). */
+export function globalNorm(grads: readonly Tensor[]): Tensor {
+  const dtype = grads.some((t) => t.dtype === 'float64') ? 'float64' : 'float32';
+  return sqrt(addN(grads.map((t) => cast(reduceSum(mul(t, t)), dtype))));
+}
+
+/** Returns the clipped gradients and the norm before clipping. `maxNorm` ≤ 0 disables clipping. */
+export function clipByGlobalNorm(grads: readonly Tensor[], maxNorm: number): { grads: Tensor[]; norm: Tensor } {
+  const norm = globalNorm(grads);
+  if (!(maxNorm > 0)) return { grads: [...grads], norm };
+  const scale = minimum(div(maxNorm, add(norm, 1e-6)), 1);
+  return { grads: grads.map((t) => mul(t, cast(scale, t.dtype))), norm };
+}

@@ -1,0 +1,84 @@
+/** The public face of lory's ONNX Runtime binding. `src/runtime` is the only code that touches ORT. */
+import type { AnyTypedArray, DType } from '../graph/onnx/dtype.js';
+
+export type { AnyTypedArray, DType };
+
+export type ExecutionProvider = 'cpu' | 'cuda';
+export type GraphOptimizationLevel = 'disable' | 'basic' | 'extended' | 'all';
+
+export interface SessionOptions {
+  /** Threads for one op (ORT intra-op pool). Default: the number of cores. */
+  intraOpThreads?: number;
+  /** Threads across independent ops (ORT inter-op pool). Default 1 (sequential execution). */
+  interOpThreads?: number;
+  graphOptimizationLevel?: GraphOptimizationLevel;
+  executionProvider?: ExecutionProvider;
+  /** CUDA device ordinal when executionProvider is 'cuda'. */
+  deviceId?: number;
+  /** Paths of shared libraries of custom ops to register (RegisterCustomOpsLibrary). */
+  customOpLibraries?: string[];
+  /** ORT session log id, shown in ORT's own log lines. */
+  logId?: string;
+}
+
+/** A graph input or output as the session sees it; -1 marks a symbolic dimension. */
+export interface TensorInfo {
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+/** A plain tensor in JS memory: copied into native memory when fed. */
+export interface HostTensor {
+  dtype: DType;
+  shape: number[];
+  data: AnyTypedArray;
+}
+
+/** A tensor that lives in native memory and survives across runs. */
+export interface ResidentValue {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly size: number;
+  readonly disposed: boolean;
+  /** Copy out into a new TypedArray (for checkpoints and metrics). */
+  read(): AnyTypedArray;
+  /** Copy a TypedArray of exactly `size` elements in (overwrites in place). */
+  write(data: AnyTypedArray): void;
+  /** Release the native memory now; further use throws. */
+  dispose(): void;
+}
+
+export type Feed = ResidentValue | HostTensor;
+
+export interface RunOptions {
+  /** Outputs to compute; default all. */
+  outputs?: string[];
+  /**
+   * Pre-allocated outputs to write into (shape and dtype must match). Use for ping-pong buffers so a
+   * training step allocates nothing.
+   */
+  into?: Record<string, ResidentValue>;
+  /**
+   * Run on the calling thread instead of the worker pool. Only for tiny graphs (metrics, a few ops),
+   * where the thread hop costs more than the run; it blocks the event loop for the run's duration.
+   */
+  blocking?: boolean;
+}
+
+export interface Session {
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  readonly executionProvider: ExecutionProvider;
+  /** Runs on a worker thread; the event loop keeps turning. Resolves to the fetched outputs. */
+  run(feeds: Record<string, Feed>, options?: RunOptions): Promise<Record<string, ResidentValue>>;
+  dispose(): void;
+}
+
+export interface RuntimeInfo {
+  ortVersion: string;
+  ortLibraryPath: string;
+  apiVersion: number;
+  /** Providers compiled into the ORT library (GetAvailableProviders). */
+  availableProviders: string[];
+}
