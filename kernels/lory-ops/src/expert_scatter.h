@@ -1,12 +1,16 @@
-// The backward's per-segment fan-out of a merged-weight gradient tile to the experts.
+// The backward's fan-out of merged-weight gradient tiles to the experts.
 #pragma once
 #include <cstdint>
 
 namespace lory {
 
-// For a tile C (rows×cols, row stride ldc) of G_s and the same tile of Wᵢ and dWᵢ (row stride ldw):
-// dWᵢ = (first ? 0 : dWᵢ) + coef·C, and returns ⟨C, Wᵢ⟩ (accumulated in double).
-double scatter_and_dot(int64_t rows, int64_t cols, const float* C, int64_t ldc, const float* w, float* dw,
-                       int64_t ldw, float coef, bool first);
+// For one tile (rows×cols) and one expert i, given the tiles G_s of `segments` segments stored one after
+// another (each rows×cols, contiguous): dWᵢ = (first ? 0 : dWᵢ) + Σ_s coef[s]·G_s, and
+// dots[s] += ⟨G_s, Wᵢ⟩ (double). w and dw are tiles of Wᵢ and dWᵢ with row stride ldw.
+// Taking several segments per pass reads and writes each dWᵢ tile once per group, not once per segment.
+void fan_out_to_expert(int64_t rows, int64_t cols, const float* tiles, int64_t segments, const float* coef,
+                       const float* w, float* dw, int64_t ldw, bool first, double* dots);
+
+constexpr int64_t kMaxFanOutSegments = 8;
 
 }  // namespace lory

@@ -22,9 +22,9 @@ bool cpu_has_avx2_fma() {
 
 // Panel depth: keep the source panels (terms·kc·N floats) within ~256 KiB of L2.
 int64_t panel_depth(int64_t K, int64_t N, int64_t terms) {
-  int64_t kc = (int64_t(1) << 16) / std::max<int64_t>(1, terms * std::max<int64_t>(N, NR));
+  int64_t kc = (int64_t(1) << 20) / std::max<int64_t>(1, terms * std::max<int64_t>(N, NR));
   kc = kc / 8 * 8;
-  kc = std::max<int64_t>(64, std::min<int64_t>(kc, 384));
+  kc = std::max<int64_t>(64, std::min<int64_t>(kc, 768));
   return std::min(K, kc);
 }
 
@@ -124,16 +124,17 @@ void pack_a(const StridedA& A, int64_t m0, int64_t mc, int64_t k0, int64_t kc, f
 // A(r,k) = a[r*a_rs + k*a_ks]: a packed strip (a_rs=1, a_ks=MR) or row-major A read in place
 // (a_rs=lda, a_ks=1), which saves repacking A for every column block.
 __attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks,
-                                                     const float* b, float* c, int64_t ldc, bool accumulate) {
+                                                     const float* b, int64_t b_ks, float* c, int64_t ldc,
+                                                     bool accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
          c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
          c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
          c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
   const float *a0 = a, *a1 = a + a_rs, *a2 = a + 2 * a_rs, *a3 = a + 3 * a_rs, *a4 = a + 4 * a_rs,
               *a5 = a + 5 * a_rs;
-  for (int64_t k = 0; k < kc; ++k, b += NR) {
+  for (int64_t k = 0; k < kc; ++k, b += b_ks) {
     const int64_t o = k * a_ks;
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 av = _mm256_broadcast_ss(a0 + o);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
@@ -166,10 +167,10 @@ __attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, 
   }
 }
 
-void micro_portable(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks, const float* b, float* c, int64_t ldc,
-                    bool accumulate) {
+void micro_portable(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks, const float* b, int64_t b_ks, float* c,
+                    int64_t ldc, bool accumulate) {
   float acc[MR][NR] = {};
-  for (int64_t k = 0; k < kc; ++k, b += NR)
+  for (int64_t k = 0; k < kc; ++k, b += b_ks)
     for (int64_t r = 0; r < MR; ++r)
       for (int64_t j = 0; j < NR; ++j) acc[r][j] += a[r * a_rs + k * a_ks] * b[j];
   for (int64_t r = 0; r < MR; ++r)
@@ -177,16 +178,17 @@ void micro_portable(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks, cons
 }
 
 // Full tiles go straight to C; edge tiles through a local tile so nothing past M or N is touched.
-void micro_tile(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks, const float* b, float* c, int64_t ldc,
-                int64_t rows, int64_t cols, bool accumulate) {
+void micro_tile(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks, const float* b, int64_t b_ks, float* c,
+                int64_t ldc, int64_t rows, int64_t cols, bool accumulate) {
   const bool avx2 = cpu_has_avx2_fma();
   if (rows == MR && cols == NR) {
-    avx2 ? micro_avx2(kc, a, a_rs, a_ks, b, c, ldc, accumulate)
-         : micro_portable(kc, a, a_rs, a_ks, b, c, ldc, accumulate);
+    avx2 ? micro_avx2(kc, a, a_rs, a_ks, b, b_ks, c, ldc, accumulate)
+         : micro_portable(kc, a, a_rs, a_ks, b, b_ks, c, ldc, accumulate);
     return;
   }
   alignas(32) float tile[MR * NR];
-  avx2 ? micro_avx2(kc, a, a_rs, a_ks, b, tile, NR, false) : micro_portable(kc, a, a_rs, a_ks, b, tile, NR, false);
+  avx2 ? micro_avx2(kc, a, a_rs, a_ks, b, b_ks, tile, NR, false)
+       : micro_portable(kc, a, a_rs, a_ks, b, b_ks, tile, NR, false);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j)
       c[r * ldc + j] = accumulate ? c[r * ldc + j] + tile[r * NR + j] : tile[r * NR + j];
@@ -206,10 +208,15 @@ void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const fl
                    bool accumulate) {
   if (A.cs == 1) {  // row-major A: full strips straight from A, a short last strip via packing
     const int64_t full = M / MR * MR;
-    for (int64_t r0 = 0; r0 < full; r0 += MR)
+    for (int64_t r0 = 0; r0 < full; r0 += MR) {
+      // The rows of the next strip come from memory (A is an activation, not cache resident): ask early.
+      if (r0 + 2 * MR <= M)
+        for (int64_t r = r0 + MR; r < r0 + 2 * MR; ++r)
+          for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(A.p + r * A.rs + k);
       for (int64_t j0 = 0; j0 < N; j0 += NR)
-        micro_tile(kc, A.p + r0 * A.rs, A.rs, 1, panel + j0 * kc, C + r0 * ldc + j0, ldc, MR, std::min(NR, N - j0),
+        micro_tile(kc, A.p + r0 * A.rs, A.rs, 1, panel + j0 * kc, NR, C + r0 * ldc + j0, ldc, MR, std::min(NR, N - j0),
                    accumulate);
+    }
     if (full == M) return;
     alignas(32) float strip[MR * 16];
     std::vector<float> big;
@@ -220,7 +227,7 @@ void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const fl
     }
     pack_a(A, full, M - full, 0, kc, ap);
     for (int64_t j0 = 0; j0 < N; j0 += NR)
-      micro_tile(kc, ap, 1, MR, panel + j0 * kc, C + full * ldc + j0, ldc, M - full, std::min(NR, N - j0),
+      micro_tile(kc, ap, 1, MR, panel + j0 * kc, NR, C + full * ldc + j0, ldc, M - full, std::min(NR, N - j0),
                  accumulate);
     return;
   }
@@ -232,8 +239,32 @@ void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const fl
     pack_a(A, m0, mc, 0, kc, ap);
     for (int64_t r0 = 0; r0 < mc; r0 += MR)
       for (int64_t j0 = 0; j0 < N; j0 += NR)
-        micro_tile(kc, ap + r0 * kc, 1, MR, panel + j0 * kc, C + (m0 + r0) * ldc + j0, ldc, std::min(MR, mc - r0),
+        micro_tile(kc, ap + r0 * kc, 1, MR, panel + j0 * kc, NR, C + (m0 + r0) * ldc + j0, ldc, std::min(MR, mc - r0),
                    std::min(NR, N - j0), accumulate);
+  }
+}
+
+__attribute__((target("avx2,fma"))) static void merge_staged_avx2(const float* staged, int64_t terms,
+                                                                   int64_t panel_floats, const float* coef,
+                                                                   float* panel) {
+  for (int64_t v = 0; v + 16 <= panel_floats; v += 16) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < terms; ++i) {
+      const __m256 c = _mm256_set1_ps(coef[i]);
+      a0 = _mm256_fmadd_ps(c, _mm256_load_ps(staged + i * panel_floats + v), a0);
+      a1 = _mm256_fmadd_ps(c, _mm256_load_ps(staged + i * panel_floats + v + 8), a1);
+    }
+    _mm256_store_ps(panel + v, a0);
+    _mm256_store_ps(panel + v + 8, a1);
+  }
+}
+
+void merge_staged_panels(const float* staged, int64_t terms, int64_t panel_floats, const float* coef, float* panel) {
+  if (cpu_has_avx2_fma()) return merge_staged_avx2(staged, terms, panel_floats, coef, panel);  // whole NR strips
+  for (int64_t v = 0; v < panel_floats; ++v) {
+    float acc = 0.f;
+    for (int64_t i = 0; i < terms; ++i) acc += coef[i] * staged[i * panel_floats + v];
+    panel[v] = acc;
   }
 }
 
@@ -241,6 +272,22 @@ float* thread_panel_buffer(size_t floats) {
   Buffers& buf = thread_buffers();
   if (buf.b.size() < floats + 8) buf.b.resize(floats + 8);
   return align32(buf.b.data());
+}
+
+void direct_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const float* B, int64_t ldb, float* C,
+                 int64_t ldc) {
+  const int64_t full_rows = M / MR * MR, full_cols = N / NR * NR;
+  for (int64_t j0 = 0; j0 < full_cols; j0 += NR)
+    for (int64_t r0 = 0; r0 < full_rows; r0 += MR)
+      micro_tile(K, A.p + r0 * A.rs, A.rs, A.cs, B + j0, ldb, C + r0 * ldc + j0, ldc, MR, NR, false);
+  if (full_rows < M) {  // last partial row strip: packed, so nothing past row M is read
+    std::vector<float> strip(size_t(MR * K));
+    pack_a(A, full_rows, M - full_rows, 0, K, strip.data());
+    for (int64_t j0 = 0; j0 < full_cols; j0 += NR)
+      micro_tile(K, strip.data(), 1, MR, B + j0, ldb, C + full_rows * ldc + j0, ldc, M - full_rows, NR, false);
+  }
+  if (full_cols < N)  // last partial column strip through the packing path
+    merged_gemm(M, N - full_cols, K, A, MergedB{B + full_cols, 0, ldb, 1, nullptr, 1}, C + full_cols, ldc, false);
 }
 
 void merged_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const MergedB& B, float* C, int64_t ldc,

@@ -25,6 +25,11 @@ struct MergedB {
 void merged_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const MergedB& B, float* C, int64_t ldc,
                  bool accumulate);
 
+// C[M,N] = A·B with B row-major (row stride ldb) and A of any strides, both read in place (no packing):
+// for small K (the backward's K = T weight-gradient products) packing would cost as much as the math.
+void direct_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const float* B, int64_t ldb, float* C,
+                 int64_t ldc);
+
 // Column block width the kernels hand to one task.
 constexpr int64_t kGemmColumnBlock = 64;
 
@@ -35,6 +40,8 @@ int64_t panel_depth_for(int64_t K, int64_t N, int64_t hot_terms);
 float* thread_panel_buffer(size_t floats);
 // packing B̄(k0..k0+kc, 0..N) into it,
 void pack_merged_panel(const MergedB& B, int64_t k0, int64_t kc, int64_t N, float* panel);
+// merging `terms` staged single-matrix panels (each kc×N packed, `panel_floats` apart) with coefficients,
+void merge_staged_panels(const float* staged, int64_t terms, int64_t panel_floats, const float* coef, float* panel);
 // and C (+)= A(:, 0..kc)·panel, with A already offset to the slab's first column.
 void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const float* panel, float* C, int64_t ldc,
                    bool accumulate);

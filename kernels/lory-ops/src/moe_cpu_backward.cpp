@@ -1,9 +1,9 @@
 // Backward, per chunk of segments:
 //   pass A (column blocks of f): recompute a = x·W̄g, b = x·W̄u; dh = dy·W̄dᵀ; then h, da, db.
 //   pass B (column blocks of d): dx = da·W̄gᵀ + db·W̄uᵀ.
-//   pass C (tiles of each weight matrix): for every segment, the tile of G_s (xᵀ·da, xᵀ·db, hᵀ·dy) is
-//     computed and immediately fanned out: dWᵢ += e[s,i]·G_s, de[s,i] += ⟨G_s, Wᵢ⟩. The tile loop is
-//     outside the segment loop so the E tiles of Wᵢ and dWᵢ stay in L2 across segments.
+//   pass C (tiles of each weight matrix): for groups of up to 8 segments, the tiles of G_s (xᵀ·da, xᵀ·db,
+//     hᵀ·dy) are computed into a contiguous buffer and fanned out expert by expert:
+//     dWᵢ += Σ_s e[s,i]·G_s, de[s,i] += ⟨G_s, Wᵢ⟩, so each dWᵢ tile is read and written once per group.
 #include <vector>
 
 #include "expert_scatter.h"
@@ -93,18 +93,24 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
       const int64_t col_tiles = (job.N + kTileCols - 1) / kTileCols;
       const int64_t r0 = (local / col_tiles) * kTileRows, c0 = (local % col_tiles) * kTileCols;
       const int64_t rows = std::min(kTileRows, job.M - r0), cols = std::min(kTileCols, job.N - c0);
-      thread_local std::vector<float> tile;
-      tile.resize(kTileRows * kTileCols);
+      thread_local std::vector<float> tiles;  // G_s tiles of up to kMaxFanOutSegments segments, contiguous
+      tiles.resize(kMaxFanOutSegments * rows * cols);
       double* part = de_partial.data() + size_t(task) * n * E;
-      for (int64_t si = 0; si < n; ++si) {
-        merged_gemm(rows, cols, T, StridedA{job.a_base + si * job.a_seg + r0 * job.a_rs, job.a_rs, job.a_cs},
-                    MergedB{job.b_base + si * job.b_seg + c0, 0, job.b_rs, 1, nullptr, 1}, tile.data(), cols,
-                    false);
-        const bool first = g0 + si == 0;
+      for (int64_t sg = 0; sg < n; sg += kMaxFanOutSegments) {
+        const int64_t ns = std::min(kMaxFanOutSegments, n - sg);
+        for (int64_t k = 0; k < ns; ++k) {
+          const int64_t si = sg + k;
+          direct_gemm(rows, cols, T, StridedA{job.a_base + si * job.a_seg + r0 * job.a_rs, job.a_rs, job.a_cs},
+                      job.b_base + si * job.b_seg + c0, job.b_rs, tiles.data() + k * rows * cols, cols);
+        }
+        const bool first = g0 + sg == 0;  // the very first group overwrites the (uninitialised) outputs
         for (int64_t i = 0; i < E; ++i) {
+          float coef[kMaxFanOutSegments];
+          double dots[kMaxFanOutSegments] = {};
+          for (int64_t k = 0; k < ns; ++k) coef[k] = e[(g0 + sg + k) * E + i];
           const int64_t off = i * job.M * job.N + r0 * job.N + c0;
-          part[si * E + i] += scatter_and_dot(rows, cols, tile.data(), cols, job.w + off, job.dw + off, job.N,
-                                              e[(g0 + si) * E + i], first);
+          fan_out_to_expert(rows, cols, tiles.data(), ns, coef, job.w + off, job.dw + off, job.N, first, dots);
+          for (int64_t k = 0; k < ns; ++k) part[(sg + k) * E + i] += dots[k];
         }
       }
     });

@@ -21,7 +21,7 @@ template <typename Body>  // body(j0, nb, s_begin, s_end)
 void for_column_blocks_and_segments(const ParallelFor& parallel, int64_t N, int64_t segments, Body&& body) {
   const int64_t nb = kGemmColumnBlock;
   const int64_t blocks = (N + nb - 1) / nb;
-  const int64_t want_groups = std::max<int64_t>(1, (32 + blocks - 1) / blocks);
+  const int64_t want_groups = std::max<int64_t>(1, (8 + blocks - 1) / blocks);
   const int64_t group = (segments + std::min(segments, want_groups) - 1) / std::min(segments, want_groups);
   const int64_t groups = (segments + group - 1) / group;
   parallel(size_t(blocks * groups), [&](size_t task) {
