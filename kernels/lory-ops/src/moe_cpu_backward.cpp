@@ -84,7 +84,8 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
     for (int j = 0; j < 3; ++j)
       first_task[j + 1] = first_task[j] + ((jobs[j].M + kTileRows - 1) / kTileRows) *
                                               ((jobs[j].N + kTileCols - 1) / kTileCols);
-    std::vector<double> de_partial(size_t(first_task[3] * n * E), 0.0);  // per task, reduced below
+    thread_local std::vector<double> de_partial;  // per task, reduced below; reused so no page faults per call
+    de_partial.assign(size_t(first_task[3] * n * E), 0.0);
     parallel(size_t(first_task[3]), [&](size_t task) {
       int j = 0;
       while (int64_t(task) >= first_task[j + 1]) ++j;
