@@ -84,8 +84,11 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
     for (int j = 0; j < 3; ++j)
       first_task[j + 1] = first_task[j] + ((jobs[j].M + kTileRows - 1) / kTileRows) *
                                               ((jobs[j].N + kTileCols - 1) / kTileCols);
-    thread_local std::vector<double> de_partial;  // per task, reduced below; reused so no page faults per call
-    de_partial.assign(size_t(first_task[3] * n * E), 0.0);
+    // Per task, reduced below. Kept by the calling thread across calls (no page faults per call); the
+    // workers reach it through this pointer, not by name (a thread_local name is per thread).
+    thread_local std::vector<double> de_partial_storage;
+    de_partial_storage.assign(size_t(first_task[3] * n * E), 0.0);
+    double* const de_partial = de_partial_storage.data();
     parallel(size_t(first_task[3]), [&](size_t task) {
       int j = 0;
       while (int64_t(task) >= first_task[j + 1]) ++j;
@@ -96,7 +99,7 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
       const int64_t rows = std::min(kTileRows, job.M - r0), cols = std::min(kTileCols, job.N - c0);
       thread_local std::vector<float> tiles;  // G_s tiles of up to kMaxFanOutSegments segments, contiguous
       tiles.resize(kMaxFanOutSegments * rows * cols);
-      double* part = de_partial.data() + size_t(task) * n * E;
+      double* part = de_partial + size_t(task) * n * E;
       for (int64_t sg = 0; sg < n; sg += kMaxFanOutSegments) {
         const int64_t ns = std::min(kMaxFanOutSegments, n - sg);
         for (int64_t k = 0; k < ns; ++k) {

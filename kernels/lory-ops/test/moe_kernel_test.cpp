@@ -194,6 +194,7 @@ int main() {
   check_against_reference({2, 1, 24, 40, 2}, serial, defaults, "T=1");
   check_against_reference({3, 64, 128, 352, 8}, two, defaults, "model-like");
   check_against_reference({2, 128, 512, 1408, 8}, two, defaults, "bench layer, G=2");
+  check_against_reference({6, 40, 96, 200, 5}, thread_for(4), defaults, "4 threads");
   MoeCpuOptions tiny;
   tiny.scratch_budget_bytes = 1;  // one segment per chunk
   check_against_reference({5, 19, 40, 56, 3}, two, tiny, "chunked, 1 segment per chunk");
