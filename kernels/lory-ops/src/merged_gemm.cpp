@@ -275,6 +275,23 @@ float* thread_panel_buffer(size_t floats) {
   return align32(buf.b.data());
 }
 
+void pack_strips(const float* X, int64_t K, int64_t N, int64_t ld, int64_t width, float* out) {
+  for (int64_t j0 = 0; j0 < N; j0 += width) {
+    const int64_t w = std::min(width, N - j0);
+    for (int64_t k = 0; k < K; ++k, out += width) {
+      std::memcpy(out, X + k * ld + j0, sizeof(float) * w);
+      for (int64_t q = w; q < width; ++q) out[q] = 0.f;
+    }
+  }
+}
+
+void strips_gemm(int64_t M, int64_t N, int64_t K, const float* a, const float* b, float* C, int64_t ldc) {
+  for (int64_t j0 = 0; j0 < N; j0 += NR)
+    for (int64_t r0 = 0; r0 < M; r0 += MR)
+      micro_tile(K, a + r0 * K, 1, MR, b + j0 * K, NR, C + r0 * ldc + j0, ldc, std::min(MR, M - r0),
+                 std::min(NR, N - j0), false);
+}
+
 void direct_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const float* B, int64_t ldb, float* C,
                  int64_t ldc) {
   const int64_t full_rows = M / MR * MR, full_cols = N / NR * NR;

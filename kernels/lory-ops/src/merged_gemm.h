@@ -30,6 +30,17 @@ void merged_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const Merge
 void direct_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const float* B, int64_t ldb, float* C,
                  int64_t ldc);
 
+// Micro-kernel strip widths, for callers that keep operands pre-packed.
+constexpr int64_t kStripRows = 6, kStripCols = 16;
+
+// X[K, N] row-major (row stride ld) → strips of `width` columns: out[(strip*K + k)*width + w], zero past N.
+// Packs a row-major operand once into the layout the micro-kernel streams (width kStripRows for an A
+// operand read transposed, kStripCols for a B operand).
+void pack_strips(const float* X, int64_t K, int64_t N, int64_t ld, int64_t width, float* out);
+
+// C[M,N] = A·B from pre-packed strips: a = strips of 6 rows (k-major, K deep), b = strips of 16 columns.
+void strips_gemm(int64_t M, int64_t N, int64_t K, const float* a, const float* b, float* C, int64_t ldc);
+
 // Column block width the kernels hand to one task.
 constexpr int64_t kGemmColumnBlock = 64;
 

@@ -17,22 +17,31 @@ namespace lory {
 namespace {
 
 constexpr int64_t kTileRows = 48, kTileCols = 128;
+static_assert(kTileRows % kStripRows == 0 && kTileCols % kStripCols == 0, "tiles start on strip boundaries");
 
 // One weight-gradient matrix: G_s(m,n) = Σ_t A_s(m,t)·B_s(t,n), with expert weights/grads of shape [E,M,N].
+// A_s is packed in 6-row strips (a + s*a_seg), B_s in 16-column strips (b + s*b_seg), both T deep.
 struct WeightGradJob {
   int64_t M, N;
-  const float* a_base;  // segment s: A_s(m,t) = a_base[s*a_seg + m*a_rs + t*a_cs]
-  int64_t a_seg, a_rs, a_cs;
-  const float* b_base;  // segment s: B_s(t,n) = b_base[s*b_seg + t*b_rs + n]
-  int64_t b_seg, b_rs;
+  const float* a;
+  int64_t a_seg;
+  const float* b;
+  int64_t b_seg;
   const float* w;
   float* dw;
 };
 
 }  // namespace
 
+// Floats per segment: h, da, db row-major, plus pass C's operands packed in micro-kernel strips
+// (xᵀ and hᵀ in 6-row strips; dy, da, db in 16-column strips).
+static int64_t backward_floats_per_segment(const MoeShape& s) {
+  auto up = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
+  return s.T * (3 * s.f + up(s.d, kStripRows) + up(s.f, kStripRows) + up(s.d, kStripCols) + 2 * up(s.f, kStripCols));
+}
+
 size_t moe_backward_scratch_floats(const MoeShape& s, const MoeCpuOptions& opt) {
-  const int64_t per_segment = 3 * s.T * s.f;  // h, da, db
+  const int64_t per_segment = backward_floats_per_segment(s);
   return size_t(segments_per_chunk(s, per_segment, opt.scratch_budget_bytes) * per_segment);
 }
 
@@ -40,12 +49,21 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
                   const float* w_down, const float* dy, float* dx, float* de, float* dw_gate, float* dw_up,
                   float* dw_down, float* scratch, const ParallelFor& parallel, const MoeCpuOptions& opt) {
   const int64_t T = s.T, d = s.d, f = s.f, E = s.E;
-  const int64_t chunk = segments_per_chunk(s, 3 * T * f, opt.scratch_budget_bytes);
+  const int64_t chunk = segments_per_chunk(s, backward_floats_per_segment(s), opt.scratch_budget_bytes);
+  auto up = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
+  // Per-segment sizes of the packed operands of pass C.
+  const int64_t xp_seg = T * up(d, kStripRows), hp_seg = T * up(f, kStripRows);
+  const int64_t dyp_seg = T * up(d, kStripCols), dp_seg = T * up(f, kStripCols);
   for (int64_t g0 = 0; g0 < s.G; g0 += chunk) {
     const int64_t n = std::min(chunk, s.G - g0);
     float* h = scratch;            // [n, T, f]
     float* da = h + n * T * f;     // ∂L/∂a
     float* db = da + n * T * f;    // ∂L/∂b
+    float* xp = db + n * T * f;    // x_sᵀ in 6-row strips
+    float* hp = xp + n * xp_seg;   // h_sᵀ in 6-row strips
+    float* dyp = hp + n * hp_seg;  // dy_s in 16-column strips
+    float* dap = dyp + n * dyp_seg;
+    float* dbp = dap + n * dp_seg;
 
     const float* xg = x + g0 * T * d;
     const float* dyg = dy + g0 * T * d;
@@ -75,10 +93,23 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
       run_segment_gemms(gemms, 2, T, nb, f, s0, s1);
     });
 
+    // Pass C's operands, packed once per chunk: read in place they would be streamed with strides of
+    // d or f floats (power-of-two multiples that thrash L1 sets), tile after tile.
+    parallel(size_t(n * 5), [&](size_t task) {
+      const int64_t si = int64_t(task) / 5, which = int64_t(task) % 5;
+      const int64_t g = g0 + si;
+      switch (which) {
+        case 0: pack_strips(x + g * T * d, T, d, d, kStripRows, xp + si * xp_seg); break;
+        case 1: pack_strips(h + si * T * f, T, f, f, kStripRows, hp + si * hp_seg); break;
+        case 2: pack_strips(dy + g * T * d, T, d, d, kStripCols, dyp + si * dyp_seg); break;
+        case 3: pack_strips(da + si * T * f, T, f, f, kStripCols, dap + si * dp_seg); break;
+        default: pack_strips(db + si * T * f, T, f, f, kStripCols, dbp + si * dp_seg); break;
+      }
+    });
     const WeightGradJob jobs[3] = {
-        {d, f, x + g0 * T * d, T * d, 1, d, da, T * f, f, w_gate, dw_gate},  // G_gate = xᵀ·da
-        {d, f, x + g0 * T * d, T * d, 1, d, db, T * f, f, w_up, dw_up},      // G_up = xᵀ·db
-        {f, d, h, T * f, 1, f, dy + g0 * T * d, T * d, d, w_down, dw_down},  // G_down = hᵀ·dy
+        {d, f, xp, xp_seg, dap, dp_seg, w_gate, dw_gate},  // G_gate = xᵀ·da
+        {d, f, xp, xp_seg, dbp, dp_seg, w_up, dw_up},      // G_up = xᵀ·db
+        {f, d, hp, hp_seg, dyp, dyp_seg, w_down, dw_down}, // G_down = hᵀ·dy
     };
     int64_t first_task[4] = {0, 0, 0, 0};
     for (int j = 0; j < 3; ++j)
@@ -104,8 +135,8 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
         const int64_t ns = std::min(kMaxFanOutSegments, n - sg);
         for (int64_t k = 0; k < ns; ++k) {
           const int64_t si = sg + k;
-          direct_gemm(rows, cols, T, StridedA{job.a_base + si * job.a_seg + r0 * job.a_rs, job.a_rs, job.a_cs},
-                      job.b_base + si * job.b_seg + c0, job.b_rs, tiles.data() + k * rows * cols, cols);
+          strips_gemm(rows, cols, T, job.a + si * job.a_seg + r0 * T, job.b + si * job.b_seg + c0 * T,
+                      tiles.data() + k * rows * cols, cols);
         }
         const bool first = g0 + sg == 0;  // the very first group overwrites the (uninitialised) outputs
         for (int64_t i = 0; i < E; ++i) {
