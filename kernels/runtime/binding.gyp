@@ -18,7 +18,7 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<(ort_include_dir)"
       ],
-      "defines": [ "NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED" ],
+      "defines": [ "NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL" ],
       "cflags_cc": [ "-std=c++17", "-O2", "-fexceptions", "-Wall", "-Wextra" ],
       "cflags_cc!": [ "-fno-exceptions", "-std=gnu++17" ],
       "libraries": [ "-ldl" ]

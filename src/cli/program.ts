@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../runtime/index.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerParams } from './commands/params.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -40,5 +41,6 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
       log.level = opts.quiet ? 'error' : opts.debug ? 'debug' : opts.logLevel;
     });
   registerDoctor(program);
+  registerParams(program);
   return program;
 }

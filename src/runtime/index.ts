@@ -86,3 +86,4 @@ export function loadRuntime(options: LoadOptions = {}): Runtime {
   runtime = new Runtime(loadAddon(), libraryPath, options.logLevel ?? 'error');
   return runtime;
 }
+export { CUSTOM_OP_LIBRARIES, customOpLibrary, isBuilt, type CustomOpLibrary } from './libraries.js';

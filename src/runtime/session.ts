@@ -52,8 +52,13 @@ export class OrtSession implements Session {
 
     const outputNames = options.outputs ?? this.outputs.map((o) => o.name);
     for (const name of outputNames) {
-      if (!this.outputByName.has(name)) {
+      const info = this.outputByName.get(name);
+      if (!info) {
         throw new FeedError(`unknown output '${name}' for ${this.label}; its outputs are: ${this.outputs.map(describe).join(', ')}`);
+      }
+      const dtype: string = info.dtype;
+      if (dtype.startsWith('unsupported') || dtype === 'non-tensor') {
+        throw new FeedError(`output '${name}' of ${this.label} has type ${info.dtype}, which lory cannot hold; fetch other outputs`);
       }
     }
     const into = options.into ?? {};
@@ -76,14 +81,22 @@ export class OrtSession implements Session {
         } else {
           const host = feed as HostTensor;
           checkSignature(name, expected, host.dtype, host.shape, 'input');
-          const value = this.addon.tensor(host.dtype, host.shape, host.data);
+          let value: NativeValue;
+          try {
+            value = this.addon.tensor(host.dtype, host.shape, host.data);
+          } catch (error) {
+            throw new FeedError(`input '${name}': ${(error as Error).message}`);
+          }
           temporaries.push(value);
           values.push(value);
         }
       }
+      const targeted = new Set<unknown>();
       const targets = outputNames.map((name) => {
         const target = into[name];
         if (!target) return null;
+        if (targeted.has(target)) throw new FeedError(`output '${name}' names the same target value as another output`);
+        targeted.add(target);
         // ORT would read and write the same buffer in one run: results would be garbage.
         if (fed.has(target)) throw new FeedError(`output '${name}' cannot be written into a value that is also fed as an input`);
         checkSignature(name, this.outputByName.get(name)!, target.dtype, target.shape, 'output target');

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "addon_data.h"
 #include "cuda_probe.h"
 #include "dtype.h"
 #include "ort_api.h"
@@ -117,8 +118,14 @@ Napi::Value LiveValues(const Napi::CallbackInfo& info) {
 
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   using namespace lory;
-  exports.Set("ResidentValue", Value::Init(env));
-  exports.Set("NativeSession", Session::Init(env));
+  auto* data = new AddonData();
+  Napi::Function value_class = Value::Init(env);
+  Napi::Function session_class = Session::Init(env);
+  data->value_constructor = Napi::Persistent(value_class);
+  data->session_constructor = Napi::Persistent(session_class);
+  env.SetInstanceData(data);  // deleted with the environment
+  exports.Set("ResidentValue", value_class);
+  exports.Set("NativeSession", session_class);
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("availableProviders", Napi::Function::New(env, AvailableProviders));
   exports.Set("probeCuda", Napi::Function::New(env, ProbeCudaJs));

@@ -1,15 +1,15 @@
 #include "session.h"
 
+#include <memory>
 #include <stdexcept>
 #include <utility>
 
+#include "addon_data.h"
 #include "dtype.h"
 #include "ort_api.h"
 #include "value.h"
 
 namespace lory {
-
-Napi::FunctionReference Session::constructor_;
 
 namespace {
 
@@ -146,16 +146,13 @@ Napi::Array MetaToJs(Napi::Env env, const std::vector<TensorMeta>& metas) {
 // Creates the OrtSession off the main thread: graph optimisation of a large model takes seconds.
 class CreateWorker : public Napi::AsyncWorker {
  public:
-  CreateWorker(Napi::Env env, OrtSessionOptions* options, std::string provider, std::string path, Napi::Reference<Napi::Uint8Array> bytes,
-               const uint8_t* data, size_t length)
+  CreateWorker(Napi::Env env, OrtSessionOptions* options, std::string provider, std::string path, std::vector<uint8_t> bytes)
       : Napi::AsyncWorker(env, "lory:createSession"),
         deferred_(Napi::Promise::Deferred::New(env)),
         options_(options),
         provider_(std::move(provider)),
         path_(std::move(path)),
-        bytes_(std::move(bytes)),
-        data_(data),
-        length_(length) {}
+        bytes_(std::move(bytes)) {}
   ~CreateWorker() override {
     if (options_ != nullptr) Api().ReleaseSessionOptions(options_);
     if (session_ != nullptr) Api().ReleaseSession(session_);
@@ -164,7 +161,7 @@ class CreateWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     const OrtApi& api = Api();
-    OrtStatus* status = path_.empty() ? api.CreateSessionFromArray(lory::Env(), data_, length_, options_, &session_)
+    OrtStatus* status = path_.empty() ? api.CreateSessionFromArray(lory::Env(), bytes_.data(), bytes_.size(), options_, &session_)
                                       : api.CreateSession(lory::Env(), path_.c_str(), options_, &session_);
     if (status != nullptr) {
       SetError(TakeErrorMessage(status));
@@ -190,9 +187,7 @@ class CreateWorker : public Napi::AsyncWorker {
   OrtSessionOptions* options_;
   std::string provider_;
   std::string path_;
-  Napi::Reference<Napi::Uint8Array> bytes_;  // keeps model bytes alive until creation ends
-  const uint8_t* data_;
-  size_t length_;
+  std::vector<uint8_t> bytes_;  // a copy: the caller's buffer may be detached while ORT parses
   OrtSession* session_ = nullptr;
   std::vector<TensorMeta> inputs_;
   std::vector<TensorMeta> outputs_;
@@ -207,14 +202,20 @@ class RunWorker : public Napi::AsyncWorker {
     session_->BeginRun();
   }
   ~RunWorker() override {
-    for (Value* v : pinned_) v->Unpin();
+    for (Value* v : read_pins_) v->UnpinRead();
+    for (Value* v : write_pins_) v->UnpinWrite();
     session_->EndRun();
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void AddInput(std::string name, Napi::Object value_js) {
     Value* value = Value::Unwrap(value_js);
-    Pin(value, value_js);
+    if (value->being_written()) {
+      throw Napi::Error::New(AsyncWorker::Env(), "input '" + name + "' is being written by another run in flight");
+    }
+    value->PinRead();
+    read_pins_.push_back(value);
+    refs_.push_back(Napi::Persistent(value_js));
     input_names_.push_back(std::move(name));
     inputs_.push_back(value->ort());
   }
@@ -225,7 +226,12 @@ class RunWorker : public Napi::AsyncWorker {
       into_.push_back(Napi::ObjectReference());
     } else {
       Value* value = Value::Unwrap(into_js);
-      Pin(value, into_js);
+      if (value->pinned()) {
+        throw Napi::Error::New(AsyncWorker::Env(), "output target for '" + name + "' is in use by a run in flight (or named twice)");
+      }
+      value->PinWrite();
+      write_pins_.push_back(value);
+      refs_.push_back(Napi::Persistent(into_js));
       outputs_.push_back(value->ort());
       into_.push_back(Napi::Persistent(into_js));
     }
@@ -244,39 +250,45 @@ class RunWorker : public Napi::AsyncWorker {
   }
   // Runs on the calling (main) thread and settles the promise at once; for graphs so small that the
   // hop to the worker pool costs more than the run. Deletes itself, as the queue would.
-  void RunBlocking() {
-    Execute();
-    Napi::Env env = AsyncWorker::Env();
-    if (error_.empty()) OnOK();
-    else OnError(Napi::Error::New(env, error_));
-    delete this;
+  static void RunBlocking(std::unique_ptr<RunWorker> worker) {
+    worker->Execute();
+    Napi::Env env = worker->AsyncWorker::Env();
+    if (worker->error_.empty()) worker->OnOK();
+    else worker->OnError(Napi::Error::New(env, worker->error_));
   }
   void OnOK() override {
     Napi::Env env = AsyncWorker::Env();
     auto result = Napi::Object::New(env);
-    for (size_t i = 0; i < outputs_.size(); ++i) {
-      if (!into_[i].IsEmpty()) {
-        result.Set(output_names_[i], into_[i].Value());
-      } else {
-        result.Set(output_names_[i], Value::Wrap(env, outputs_[i]));
-        outputs_[i] = nullptr;
+    try {
+      for (size_t i = 0; i < outputs_.size(); ++i) {
+        if (!into_[i].IsEmpty()) {
+          result.Set(output_names_[i], into_[i].Value());
+        } else {
+          OrtValue* output = outputs_[i];
+          outputs_[i] = nullptr;  // Wrap owns it now, and releases it if wrapping fails
+          result.Set(output_names_[i], Value::Wrap(env, output));
+        }
       }
+    } catch (const Napi::Error& error) {
+      ReleaseUnwrapped();
+      deferred_.Reject(error.Value());
+      return;
     }
     deferred_.Resolve(result);
   }
   void OnError(const Napi::Error& error) override {
-    // Outputs ORT allocated before failing are ours to free.
-    for (size_t i = 0; i < outputs_.size(); ++i)
-      if (into_[i].IsEmpty() && outputs_[i] != nullptr) Api().ReleaseValue(outputs_[i]);
+    ReleaseUnwrapped();
     deferred_.Reject(error.Value());
+  }
+  // Outputs ORT allocated that no JS object owns yet are ours to free.
+  void ReleaseUnwrapped() {
+    for (size_t i = 0; i < outputs_.size(); ++i) {
+      if (into_[i].IsEmpty() && outputs_[i] != nullptr) Api().ReleaseValue(outputs_[i]);
+      outputs_[i] = nullptr;
+    }
   }
 
  private:
-  void Pin(Value* value, Napi::Object js) {
-    value->Pin();
-    pinned_.push_back(value);
-    refs_.push_back(Napi::Persistent(js));
-  }
   Napi::Promise::Deferred deferred_;
   Session* session_;
   Napi::ObjectReference session_ref_;
@@ -284,7 +296,7 @@ class RunWorker : public Napi::AsyncWorker {
   std::vector<OrtValue*> inputs_, outputs_;
   std::vector<Napi::ObjectReference> into_;
   std::vector<Napi::ObjectReference> refs_;
-  std::vector<Value*> pinned_;
+  std::vector<Value*> read_pins_, write_pins_;
   std::string error_;
 };
 
@@ -292,7 +304,7 @@ class RunWorker : public Napi::AsyncWorker {
 
 Napi::Object Session::Wrap(Napi::Env env, OrtSession* ort, std::string provider, std::vector<TensorMeta> inputs,
                            std::vector<TensorMeta> outputs) {
-  Napi::Object js = constructor_.New({Napi::External<OrtSession>::New(env, ort)});
+  Napi::Object js = Data(env).session_constructor.New({Napi::External<OrtSession>::New(env, ort)});
   Session* session = Napi::ObjectWrap<Session>::Unwrap(js);
   session->provider_ = std::move(provider);
   session->inputs_ = std::move(inputs);
@@ -309,8 +321,6 @@ Napi::Function Session::Init(Napi::Env env) {
                                         InstanceMethod<&Session::Run>("run"),
                                         InstanceMethod<&Session::Dispose>("dispose"),
                                     });
-  constructor_ = Napi::Persistent(ctor);
-  constructor_.SuppressDestruct();
   return ctor;
 }
 
@@ -336,10 +346,10 @@ Napi::Value Session::CreateAsync(const Napi::CallbackInfo& info) {
   }
   CreateWorker* worker;
   if (info[0].IsString()) {
-    worker = new CreateWorker(env, options, provider, info[0].As<Napi::String>(), Napi::Reference<Napi::Uint8Array>(), nullptr, 0);
+    worker = new CreateWorker(env, options, provider, info[0].As<Napi::String>(), {});
   } else if (info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
     auto bytes = info[0].As<Napi::Uint8Array>();
-    worker = new CreateWorker(env, options, provider, "", Napi::Persistent(bytes), bytes.Data(), bytes.ByteLength());
+    worker = new CreateWorker(env, options, provider, "", std::vector<uint8_t>(bytes.Data(), bytes.Data() + bytes.ByteLength()));
   } else {
     Api().ReleaseSessionOptions(options);
     throw Napi::TypeError::New(env, "model must be a file path or a Uint8Array of ONNX bytes");
@@ -391,7 +401,7 @@ Napi::Value Session::Run(const Napi::CallbackInfo& info) {
     throw;
   }
   Napi::Promise promise = worker->Promise();
-  if (info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value()) worker->RunBlocking();
+  if (info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value()) RunWorker::RunBlocking(std::unique_ptr<RunWorker>(worker));
   else worker->Queue();
   return promise;
 }

@@ -33,7 +33,6 @@ class Session : public Napi::ObjectWrap<Session> {
   void EndRun() { --runs_in_flight_; }
 
  private:
-  static Napi::FunctionReference constructor_;
   Napi::Value GetInputs(const Napi::CallbackInfo& info);
   Napi::Value GetOutputs(const Napi::CallbackInfo& info);
   Napi::Value GetProvider(const Napi::CallbackInfo& info);

@@ -5,11 +5,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "addon_data.h"
 #include "ort_api.h"
 
 namespace lory {
-
-Napi::FunctionReference Value::constructor_;
 
 namespace {
 std::atomic<int64_t> g_live_bytes{0};
@@ -48,17 +47,15 @@ Napi::Function Value::Init(Napi::Env env) {
                                         InstanceMethod<&Value::Write>("write"),
                                         InstanceMethod<&Value::Dispose>("dispose"),
                                     });
-  constructor_ = Napi::Persistent(ctor);
-  constructor_.SuppressDestruct();
   return ctor;
 }
 
 Napi::Object Value::Wrap(Napi::Env env, OrtValue* value) {
-  return constructor_.New({Napi::External<OrtValue>::New(env, value)});
+  return Data(env).value_constructor.New({Napi::External<OrtValue>::New(env, value)});
 }
 
 bool Value::IsValue(Napi::Value value) {
-  return value.IsObject() && value.As<Napi::Object>().InstanceOf(constructor_.Value());
+  return value.IsObject() && value.As<Napi::Object>().InstanceOf(Data(value.Env()).value_constructor.Value());
 }
 
 OrtValue* Value::Allocate(const DTypeInfo& dtype, const std::vector<int64_t>& shape) {
@@ -108,7 +105,11 @@ Value::Value(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Value>(info) {
 void Value::Adopt(OrtValue* value) {
   const OrtApi& api = Api();
   OrtTensorTypeAndShapeInfo* info = nullptr;
-  ThrowIfError(api.GetTensorTypeAndShape(value, &info), "GetTensorTypeAndShape");
+  OrtStatus* shape_status = api.GetTensorTypeAndShape(value, &info);
+  if (shape_status != nullptr) {
+    api.ReleaseValue(value);
+    throw Napi::Error::New(Env(), "output is not a tensor: " + TakeErrorMessage(shape_status));
+  }
   ONNXTensorElementDataType type;
   size_t rank = 0;
   OrtStatus* status = api.GetTensorElementType(info, &type);
@@ -116,7 +117,10 @@ void Value::Adopt(OrtValue* value) {
   shape_.assign(rank, 0);
   if (status == nullptr && rank > 0) status = api.GetDimensions(info, shape_.data(), rank);
   api.ReleaseTensorTypeAndShapeInfo(info);
-  ThrowIfError(status, "reading tensor shape");
+  if (status != nullptr) {
+    api.ReleaseValue(value);
+    throw Napi::Error::New(Env(), "reading tensor shape: " + TakeErrorMessage(status));
+  }
   dtype_ = DTypeByOrt(type);
   if (dtype_ == nullptr) {
     api.ReleaseValue(value);
@@ -157,6 +161,7 @@ Napi::Value Value::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Bo
 Napi::Value Value::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "read");
+  if (being_written()) throw Napi::Error::New(env, "cannot read a ResidentValue while a run is writing into it");
   void* src = nullptr;
   OrtStatus* status = Api().GetTensorMutableData(value_, &src);
   if (status != nullptr) throw Napi::Error::New(env, "GetTensorMutableData: " + TakeErrorMessage(status));

@@ -31,13 +31,16 @@ class Value : public Napi::ObjectWrap<Value> {
   const DTypeInfo& dtype() const { return *dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t size() const;
-  // Runs in flight that read or write this value: dispose() and write() refuse while > 0.
-  void Pin() { ++pins_; }
-  void Unpin() { --pins_; }
-  bool pinned() const { return pins_ > 0; }
+  // Runs in flight that read (inputs) or write (output targets) this value. A value being written
+  // is exclusive: nothing else may read, write, feed or dispose it until the run ends.
+  void PinRead() { ++readers_; }
+  void PinWrite() { ++writers_; }
+  void UnpinRead() { --readers_; }
+  void UnpinWrite() { --writers_; }
+  bool pinned() const { return readers_ > 0 || writers_ > 0; }
+  bool being_written() const { return writers_ > 0; }
 
  private:
-  static Napi::FunctionReference constructor_;
   void Adopt(OrtValue* value);
   Napi::Value GetDType(const Napi::CallbackInfo& info);
   Napi::Value GetShape(const Napi::CallbackInfo& info);
@@ -51,7 +54,8 @@ class Value : public Napi::ObjectWrap<Value> {
   OrtValue* value_ = nullptr;
   const DTypeInfo* dtype_ = nullptr;
   std::vector<int64_t> shape_;
-  int pins_ = 0;
+  int readers_ = 0;
+  int writers_ = 0;
 };
 
 // Bytes of native tensor memory currently held by live Values (for leak checks).

@@ -23,6 +23,9 @@ export interface StepResult {
 const scalar = (x: number): HostTensor => ({ dtype: 'float32', shape: [], data: Float32Array.of(x) });
 
 export class Trainer {
+  /** A run in flight: state ping-pongs between two buffers, so runs must not overlap. */
+  private busy = false;
+
   private constructor(
     readonly compiled: CompiledTrainStep,
     private readonly slots: Map<string, Slot>,
@@ -33,15 +36,25 @@ export class Trainer {
   static async create(compiled: CompiledTrainStep, init: Record<string, AnyTypedArray>, options: SessionOptions = {}): Promise<Trainer> {
     const rt = loadRuntime();
     const slots = new Map<string, Slot>();
-    for (const info of [...compiled.params, ...compiled.state]) {
-      const data = init[info.name];
-      if (info.kind === 'param' && !data) throw new Error(`Trainer: no initial value for parameter '${info.name}'`);
-      slots.set(info.name, { info, cur: rt.tensor(info.dtype, info.shape, data), spare: rt.tensor(info.dtype, info.shape) });
-    }
     const sessions: Partial<Record<'step' | 'eval' | 'accumulate' | 'apply', Session>> = {};
-    for (const key of ['step', 'eval', 'accumulate', 'apply'] as const) {
-      const g = compiled[key];
-      if (g) sessions[key] = await rt.createSession(g.bytes, { logId: key, ...options });
+    try {
+      for (const info of [...compiled.params, ...compiled.state]) {
+        const data = init[info.name];
+        if (info.kind === 'param' && !data) throw new Error(`Trainer: no initial value for parameter '${info.name}'`);
+        slots.set(info.name, { info, cur: rt.tensor(info.dtype, info.shape, data), spare: rt.tensor(info.dtype, info.shape) });
+      }
+      for (const key of ['step', 'eval', 'accumulate', 'apply'] as const) {
+        const g = compiled[key];
+        if (g) sessions[key] = await rt.createSession(g.bytes, { logId: key, ...options });
+      }
+    } catch (error) {
+      // Free what was made before the failure: native memory is not the GC's to reclaim promptly.
+      for (const slot of slots.values()) {
+        slot.cur.dispose();
+        slot.spare.dispose();
+      }
+      for (const session of Object.values(sessions)) session.dispose();
+      throw error;
     }
     return new Trainer(compiled, slots, sessions);
   }
@@ -57,12 +70,18 @@ export class Trainer {
     }
     const into: Record<string, ResidentValue> = {};
     for (const [out, input] of Object.entries(graph.stateMap)) into[out] = this.slots.get(input)!.spare;
-    const res = await session.run(feeds, { into });
-    for (const input of Object.values(graph.stateMap)) {
-      const s = this.slots.get(input)!;
-      [s.cur, s.spare] = [s.spare, s.cur];
+    if (this.busy) throw new Error(`Trainer.${key}: another run is in flight; await it first (runs share the state buffers)`);
+    this.busy = true;
+    try {
+      const res = await session.run(feeds, { into });
+      for (const input of Object.values(graph.stateMap)) {
+        const s = this.slots.get(input)!;
+        [s.cur, s.spare] = [s.spare, s.cur];
+      }
+      return res;
+    } finally {
+      this.busy = false;
     }
-    return res;
   }
 
   private static collect(res: Record<string, ResidentValue>, stateMap: Record<string, string>): StepResult {

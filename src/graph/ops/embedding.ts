@@ -14,7 +14,13 @@ const EmbeddingGradDef: OpDef = {
     ctx.emit(n, 'ConstantOfShape', [ctx.i64([V, d])], [zeros], { value: { dtype: g.dtype, shape: [1], data: g.dtype === 'float64' ? new Float64Array(1) : new Float32Array(1) } });
     const idx = ctx.tmp(n, 'indices');
     const upd = ctx.tmp(n, 'updates');
-    ctx.emit(n, 'Reshape', [ctx.value(ids), ctx.i64([ids.size, 1])], [idx]);
+    // ScatterND takes int64 indices only.
+    let ids64 = ctx.value(ids);
+    if (ids.dtype !== 'int64') {
+      ids64 = ctx.tmp(n, 'ids_int64');
+      ctx.emit(n, 'Cast', [ctx.value(ids)], [ids64], { to: 7 });
+    }
+    ctx.emit(n, 'Reshape', [ids64, ctx.i64([ids.size, 1])], [idx]);
     ctx.emit(n, 'Reshape', [ctx.value(g), ctx.i64([ids.size, d])], [upd]);
     ctx.emit(n, 'ScatterND', [zeros, idx, upd], [ctx.out(n)], { reduction: 'add' });
   },

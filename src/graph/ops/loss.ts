@@ -43,10 +43,23 @@ const CrossEntropyDef: OpDef = {
   type: 'crossEntropy',
   onnxName: 'SoftmaxCrossEntropyLoss',
   lower: (ctx, n) => {
-    ctx.emit(n, 'SoftmaxCrossEntropyLoss', n.inputs.map((t) => ctx.value(t)), [ctx.out(n, 0), ctx.out(n, 1)], {
-      reduction: 'mean',
+    // Sum, then divide by max(count, 1): ORT's 'mean' gives 0/0 = NaN when every label is ignored
+    // (a padding-only micro-batch), while the backward's scale is finite; both now agree on 0.
+    const [logits, labels] = n.inputs as [Tensor, Tensor];
+    const t = (h: string) => ctx.tmp(n, h);
+    const dt = { int: ONNX_DTYPE_CODE[logits.dtype] };
+    ctx.emit(n, 'SoftmaxCrossEntropyLoss', [ctx.value(logits), ctx.value(labels)], [t('loss_sum'), ctx.out(n, 1)], {
+      reduction: 'sum',
       ignore_index: n.attrs.ignoreIndex as number,
     });
+    ctx.emit(n, 'Cast', [ctx.value(labels)], [t('labels_i64')], { to: { int: ONNX_DTYPE_CODE.int64 } });
+    ctx.emit(n, 'Equal', [t('labels_i64'), ctx.i64([n.attrs.ignoreIndex as number], [])], [t('ignored')]);
+    ctx.emit(n, 'Not', [t('ignored')], [t('valid_bool')]);
+    ctx.emit(n, 'Cast', [t('valid_bool')], [t('valid')], { to: dt });
+    ctx.emit(n, 'ReduceSum', [t('valid')], [t('count_raw')], { keepdims: 0 });
+    const one = ctx.initializer(logits.dtype, [], logits.dtype === 'float64' ? Float64Array.of(1) : Float32Array.of(1));
+    ctx.emit(n, 'Max', [t('count_raw'), one], [t('count')]);
+    ctx.emit(n, 'Div', [t('loss_sum'), t('count')], [ctx.out(n, 0)]);
   },
   vjp: (n, [g, glogp], needs) => {
     if (glogp) throw new GraphError(`crossEntropy: no gradient through its log-probabilities output (node ${n.name})`);
@@ -60,6 +73,7 @@ const CrossEntropyDef: OpDef = {
 /**
  * Mean over non-ignored positions of −log softmax(logits)[label]. logits [..., C], labels [...]
  * (int64/int32); positions whose label equals `ignoreIndex` count neither in the sum nor the mean.
+ * When every position is ignored the loss is 0 (and so is its gradient).
  */
 export function crossEntropy(logits: Tensor, labels: Tensor, options: { ignoreIndex?: number } = {}): Tensor {
   requireFloat('crossEntropy', logits);

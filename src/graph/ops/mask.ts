@@ -8,6 +8,7 @@ export function causalMask(scores: Tensor): Tensor {
   if (scores.rank < 2) throw new GraphError(`causalMask: scores must be [..., T, S], got ${fmt(scores.shape)}`);
   const T = scores.shape[scores.rank - 2]!;
   const S = scores.shape[scores.rank - 1]!;
+  if (T > S) throw new GraphError(`causalMask: more queries than keys (T=${T} > S=${S}) would leave rows with nothing to attend to: ${fmt(scores.shape)}`);
   const offset = S - T; // keys before the first query (a KV cache) are always visible
   const g = scores.graph;
   const mask = g.shared(`causal_mask/${T}x${S}`, () => {

@@ -47,6 +47,8 @@ function reduce(def: OpDef, x: Tensor, axes: number | readonly number[] | undefi
   requireFloat(def.type, x);
   const list = axes === undefined ? x.shape.map((_, i) => i) : typeof axes === 'number' ? [axes] : [...axes];
   const norm = [...new Set(list.map((a) => normAxis(def.type, a, x.rank)))].sort((p, q) => p - q);
+  // Reducing over no axes is the identity (ONNX would read empty axes as "all axes").
+  if (norm.length === 0) return x;
   const shape = keepdims ? x.shape.map((d, i) => (norm.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !norm.includes(i));
   return apply1(def, [x], { axes: norm, keepdims }, { dtype: x.dtype, shape });
 }

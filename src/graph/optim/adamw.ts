@@ -15,7 +15,10 @@ export interface AdamWConfig {
   beta1: number;
   beta2: number;
   eps: number;
-  /** Weight decay per parameter group; groups not listed get `weightDecay.default ?? 0`. */
+  /**
+   * Weight decay per parameter group; groups not listed get `weightDecay.default ?? 0`. A map given
+   * here replaces the default map ({ decay: 0.1, no_decay: 0 }) entirely.
+   */
   weightDecay: Record<string, number>;
   /** Clip gradients to this global L2 norm; 0 disables. */
   clipNorm: number;
@@ -52,7 +55,7 @@ export function adamwSlots(g: Graph, params: readonly Tensor[], scalarDtype: DTy
 }
 
 export function adamw(g: Graph, params: readonly Tensor[], grads: readonly Tensor[], slots: AdamWSlots, config: Partial<AdamWConfig> = {}): AdamWResult {
-  const c: AdamWConfig = { ...ADAMW_DEFAULTS, ...config, weightDecay: { ...ADAMW_DEFAULTS.weightDecay, ...config.weightDecay } };
+  const c: AdamWConfig = { ...ADAMW_DEFAULTS, ...config, weightDecay: config.weightDecay ?? ADAMW_DEFAULTS.weightDecay };
   return g.scope('optimizer', () => {
     const { grads: clipped, norm } = g.scope('clip', () => clipByGlobalNorm(grads, c.clipNorm));
     // Scalars shared by every parameter: lr/(1−β₁ᵗ) and √(1−β₂ᵗ).

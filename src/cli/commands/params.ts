@@ -1,0 +1,100 @@
+/** `lory params`: parameters (total, active) and FLOPs per token of the model a pipeline describes. */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { checkSequenceLength, countFlops, countParams, isMoe, modelConfigFromPipeline, type FlopCount, type ModelConfig, type ParamCount } from '../../model/index.js';
+import { UserError } from '../errors.js';
+
+interface Report {
+  pipeline: string;
+  model: ModelConfig;
+  params: ParamCount;
+  flopsPerToken: FlopCount;
+}
+
+/** 1234567 → '1.23M' (three significant digits; billions as 'B' for parameters, 'G' for FLOPs). */
+export function human(n: number, kind: 'params' | 'flops' = 'params'): string {
+  const abs = Math.abs(n);
+  for (const [s, v] of [['T', 1e12], [kind === 'flops' ? 'G' : 'B', 1e9], ['M', 1e6], ['K', 1e3]] as const) {
+    if (abs >= v) return `${(n / v).toPrecision(3)}${s}`;
+  }
+  return String(n);
+}
+
+const grouped = (n: number) => n.toLocaleString('en-US');
+
+function load(file: string, seq: number | undefined): Report {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UserError(`cannot read pipeline ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  const model = modelConfigFromPipeline(text, file);
+  if (seq !== undefined) checkSequenceLength(model, seq);
+  return { pipeline: file, model, params: countParams(model), flopsPerToken: countFlops(model, seq ?? model.contextLength) };
+}
+
+function detail(r: Report): string {
+  const { model: c, params: p, flopsPerToken: f } = r;
+  const moe = isMoe(c);
+  const lines = [
+    r.pipeline,
+    `model          ${c.nLayers} layers, d_model ${c.dModel}, ${c.nHeads} heads (head dim ${c.dModel / c.nHeads}), d_ff ${c.dFf}, vocab ${c.vocabSize}, context ${c.contextLength}`,
+    moe
+      ? `MoE            ${c.experts} experts in every FFN layer, segment length ${c.segmentLength} (${c.contextLength / c.segmentLength} segments at full context)`
+      : 'MoE            none (dense)',
+    `parameters     total  ${grouped(p.total).padStart(15)}  (${human(p.total)})`,
+    `               active ${grouped(p.active).padStart(15)}  (${human(p.active)}${moe ? ': each token meets one merged expert per layer' : ''})`,
+    `               embeddings ${human(p.embedding)} (input + untied LM head), non-embedding ${human(p.nonEmbedding)}`,
+    `               per layer: attention ${human(p.attention)}, FFN ${human(p.ffnPerExpert)}${moe ? ` × ${c.experts} experts, router ${human(p.router)}` : ''}, norms ${human(p.norms)}`,
+    `FLOPs/token    forward ${human(f.forward, 'flops')}, training ${human(f.train, 'flops')} (3 × forward) at sequence length ${f.seq}`,
+    `               forward: attention projections ${human(f.attentionProjections, 'flops')}, scores ${human(f.attentionScores, 'flops')}, FFN ${human(f.ffn, 'flops')}` +
+      (moe ? `, merging ${human(f.merging, 'flops')}, router ${human(f.router, 'flops')}` : '') +
+      `, LM head ${human(f.lmHead, 'flops')}`,
+  ];
+  return lines.join('\n');
+}
+
+function table(rs: Report[]): string {
+  const head = ['pipeline', 'layers', 'd_model', 'heads', 'd_ff', 'experts', 'total', 'active', 'train FLOPs/token'];
+  const rows = rs.map((r) => [
+    r.pipeline,
+    String(r.model.nLayers),
+    String(r.model.dModel),
+    String(r.model.nHeads),
+    String(r.model.dFf),
+    String(r.model.experts),
+    human(r.params.total),
+    human(r.params.active),
+    human(r.flopsPerToken.train, 'flops'),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  return [head, ...rows].map((row) => row.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ')).join('\n');
+}
+
+export function registerParams(program: Command): void {
+  program
+    .command('params')
+    .description("count the model's parameters (total and active) and FLOPs per token from pipeline YAMLs")
+    .argument('<pipeline...>', 'pipeline YAML file(s); the model: section is read')
+    .option('--seq <n>', 'sequence length for the attention FLOPs (default: model.context_length)')
+    .option('--json', 'print the counts as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ lory params pipelines/paper-0.3b-32e.yaml
+  $ lory params pipelines/paper-*.yaml           one table row per pipeline
+  $ lory params --json pipelines/paper-1.5b-8e.yaml | jq .[0].params.total`,
+    )
+    .action((files: string[], options: { seq?: string; json?: boolean }) => {
+      let seq: number | undefined;
+      if (options.seq !== undefined) {
+        seq = Number(options.seq);
+        if (!Number.isInteger(seq) || seq < 1) throw new UserError(`--seq must be a positive integer, got '${options.seq}'`);
+      }
+      const reports = files.map((f) => load(f, seq));
+      if (options.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
+      else process.stdout.write(`${reports.length === 1 ? detail(reports[0]!) : table(reports)}\n`);
+    });
+}

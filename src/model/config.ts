@@ -1,0 +1,224 @@
+/**
+ * The model's one typed config object, with defaults, read from the `model:` section of a pipeline
+ * YAML. YAML spells fields in snake_case (`d_model`), TypeScript in camelCase (`dModel`); every error
+ * names the YAML field. Defaults are the paper's 0.3B dense base model (Zhong et al. 2024, Table 4).
+ */
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { ConfigError } from './errors.js';
+
+export type FfnImpl = 'standard' | 'custom';
+export type ModelDtype = 'float32' | 'float64';
+
+export interface ModelConfig {
+  /** Vocabulary size V (paper: 32K, LLaMA's tokenizer). */
+  vocabSize: number;
+  /** Hidden size d. */
+  dModel: number;
+  nLayers: number;
+  nHeads: number;
+  /** FFN hidden size f of the dense FFN and of every expert. Default: 8d/3 rounded up to `ffnMultipleOf`. */
+  dFf: number;
+  ffnMultipleOf: number;
+  /** RoPE base θ. */
+  ropeBase: number;
+  /** RMSNorm epsilon. */
+  normEps: number;
+  /** Longest sequence the model is built for (paper: 4096); training sequences are at most this long. */
+  contextLength: number;
+  /** Experts E per MoE layer; 1 is the dense model. */
+  experts: number;
+  /** Segment length T of causal segment routing (paper: 256). */
+  segmentLength: number;
+  /** Std of the router's normal initialisation (never 0: a zero router gives every expert the same gradient). */
+  routerInitStd: number;
+  /** Std of the normal initialisation of embeddings and matrices; output projections get std/√(2·layers). */
+  initStd: number;
+  /** How the merged-expert FFN is computed: standard ONNX ops (Einsum + batched MatMul) or lory's fused op. */
+  ffnImpl: FfnImpl;
+  /** Parameter and activation dtype (float64 for gradient checks). */
+  dtype: ModelDtype;
+}
+
+/** LLaMA's FFN size: 8d/3 rounded up to a multiple (256 in LLaMA and the paper). */
+export function defaultDff(dModel: number, multipleOf = 256): number {
+  return Math.ceil((8 * dModel) / 3 / multipleOf) * multipleOf;
+}
+
+const BASE = {
+  vocabSize: 32000,
+  dModel: 1024,
+  nLayers: 24,
+  nHeads: 16,
+  ffnMultipleOf: 256,
+  ropeBase: 10000,
+  normEps: 1e-5,
+  contextLength: 4096,
+  experts: 1,
+  segmentLength: 256,
+  routerInitStd: 0.02,
+  initStd: 0.02,
+  ffnImpl: 'standard' as FfnImpl,
+  dtype: 'float32' as ModelDtype,
+};
+
+/** The defaults (dFf derived from dModel and ffnMultipleOf). */
+export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({ ...BASE, dFf: defaultDff(BASE.dModel, BASE.ffnMultipleOf) });
+
+/** YAML field ↔ config key, in the order `lory params` and the docs list them. */
+export const YAML_FIELDS: ReadonlyArray<readonly [string, keyof ModelConfig]> = [
+  ['vocab_size', 'vocabSize'],
+  ['d_model', 'dModel'],
+  ['n_layers', 'nLayers'],
+  ['n_heads', 'nHeads'],
+  ['d_ff', 'dFf'],
+  ['ffn_multiple_of', 'ffnMultipleOf'],
+  ['rope_base', 'ropeBase'],
+  ['norm_eps', 'normEps'],
+  ['context_length', 'contextLength'],
+  ['experts', 'experts'],
+  ['segment_length', 'segmentLength'],
+  ['router_init_std', 'routerInitStd'],
+  ['init_std', 'initStd'],
+  ['ffn_impl', 'ffnImpl'],
+  ['dtype', 'dtype'],
+];
+const yamlName = new Map(YAML_FIELDS.map(([y, k]) => [k, y]));
+/** The YAML name of a config field, as errors quote it (`model.d_ff`). */
+export const field = (k: keyof ModelConfig) => `model.${yamlName.get(k)}`;
+
+const INTEGER_FIELDS: ReadonlyArray<keyof ModelConfig> = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'dFf', 'ffnMultipleOf', 'contextLength', 'experts', 'segmentLength'];
+const POSITIVE_FIELDS: ReadonlyArray<keyof ModelConfig> = ['ropeBase', 'normEps', 'routerInitStd', 'initStd'];
+
+/** True when the FFN layers are Lory MoE layers (E > 1). */
+export const isMoe = (c: Pick<ModelConfig, 'experts'>) => c.experts > 1;
+
+/** Head dimension d/H. */
+export const headDim = (c: Pick<ModelConfig, 'dModel' | 'nHeads'>) => c.dModel / c.nHeads;
+
+/**
+ * Fill defaults and validate. `dFf` defaults from `dModel` and `ffnMultipleOf` unless given.
+ * Throws ConfigError naming the YAML field for anything impossible.
+ */
+export function resolveModelConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
+  const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<ModelConfig>;
+  const base = { ...BASE, ...defined };
+  const c: ModelConfig = { ...base, dFf: defined.dFf ?? defaultDff(base.dModel, base.ffnMultipleOf) };
+  validate(c);
+  return c;
+}
+
+function validate(c: ModelConfig): void {
+  for (const k of INTEGER_FIELDS) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ConfigError(`${field(k)}: must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  for (const k of POSITIVE_FIELDS) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+      const why = k === 'routerInitStd' ? ' (a zero router gives every expert the same gradient forever)' : '';
+      throw new ConfigError(`${field(k)}: must be a positive number, got ${JSON.stringify(v)}${why}`);
+    }
+  }
+  if (c.dModel % c.nHeads !== 0) throw new ConfigError(`${field('dModel')} (${c.dModel}) must be divisible by ${field('nHeads')} (${c.nHeads})`);
+  if (headDim(c) % 2 !== 0) throw new ConfigError(`${field('dModel')}/${field('nHeads')} = ${headDim(c)}: the head dimension must be even for rotary embeddings`);
+  if (c.ffnImpl !== 'standard' && c.ffnImpl !== 'custom') throw new ConfigError(`${field('ffnImpl')}: must be 'standard' or 'custom', got ${JSON.stringify(c.ffnImpl)}`);
+  if (c.dtype !== 'float32' && c.dtype !== 'float64') throw new ConfigError(`${field('dtype')}: must be 'float32' or 'float64', got ${JSON.stringify(c.dtype)}`);
+  if (isMoe(c)) {
+    if (c.segmentLength > c.contextLength) {
+      throw new ConfigError(`${field('segmentLength')} (${c.segmentLength}) is longer than ${field('contextLength')} (${c.contextLength})`);
+    }
+    if (c.contextLength % c.segmentLength !== 0) {
+      throw new ConfigError(`${field('contextLength')} (${c.contextLength}) must be a multiple of ${field('segmentLength')} (${c.segmentLength})`);
+    }
+    if (c.ffnImpl === 'custom' && c.dtype !== 'float32') throw new ConfigError(`${field('ffnImpl')}: 'custom' runs in float32 only (${field('dtype')} is ${c.dtype})`);
+  }
+}
+
+/** Check a batch's sequence length against the config: at most the context, a whole number of segments. */
+/**
+ * A training sequence must hold at least two segments when E > 1: segment 1 routes from its own
+ * mean with the gradient stopped, so with one segment the routers would never get a gradient.
+ */
+export function checkTrainingSequenceLength(c: ModelConfig, seq: number): void {
+  checkSequenceLength(c, seq);
+  if (isMoe(c) && seq / c.segmentLength < 2) {
+    throw new ConfigError(
+      `training sequence length ${seq} holds one ${field('segmentLength')} (${c.segmentLength}) segment: with no earlier segment to route from, the routers would never get a gradient; use at least two segments`,
+    );
+  }
+}
+
+export function checkSequenceLength(c: ModelConfig, seq: number): void {
+  if (!Number.isInteger(seq) || seq < 1) throw new ConfigError(`sequence length must be a positive integer, got ${seq}`);
+  if (seq > c.contextLength) throw new ConfigError(`sequence length ${seq} exceeds ${field('contextLength')} (${c.contextLength})`);
+  if (isMoe(c) && seq % c.segmentLength !== 0) {
+    throw new ConfigError(`sequence length ${seq} is not a multiple of ${field('segmentLength')} (${c.segmentLength}): causal segment routing needs whole segments`);
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/**
+ * The `model:` section (a parsed YAML mapping) → a validated config. Unknown fields are errors
+ * (a typo must not silently fall back to a default); `where` prefixes messages (e.g. the file name).
+ */
+export function parseModelConfig(raw: unknown, where?: string): ModelConfig {
+  const prefix = where ? `${where}: ` : '';
+  try {
+    if (raw === null || raw === undefined) return resolveModelConfig();
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`model: must be a mapping of fields (d_model: 1024, …), got ${JSON.stringify(raw)}`);
+    const byYaml = new Map(YAML_FIELDS);
+    const partial: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+      const k = byYaml.get(key);
+      if (!k) {
+        const known = YAML_FIELDS.map(([y]) => y);
+        const best = known.map((y) => [y, editDistance(key, y)] as const).sort((a, b) => a[1] - b[1])[0]!;
+        const hint = best[1] <= 3 ? `; did you mean '${best[0]}'?` : `; known fields: ${known.join(', ')}`;
+        throw new ConfigError(`model.${key}: unknown field${hint}`);
+      }
+      if (value === null || value === undefined) continue;
+      partial[k] = value;
+    }
+    return resolveModelConfig(partial as Partial<ModelConfig>);
+  } catch (error) {
+    if (error instanceof ConfigError && prefix) throw new ConfigError(prefix + error.message);
+    throw error;
+  }
+}
+
+/**
+ * A pipeline YAML's text → its model config. Other top-level sections (data, train, eval, …) are left
+ * to their stages. A pipeline without a `model:` section gets the defaults.
+ */
+export function modelConfigFromPipeline(yamlText: string, source?: string): ModelConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(yamlText);
+  } catch (error) {
+    const msg = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
+    throw new ConfigError(`${source ? `${source}: ` : ''}not valid YAML: ${msg}`);
+  }
+  if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) {
+    throw new ConfigError(`${source ? `${source}: ` : ''}a pipeline must be a YAML mapping of sections (model:, data:, train:, …)`);
+  }
+  const section = (doc as Record<string, unknown> | null)?.model;
+  return parseModelConfig(section, source);
+}
+
+/** The config as the YAML `model:` section would spell it (for resolved-config files and reports). */
+export function modelConfigToYamlObject(c: ModelConfig): Record<string, string | number> {
+  return Object.fromEntries(YAML_FIELDS.map(([y, k]) => [y, c[k]]));
+}

@@ -1,0 +1,38 @@
+/** lory's model: config, the Lory transformer (dense or MoE), its parameters, conversion and counts. */
+export {
+  type ModelConfig,
+  type FfnImpl,
+  type ModelDtype,
+  DEFAULT_MODEL_CONFIG,
+  YAML_FIELDS,
+  defaultDff,
+  resolveModelConfig,
+  parseModelConfig,
+  modelConfigFromPipeline,
+  modelConfigToYamlObject,
+  checkSequenceLength,
+  checkTrainingSequenceLength,
+  isMoe,
+  headDim,
+} from './config.js';
+export { ConfigError } from './errors.js';
+export { buildLory, loryTrainSpec, INPUT, ROUTING_DIAG, type BuildOptions, type LoryModel, type RoutingMode } from './model.js';
+export {
+  moeFfn,
+  moeFfnStandard,
+  moeFfnCustom,
+  denseFfn,
+  loryMoe,
+  causalSegmentRouting,
+  promptRouting,
+  routerProbs,
+  requireFfnImpl,
+  fusedOpLibrary,
+  LORY_DOMAIN,
+  type Routing,
+  type MoeWeights,
+  type SegmentRouting,
+} from './moe.js';
+export { PARAM, paramSpecs, initParams, layoutOf, type FfnLayout, type ParamSpec, type ParamValues, type ParamArray } from './params.js';
+export { denseToMoe } from './convert.js';
+export { countParams, countFlops, type ParamCount, type FlopCount } from './count.js';

@@ -1,0 +1,150 @@
+/**
+ * The Lory language model (Zhong, Xia, Chen, Lewis 2024): a LLaMA-style decoder — pre-norm RMSNorm,
+ * rotary position embeddings, causal multi-head attention, SwiGLU FFN, untied embeddings, no biases —
+ * whose every FFN is a Lory MoE layer (experts merged per segment, causal segment routing; moe.ts).
+ * With one expert it is the dense base model the paper warms up with.
+ *
+ * Shapes: B batch, S sequence length, d model width, H heads, hd = d/H, f FFN width, V vocabulary,
+ * E experts, T segment length, N = S/T segments.
+ */
+import * as G from '../graph/index.js';
+import type { Graph, Tensor } from '../graph/index.js';
+import type { ModelOutputs, TrainStepSpec } from '../graph/compile/train-step.js';
+import { checkSequenceLength, checkTrainingSequenceLength, headDim, type ModelConfig } from './config.js';
+import { ConfigError } from './errors.js';
+import { denseFfn, loryMoe, requireFfnImpl, type Routing } from './moe.js';
+import { PARAM, layoutOf, paramSpecs, type FfnLayout } from './params.js';
+
+/**
+ * How MoE layers route: 'segment' (training and evaluation: causal segment routing), 'prompt' (one
+ * decision per layer from the mean over the whole input, for prompts), 'fixed' (weights fed as inputs
+ * `routing/layer{l}` [B,E], e.g. a prompt's weights while generating).
+ */
+export type RoutingMode = 'segment' | 'prompt' | 'fixed';
+
+export interface BuildOptions {
+  batch: number;
+  /** Sequence length S (≤ context_length; a multiple of segment_length for segment routing). */
+  seq: number;
+  routing?: RoutingMode;
+  /** Override the FFN layout (default: 'moe' when experts > 1), e.g. a one-expert Lory layer. */
+  layout?: FfnLayout;
+  /** Declare `targets` [B,S] and compute the mean cross-entropy loss. Default true. */
+  loss?: boolean;
+  /**
+   * Segment routing: where segment 1's weights come from. 'own' (default, the paper): its own mean,
+   * gradient stopped. 'input': inputs `routing_first/layer{l}` [B,E] — e.g. the previous window's last
+   * weights when evaluating a long document in windows, or constants for gradient checks.
+   */
+  firstSegment?: 'own' | 'input';
+  /** Skip the check that `ffn_impl: custom`'s op library is built (graph export only). */
+  skipOpLibraryCheck?: boolean;
+}
+
+export interface LoryModel {
+  tokens: Tensor; //            [B,S] int64
+  targets?: Tensor; //          [B,S] int64
+  logits: Tensor; //            [B,S,V]
+  loss?: Tensor; //             []
+  /** Routing weights per layer: [B,N,E] for segment routing, [B,E] for prompt/fixed routing; empty if dense. */
+  routing: Tensor[];
+  /** Fixed routing: the inputs `routing/layer{l}` [B,E]; segment routing with firstSegment 'input': `routing_first/layer{l}`. */
+  routingInputs: Tensor[];
+  params: Record<string, Tensor>;
+}
+
+/** Graph input names. */
+export const INPUT = {
+  tokens: 'tokens',
+  targets: 'targets',
+  routing: (l: number) => `routing/layer${l}`,
+  firstSegmentRouting: (l: number) => `routing_first/layer${l}`,
+};
+
+/**
+ * Causal self-attention with RoPE on x[B,S,d] (already normalised). q is scaled by 1/√hd before the
+ * product: fewer multiplies than scaling the scores, and ORT cannot fuse it into a MatMul's float32
+ * alpha (which would round float64 graphs).
+ */
+function attention(x: Tensor, p: (n: string) => Tensor, l: number, c: ModelConfig, rope: { cos: Tensor; sin: Tensor }): Tensor {
+  const g = x.graph;
+  const [B, S, d] = x.shape as [number, number, number];
+  const [H, hd] = [c.nHeads, headDim(c)];
+  const heads = (w: 'wq' | 'wk' | 'wv') =>
+    g.scope(`${w.slice(1)}_proj`, () => G.transpose(G.reshape(G.matmul(x, p(PARAM.attn(l, w))), [B, S, H, hd]), [0, 2, 1, 3])); // [B,H,S,hd]
+  const q = G.rope(G.mul(heads('wq'), 1 / Math.sqrt(hd)), rope.cos, rope.sin); //  [B,H,S,hd]  q/√hd, rotated
+  const k = G.rope(heads('wk'), rope.cos, rope.sin); //                            [B,H,S,hd]
+  const v = heads('wv'); //                                                        [B,H,S,hd]
+  const scores = G.matmul(q, G.transposeLast(k)); //                               [B,H,S,S]   q·kᵀ/√hd
+  const probs = G.softmax(G.causalMask(scores), -1); //                            [B,H,S,S]   position i attends to j ≤ i
+  const o = G.reshape(G.transpose(G.matmul(probs, v), [0, 2, 1, 3]), [B, S, d]); // [B,S,d]
+  return g.scope('o_proj', () => G.matmul(o, p(PARAM.attn(l, 'wo')))); //         [B,S,d]
+}
+
+/** Declare the model on `g`: inputs, parameters (paramSpecs order) and the forward pass. */
+export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel {
+  const { batch: B, seq: S } = o;
+  const mode = o.routing ?? 'segment';
+  const layout = layoutOf(c, o.layout);
+  const moe = layout === 'moe';
+  const dt = c.dtype;
+  if (!Number.isInteger(B) || B < 1) throw new ConfigError(`batch size must be a positive integer, got ${B}`);
+  if (moe && mode === 'segment') checkSequenceLength(c, S);
+  else checkSequenceLength({ ...c, experts: 1 }, S);
+  if (moe && !o.skipOpLibraryCheck) requireFfnImpl(c.ffnImpl);
+
+  const params: Record<string, Tensor> = {};
+  for (const s of paramSpecs(c, layout)) params[s.name] = g.param(s.name, s.shape, { dtype: dt, group: s.group });
+  const p = (name: string) => params[name]!;
+
+  const tokens = g.input(INPUT.tokens, 'int64', [B, S]);
+  const targets = o.loss === false ? undefined : g.input(INPUT.targets, 'int64', [B, S]);
+  const inputName = mode === 'fixed' ? INPUT.routing : mode === 'segment' && o.firstSegment === 'input' ? INPUT.firstSegmentRouting : undefined;
+  const routingInputs = moe && inputName ? Array.from({ length: c.nLayers }, (_, l) => g.input(inputName(l), dt, [B, c.experts])) : [];
+  const routingOf = (l: number): Routing =>
+    mode === 'segment'
+      ? { kind: 'segment', segmentLength: c.segmentLength, ...(routingInputs[l] ? { firstSegment: routingInputs[l] } : {}) }
+      : mode === 'prompt'
+        ? { kind: 'prompt' }
+        : { kind: 'fixed', e: routingInputs[l]! };
+  const rope = G.ropeTables(g, S, headDim(c), dt, c.ropeBase); //                 cos, sin [S,hd/2]
+  const routing: Tensor[] = [];
+
+  const ffn = (l: number, x: Tensor): Tensor => {
+    const [wg, wu, wd] = [p(PARAM.ffn(l, 'w_gate')), p(PARAM.ffn(l, 'w_up')), p(PARAM.ffn(l, 'w_down'))];
+    if (!moe) return g.scope('ffn', () => denseFfn(x, wg, wu, wd)); //                                        [B,S,d]
+    const { y, weights } = g.scope('moe', () => loryMoe(c.ffnImpl, x, { router: p(PARAM.router(l)), wg, wu, wd }, routingOf(l)));
+    routing.push(weights); //                                                             [B,N,E] (segment) or [B,E]
+    return y; //                                                                          [B,S,d]
+  };
+
+  let h = g.scope('embed', () => G.embedding(p(PARAM.embed), tokens)); //                 [B,S,d]
+  for (let l = 0; l < c.nLayers; l++) {
+    h = g.scope(`layer${l}`, () => {
+      const xa = G.rmsNorm(h, p(PARAM.attnNorm(l)), c.normEps); //                        [B,S,d]
+      const h1 = G.add(h, g.scope('attn', () => attention(xa, p, l, c, rope))); //        [B,S,d]
+      const xf = G.rmsNorm(h1, p(PARAM.ffnNorm(l)), c.normEps); //                        [B,S,d]   the FFN input; routing averages it
+      return G.add(h1, ffn(l, xf)); //                                                    [B,S,d]
+    });
+  }
+  const logits = g.scope('head', () => G.matmul(G.rmsNorm(h, p(PARAM.finalNorm), c.normEps), p(PARAM.lmHead))); // [B,S,V]
+  const loss = targets ? g.scope('loss', () => G.crossEntropy(logits, targets)) : undefined; //                    []
+  return { tokens, ...(targets ? { targets } : {}), logits, ...(loss ? { loss } : {}), routing, routingInputs, params };
+}
+
+/** Diagnostic name of layer l's routing weights; train/eval graphs export them as `diag/routing/layer{l}`. */
+export const ROUTING_DIAG = (l: number) => `routing/layer${l}`;
+
+/** The model as the train-step compiler wants it: loss plus the routing weights of every MoE layer. */
+export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
+  checkTrainingSequenceLength(c, shape.seq);
+  return {
+    ...extra,
+    build(g: Graph): ModelOutputs {
+      const m = buildLory(g, c, { ...shape, routing: 'segment' });
+      const diagnostics: Record<string, Tensor> = {};
+      m.routing.forEach((w, l) => (diagnostics[ROUTING_DIAG(l)] = w));
+      return { loss: m.loss!, diagnostics };
+    },
+  };
+}
