@@ -292,22 +292,6 @@ void strips_gemm(int64_t M, int64_t N, int64_t K, const float* a, const float* b
                  std::min(NR, N - j0), false);
 }
 
-void direct_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const float* B, int64_t ldb, float* C,
-                 int64_t ldc) {
-  const int64_t full_rows = M / MR * MR, full_cols = N / NR * NR;
-  for (int64_t j0 = 0; j0 < full_cols; j0 += NR)
-    for (int64_t r0 = 0; r0 < full_rows; r0 += MR)
-      micro_tile(K, A.p + r0 * A.rs, A.rs, A.cs, B + j0, ldb, C + r0 * ldc + j0, ldc, MR, NR, false);
-  if (full_rows < M) {  // last partial row strip: packed, so nothing past row M is read
-    std::vector<float> strip(size_t(MR * K));
-    pack_a(A, full_rows, M - full_rows, 0, K, strip.data());
-    for (int64_t j0 = 0; j0 < full_cols; j0 += NR)
-      micro_tile(K, strip.data(), 1, MR, B + j0, ldb, C + full_rows * ldc + j0, ldc, M - full_rows, NR, false);
-  }
-  if (full_cols < N)  // last partial column strip through the packing path
-    merged_gemm(M, N - full_cols, K, A, MergedB{B + full_cols, 0, ldb, 1, nullptr, 1}, C + full_cols, ldc, false);
-}
-
 void merged_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const MergedB& B, float* C, int64_t ldc,
                  bool accumulate) {
   if (M <= 0 || N <= 0) return;

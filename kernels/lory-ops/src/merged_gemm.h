@@ -25,11 +25,6 @@ struct MergedB {
 void merged_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const MergedB& B, float* C, int64_t ldc,
                  bool accumulate);
 
-// C[M,N] = A·B with B row-major (row stride ldb) and A of any strides, both read in place (no packing):
-// for small K (the backward's K = T weight-gradient products) packing would cost as much as the math.
-void direct_gemm(int64_t M, int64_t N, int64_t K, const StridedA& A, const float* B, int64_t ldb, float* C,
-                 int64_t ldc);
-
 // Micro-kernel strip widths, for callers that keep operands pre-packed.
 constexpr int64_t kStripRows = 6, kStripCols = 16;
 

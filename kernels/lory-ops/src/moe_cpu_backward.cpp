@@ -1,16 +1,17 @@
 // Backward, per chunk of segments:
 //   pass A (column blocks of f): recompute a = x·W̄g, b = x·W̄u; dh = dy·W̄dᵀ; then h, da, db.
 //   pass B (column blocks of d): dx = da·W̄gᵀ + db·W̄uᵀ.
-//   pass C (tiles of each weight matrix): for groups of up to 8 segments, the tiles of G_s (xᵀ·da, xᵀ·db,
-//     hᵀ·dy) are computed into a contiguous buffer and fanned out expert by expert:
+//   pass C (tiles of each weight matrix): operands packed once per chunk into micro-kernel strips; for
+//     groups of up to 8 segments, the tiles of G_s (xᵀ·da, xᵀ·db, hᵀ·dy, K = T) are computed into a
+//     contiguous buffer and fanned out expert by expert:
 //     dWᵢ += Σ_s e[s,i]·G_s, de[s,i] += ⟨G_s, Wᵢ⟩, so each dWᵢ tile is read and written once per group.
 #include <vector>
 
 #include "expert_scatter.h"
 #include "lory/moe_cpu.h"
 #include "merged_gemm.h"
-#include "segment_gemm.h"
 #include "moe_tasks.h"
+#include "segment_gemm.h"
 #include "swiglu_pointwise.h"
 
 namespace lory {

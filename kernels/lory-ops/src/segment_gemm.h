@@ -1,7 +1,7 @@
 // Runs the same-shaped merged GEMM for a range of segments, slab by slab of K: each slab's expert
-// panels are read from memory once and merged for every segment while they sit in L2. Without this,
-// every segment streams all E expert matrices (E·d·f floats) from DRAM, and the merge, not the
-// arithmetic, sets the speed.
+// panels are read from memory once (staged into a contiguous buffer) and merged for every segment from
+// there. Without this, every segment streams all E expert matrices (E·d·f floats) from DRAM, and the
+// merge, not the arithmetic, sets the speed.
 #pragma once
 #include <cstdint>
 
