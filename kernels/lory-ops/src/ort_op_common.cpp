@@ -6,6 +6,16 @@ namespace lory {
 
 const OrtApi* g_ort = nullptr;
 
+static std::string type_name(ONNXTensorElementDataType t) {
+  switch (t) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "float64";
+    default: return "ONNX type " + std::to_string(int(t));
+  }
+}
+
 OrtStatus* read_moe_inputs(OrtKernelContext* ctx, const char* op_name, OpInputs* in, MoeShape* shape) {
   size_t count = 0;
   LORY_RETURN_IF_ERROR(g_ort->KernelContext_GetInputCount(ctx, &count));
@@ -30,8 +40,8 @@ OrtStatus* read_moe_inputs(OrtKernelContext* ctx, const char* op_name, OpInputs*
   for (size_t i = 1; i < count; ++i)
     if (in->types[i] != in->types[0])
       return make_error(std::string(op_name) + ": input '" + kMoeInputNames[i < 6 ? i : 0] +
-                        "' has element type " + std::to_string(in->types[i]) + " but 'x' has " +
-                        std::to_string(in->types[0]) + "; all inputs must share one type");
+                        "' has element type " + type_name(in->types[i]) + " but 'x' has " +
+                        type_name(in->types[0]) + "; all inputs must share one type");
   const std::string problem = infer_moe_shape(op_name, in->dims, shape);
   return problem.empty() ? nullptr : make_error(problem);
 }
