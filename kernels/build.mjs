@@ -3,6 +3,8 @@
 // bin/setup. Usage: node kernels/build.mjs [--if-stale] [part ...]
 //   runtime   kernels/runtime: the N-API addon over ONNX Runtime (node-gyp)
 //   test-ops  kernels/test-ops: the small custom-op library the runtime tests register (make)
+//   lory-ops  kernels/lory-ops (+ kernels/cuda): the merged-expert FFN custom ops, their native tests
+//             and benchmark (cmake); the CUDA library only where nvcc exists
 //   faiss     kernels/faiss: the N-API binding over FAISS (Debian libfaiss-dev + OpenBLAS; node-gyp)
 // ORT headers come from the com.github.asus4.onnxruntime package; nothing third-party is vendored.
 import { execFileSync } from 'node:child_process';
@@ -70,6 +72,16 @@ const parts = [
     sources: ['kernels/test-ops'],
     output: 'kernels/build/test-ops/liblory_test_ops.so',
     build: () => run('make', ['-B', '-C', 'kernels/test-ops', `ORT_INCLUDE_DIR=${ortIncludeDir}`, '--no-print-directory', '-s']),
+  },
+  {
+    name: 'lory-ops',
+    what: 'merged-expert FFN ops (kernels/lory-ops, kernels/cuda)',
+    sources: ['kernels/lory-ops', 'kernels/cuda'],
+    output: 'kernels/build/lory-ops/liblory_ops.so',
+    build: () => {
+      run('cmake', ['-S', 'kernels/lory-ops', '-B', 'kernels/build/lory-ops', '-DCMAKE_BUILD_TYPE=Release', `-DORT_INCLUDE_DIR=${ortIncludeDir}`]);
+      run('cmake', ['--build', 'kernels/build/lory-ops', '-j2']);
+    },
   },
   {
     name: 'faiss',

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_MODEL_CONFIG, checkSequenceLength, defaultDff, modelConfigFromPipeline, modelConfigToYamlObject, parseModelConfig, resolveModelConfig } from './config.js';
+import { DEFAULT_MODEL_CONFIG, checkSequenceLength, defaultDff, fusedOpAvailable, modelConfigFromPipeline, modelConfigToYamlObject, parseModelConfig, resolveModelConfig } from './config.js';
 
 test('the defaults are the paper 0.3B dense base model, with d_ff = 8d/3 rounded up to a multiple of 256', () => {
   const c = resolveModelConfig();
@@ -53,7 +53,7 @@ test('impossible configs are ConfigErrors that name the YAML field', () => {
     [{ experts: 8, context_length: 1000, segment_length: 256 }, /model\.context_length \(1000\) must be a multiple of model\.segment_length \(256\)/],
     [{ experts: 8, context_length: 128, segment_length: 256 }, /segment_length \(256\) is longer than model\.context_length/],
     [{ router_init_std: 0 }, /model\.router_init_std: must be a positive number.*same gradient/],
-    [{ ffn_impl: 'fused' }, /model\.ffn_impl: must be 'standard' or 'custom'/],
+    [{ ffn_impl: 'fused' }, /model\.ffn_impl: must be 'auto', 'standard' or 'custom'/],
     [{ dtype: 'float16' }, /model\.dtype: must be 'float32' or 'float64'/],
     [{ experts: 2, ffn_impl: 'custom', dtype: 'float64' }, /'custom' runs in float32 only/],
     [{ d_modle: 64 }, /model\.d_modle: unknown field; did you mean 'd_model'\?/],
@@ -72,4 +72,13 @@ test('a sequence length must fit the context and, for MoE, be a whole number of 
   assert.throws(() => checkSequenceLength(moe, 1000), { name: 'ConfigError', message: /sequence length 1000 is not a multiple of model\.segment_length \(256\)/ });
   assert.throws(() => checkSequenceLength(moe, 8192), { name: 'ConfigError', message: /exceeds model\.context_length \(4096\)/ });
   assert.doesNotThrow(() => checkSequenceLength(resolveModelConfig(), 1000));
+});
+
+test("ffn_impl defaults to 'auto': the fused op for float32 MoE models where its library is built, else the standard layer", () => {
+  const moe = { vocabSize: 16, dModel: 8, nLayers: 1, nHeads: 2, contextLength: 8, experts: 2, segmentLength: 4 };
+  assert.equal(resolveModelConfig(moe).ffnImpl, fusedOpAvailable() ? 'custom' : 'standard');
+  assert.equal(resolveModelConfig({ ...moe, dtype: 'float64' }).ffnImpl, 'standard', 'the fused op is float32-only');
+  assert.equal(resolveModelConfig({ ...moe, experts: 1 }).ffnImpl, 'standard', 'dense models have no merged experts');
+  assert.equal(resolveModelConfig({ ...moe, ffnImpl: 'standard' }).ffnImpl, 'standard', 'an explicit choice wins');
+  assert.equal(parseModelConfig({ experts: 2, context_length: 8, segment_length: 4, ffn_impl: 'auto' }).ffnImpl, fusedOpAvailable() ? 'custom' : 'standard');
 });

@@ -4,9 +4,12 @@
  * names the YAML field. Defaults are the paper's 0.3B dense base model (Zhong et al. 2024, Table 4).
  */
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { customOpLibrary, isBuilt } from '../runtime/index.js';
 import { ConfigError } from './errors.js';
 
 export type FfnImpl = 'standard' | 'custom';
+/** What a config may ask for: 'auto' (the default) picks 'custom' where lory's fused op is built. */
+export type FfnImplChoice = FfnImpl | 'auto';
 export type ModelDtype = 'float32' | 'float64';
 
 export interface ModelConfig {
@@ -57,12 +60,22 @@ const BASE = {
   segmentLength: 256,
   routerInitStd: 0.02,
   initStd: 0.02,
-  ffnImpl: 'standard' as FfnImpl,
+  ffnImpl: 'auto' as FfnImplChoice,
   dtype: 'float32' as ModelDtype,
 };
 
 /** The defaults (dFf derived from dModel and ffnMultipleOf). */
-export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({ ...BASE, dFf: defaultDff(BASE.dModel, BASE.ffnMultipleOf) });
+export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
+  ...BASE,
+  ffnImpl: 'standard' as FfnImpl, // the default model is dense: 'auto' resolves to the standard layer
+  dFf: defaultDff(BASE.dModel, BASE.ffnMultipleOf),
+});
+
+/** True when lory's fused merged-expert op library (CPU) is built. */
+export function fusedOpAvailable(): boolean {
+  const lib = customOpLibrary('lory-ops');
+  return lib !== undefined && isBuilt(lib);
+}
 
 /** YAML field ↔ config key, in the order `lory params` and the docs list them. */
 export const YAML_FIELDS: ReadonlyArray<readonly [string, keyof ModelConfig]> = [
@@ -99,12 +112,25 @@ export const headDim = (c: Pick<ModelConfig, 'dModel' | 'nHeads'>) => c.dModel /
  * Fill defaults and validate. `dFf` defaults from `dModel` and `ffnMultipleOf` unless given.
  * Throws ConfigError naming the YAML field for anything impossible.
  */
-export function resolveModelConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
+export function resolveModelConfig(partial: Partial<Omit<ModelConfig, 'ffnImpl'>> & { ffnImpl?: FfnImplChoice } = {}): ModelConfig {
   const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<ModelConfig>;
   const base = { ...BASE, ...defined };
-  const c: ModelConfig = { ...base, dFf: defined.dFf ?? defaultDff(base.dModel, base.ffnMultipleOf) };
+  const choice = base.ffnImpl as FfnImplChoice;
+  if (choice !== 'auto' && choice !== 'standard' && choice !== 'custom') {
+    throw new ConfigError(`${field('ffnImpl')}: must be 'auto', 'standard' or 'custom', got ${JSON.stringify(choice)}`);
+  }
+  const shaped = { ...base, dFf: defined.dFf ?? defaultDff(base.dModel, base.ffnMultipleOf) };
+  const c: ModelConfig = { ...shaped, ffnImpl: choice === 'auto' ? autoFfnImpl(shaped) : choice };
   validate(c);
   return c;
+}
+
+/**
+ * 'auto' → the fused custom op when it can serve this model (MoE, float32, library built), else the
+ * standard-op layer. The two agree within float32 rounding (src/model/ffn-impl.test.ts).
+ */
+function autoFfnImpl(c: { experts: number; dtype: ModelDtype }): FfnImpl {
+  return c.experts > 1 && c.dtype === 'float32' && fusedOpAvailable() ? 'custom' : 'standard';
 }
 
 function validate(c: ModelConfig): void {
@@ -121,7 +147,6 @@ function validate(c: ModelConfig): void {
   }
   if (c.dModel % c.nHeads !== 0) throw new ConfigError(`${field('dModel')} (${c.dModel}) must be divisible by ${field('nHeads')} (${c.nHeads})`);
   if (headDim(c) % 2 !== 0) throw new ConfigError(`${field('dModel')}/${field('nHeads')} = ${headDim(c)}: the head dimension must be even for rotary embeddings`);
-  if (c.ffnImpl !== 'standard' && c.ffnImpl !== 'custom') throw new ConfigError(`${field('ffnImpl')}: must be 'standard' or 'custom', got ${JSON.stringify(c.ffnImpl)}`);
   if (c.dtype !== 'float32' && c.dtype !== 'float64') throw new ConfigError(`${field('dtype')}: must be 'float32' or 'float64', got ${JSON.stringify(c.dtype)}`);
   if (isMoe(c)) {
     if (c.segmentLength > c.contextLength) {

@@ -12,6 +12,7 @@ export {
   modelConfigToYamlObject,
   checkSequenceLength,
   checkTrainingSequenceLength,
+  fusedOpAvailable,
   isMoe,
   headDim,
 } from './config.js';
@@ -27,6 +28,7 @@ export {
   promptRouting,
   routerProbs,
   requireFfnImpl,
+  modelSessionOptions,
   fusedOpLibrary,
   LORY_DOMAIN,
   type Routing,

@@ -182,3 +182,8 @@ export function requireFfnImpl(impl: FfnImpl, provider: 'cpu' | 'cuda' = 'cpu'):
   }
   return [lib.path];
 }
+
+/** Session options a model's graphs need: the fused op's library when ffn_impl is 'custom'. */
+export function modelSessionOptions(c: { ffnImpl: FfnImpl }, provider: 'cpu' | 'cuda' = 'cpu'): { customOpLibraries: string[] } {
+  return { customOpLibraries: requireFfnImpl(c.ffnImpl, provider) };
+}

@@ -7,6 +7,7 @@ import { loadModel, type HostTensor, type LoadedModel } from '../graph/testing/e
 import type { SessionOptions } from '../runtime/index.js';
 import type { ModelConfig } from './config.js';
 import { buildLory, INPUT, type BuildOptions } from './model.js';
+import { modelSessionOptions } from './moe.js';
 import type { ParamArray, ParamValues } from './params.js';
 
 export interface Batch {
@@ -44,7 +45,9 @@ export async function modelRunner(c: ModelConfig, o: BuildOptions, want: { grads
     names.forEach((n, i) => (outputs[`grad/${n}`] = grads[i]!));
   }
   const exported = G.exportModel(g, { outputs, inputs: [m.tokens, ...(m.targets ? [m.targets] : []), ...m.routingInputs, ...names.map((n) => m.params[n]!)] });
-  const model: LoadedModel = await loadModel(exported.bytes, want.session ?? {});
+  const session = want.session ?? {};
+  const libraries = [...new Set([...(session.customOpLibraries ?? []), ...modelSessionOptions(c).customOpLibraries])];
+  const model: LoadedModel = await loadModel(exported.bytes, { ...session, customOpLibraries: libraries });
   const { batch: B, seq: S } = o;
   return {
     paramNames: names,

@@ -7,6 +7,7 @@ import type { HostTensor } from '../runtime/index.js';
 import { resolveModelConfig } from './config.js';
 import { ROUTING_DIAG, loryTrainSpec } from './model.js';
 import { initParams } from './params.js';
+import { modelSessionOptions } from './moe.js';
 import { randomTokens } from './testing.js';
 
 const B = 2;
@@ -22,7 +23,7 @@ test('the train and eval graphs export every layer routing weights per sequence 
   for (const graph of [compiled.step, compiled.eval]) {
     for (const n of names) assert.deepEqual(graph.outputs.find((o) => o.name === n)?.shape, [B, S / T, E], `${n} in ${graph === compiled.step ? 'step' : 'eval'}`);
   }
-  const trainer = await Trainer.create(compiled, initParams(c, 1));
+  const trainer = await Trainer.create(compiled, initParams(c, 1), modelSessionOptions(c));
   try {
     const tokens = randomTokens(B * S, 32, 3);
     const batch = { tokens: ids(tokens), targets: ids(tokens.slice(1).concat(0)) };
@@ -49,7 +50,7 @@ test('the train and eval graphs export every layer routing weights per sequence 
 });
 
 test('a tiny Lory model trained with the compiled step memorises a batch (loss falls by more than half in 40 steps)', async () => {
-  const trainer = await Trainer.create(compileTrainStep(loryTrainSpec(c, { batch: B, seq: S }, { optimizer: { weightDecay: {} } })), initParams(c, 2));
+  const trainer = await Trainer.create(compileTrainStep(loryTrainSpec(c, { batch: B, seq: S }, { optimizer: { weightDecay: {} } })), initParams(c, 2), modelSessionOptions(c));
   try {
     const tokens = randomTokens(B * S, 32, 5);
     const batch = { tokens: ids(tokens), targets: ids(randomTokens(B * S, 32, 6)) };

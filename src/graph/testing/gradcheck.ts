@@ -8,6 +8,7 @@ import { grad } from '../grad.js';
 import { mul } from '../ops/elementwise.js';
 import { reduceSum } from '../ops/reduce.js';
 import { Graph, type Tensor } from '../tensor.js';
+import type { SessionOptions } from '../../runtime/index.js';
 import { loadModel, type HostTensor } from './execute.js';
 import { randomArray, rng } from './random.js';
 
@@ -30,6 +31,8 @@ export interface GradCase {
   inputs: GradInput[];
   build(g: Graph, xs: Tensor[]): Tensor;
   seed?: number;
+  /** Session options, e.g. the custom-op libraries the graph's ops need. */
+  session?: SessionOptions;
 }
 
 export interface GradCheckResult {
@@ -72,7 +75,7 @@ export async function gradCheck(c: GradCase, tol: Partial<typeof DEFAULTS.float6
   const outputs: Record<string, Tensor> = { loss };
   grads.forEach((gr, k) => (outputs[`grad/${wrt[k]!.inp.name}`] = gr));
   const model = exportModel(g, { outputs, inputs: xs });
-  const session = await loadModel(model.bytes);
+  const session = await loadModel(model.bytes, c.session ?? {});
 
   const feeds: Record<string, HostTensor> = {};
   c.inputs.forEach((inp, k) => {

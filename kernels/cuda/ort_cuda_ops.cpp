@@ -1,0 +1,122 @@
+// ORT wrapper of the CUDA kernel: LoryMoEFFN and LoryMoEFFNGrad for CUDAExecutionProvider in float32,
+// float16 and bfloat16 (one registered op per type). Work is queued on the stream ORT hands the kernel
+// (KernelContext_GetGPUComputeStream); scratch comes from ORT's CUDA allocator for the inputs' device.
+#include <exception>
+#include <string>
+
+#include "moe_cuda.h"
+#include "ort_op_common.h"
+
+namespace lory {
+namespace {
+
+struct CudaKernel {
+  bool grad;
+  CudaDType dtype;
+};
+
+ONNXTensorElementDataType onnx_type(CudaDType t) {
+  return t == CudaDType::f32   ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+         : t == CudaDType::f16 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16
+                               : ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16;
+}
+
+struct DeviceScratch {
+  OrtAllocator* allocator = nullptr;
+  void* data = nullptr;
+  ~DeviceScratch() {
+    if (data)
+      if (OrtStatus* st = g_ort->AllocatorFree(allocator, data)) g_ort->ReleaseStatus(st);
+    if (allocator) g_ort->ReleaseAllocator(allocator);
+  }
+};
+
+OrtStatus* allocate_device_scratch(OrtKernelContext* ctx, const OrtValue* on_device, size_t bytes,
+                                   DeviceScratch* out) {
+  const OrtMemoryInfo* input_info = nullptr;
+  LORY_RETURN_IF_ERROR(g_ort->GetTensorMemoryInfo(on_device, &input_info));
+  int device = 0;
+  LORY_RETURN_IF_ERROR(g_ort->MemoryInfoGetId(input_info, &device));
+  OrtMemoryInfo* info = nullptr;
+  LORY_RETURN_IF_ERROR(g_ort->CreateMemoryInfo("Cuda", OrtArenaAllocator, device, OrtMemTypeDefault, &info));
+  OrtStatus* st = g_ort->KernelContext_GetAllocator(ctx, info, &out->allocator);
+  g_ort->ReleaseMemoryInfo(info);
+  if (st) return st;
+  return g_ort->AllocatorAlloc(out->allocator, bytes, &out->data);
+}
+
+OrtStatus* compute(CudaKernel* kernel, OrtKernelContext* ctx) {
+  const char* op_name = kernel->grad ? kGradOpName : kForwardOpName;
+  OpInputs in;
+  MoeShape s;
+  LORY_RETURN_IF_ERROR(read_moe_inputs(ctx, op_name, &in, &s));
+  void* stream = nullptr;
+  LORY_RETURN_IF_ERROR(g_ort->KernelContext_GetGPUComputeStream(ctx, &stream));
+  const void* data[6] = {};
+  for (size_t i = 0; i < in.values.size(); ++i) LORY_RETURN_IF_ERROR(g_ort->GetTensorData(in.values[i], &data[i]));
+  DeviceScratch scratch;
+  std::string err;
+  if (!kernel->grad) {
+    void* y = nullptr;
+    LORY_RETURN_IF_ERROR(make_output(ctx, 0, in.dims[0], &y));
+    LORY_RETURN_IF_ERROR(
+        allocate_device_scratch(ctx, in.values[0], moe_cuda_forward_scratch_bytes(s, kernel->dtype), &scratch));
+    err = moe_cuda_forward(s, kernel->dtype, data[0], data[1], data[2], data[3], data[4], y, scratch.data, stream);
+  } else {
+    void* out[5] = {};
+    for (size_t i = 0; i < 5; ++i) LORY_RETURN_IF_ERROR(make_output(ctx, i, in.dims[i], &out[i]));
+    LORY_RETURN_IF_ERROR(
+        allocate_device_scratch(ctx, in.values[0], moe_cuda_backward_scratch_bytes(s, kernel->dtype), &scratch));
+    err = moe_cuda_backward(s, kernel->dtype, data[0], data[1], data[2], data[3], data[4], data[5], out[0], out[1],
+                            out[2], out[3], out[4], scratch.data, stream);
+  }
+  // The arena hands this block out again only to work ordered after ours on ORT's stream.
+  return err.empty() ? nullptr : g_ort->CreateStatus(ORT_RUNTIME_EXCEPTION, err.c_str());
+}
+
+struct TypedOp {
+  OrtCustomOp op;  // first member: ORT passes &op back to the callbacks
+  bool grad;
+  CudaDType dtype;
+};
+
+const TypedOp* typed(const OrtCustomOp* op) { return reinterpret_cast<const TypedOp*>(op); }
+
+TypedOp make_op(bool grad, CudaDType dtype) {
+  TypedOp t;
+  init_custom_op(&t.op);
+  t.grad = grad;
+  t.dtype = dtype;
+  t.op.GetName = [](const OrtCustomOp* op) { return typed(op)->grad ? kGradOpName : kForwardOpName; };
+  t.op.GetExecutionProviderType = [](const OrtCustomOp*) { return "CUDAExecutionProvider"; };
+  t.op.GetInputType = [](const OrtCustomOp* op, size_t) { return onnx_type(typed(op)->dtype); };
+  t.op.GetOutputType = [](const OrtCustomOp* op, size_t) { return onnx_type(typed(op)->dtype); };
+  t.op.GetInputTypeCount = [](const OrtCustomOp* op) -> size_t { return typed(op)->grad ? 6 : 5; };
+  t.op.GetOutputTypeCount = [](const OrtCustomOp* op) -> size_t { return typed(op)->grad ? 5 : 1; };
+  t.op.CreateKernelV2 = [](const OrtCustomOp* op, const OrtApi*, const OrtKernelInfo*, void** k) -> OrtStatus* {
+    *k = new CudaKernel{typed(op)->grad, typed(op)->dtype};
+    return nullptr;
+  };
+  t.op.KernelComputeV2 = [](void* k, OrtKernelContext* ctx) -> OrtStatus* {
+    try {
+      return compute(static_cast<CudaKernel*>(k), ctx);
+    } catch (const std::exception& ex) {
+      return g_ort->CreateStatus(ORT_RUNTIME_EXCEPTION, (std::string("LoryMoEFFN (CUDA): ") + ex.what()).c_str());
+    }
+  };
+  t.op.KernelDestroy = [](void* k) { delete static_cast<CudaKernel*>(k); };
+  return t;
+}
+
+const TypedOp kOps[6] = {make_op(false, CudaDType::f32), make_op(false, CudaDType::f16),
+                         make_op(false, CudaDType::bf16), make_op(true, CudaDType::f32),
+                         make_op(true, CudaDType::f16),  make_op(true, CudaDType::bf16)};
+
+}  // namespace
+
+OrtStatus* add_cuda_ops(OrtCustomOpDomain* domain) {
+  for (const TypedOp& t : kOps) LORY_RETURN_IF_ERROR(g_ort->CustomOpDomain_Add(domain, &t.op));
+  return nullptr;
+}
+
+}  // namespace lory

@@ -1,0 +1,22 @@
+// Entry point of liblory_ops_cuda.so: the CPU ops and the CUDA ops in one ai.lory domain, so nodes that
+// ORT places on either provider resolve. Load this library or liblory_ops.so, not both.
+#include "ort_cpu_ops.h"
+#include "ort_op_common.h"
+
+namespace lory {
+OrtStatus* add_cuda_ops(OrtCustomOpDomain* domain);
+}
+
+extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL
+RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
+  lory::g_ort = api_base->GetApi(ORT_API_VERSION);
+  if (!lory::g_ort) {
+    const OrtApi* v1 = api_base->GetApi(1);
+    return v1 ? v1->CreateStatus(ORT_FAIL, "lory ops need ONNX Runtime with API version >= 29 (1.29+)") : nullptr;
+  }
+  OrtCustomOpDomain* domain = nullptr;
+  LORY_RETURN_IF_ERROR(lory::g_ort->CreateCustomOpDomain(lory::kDomain, &domain));
+  LORY_RETURN_IF_ERROR(lory::add_cpu_ops(domain));
+  LORY_RETURN_IF_ERROR(lory::add_cuda_ops(domain));
+  return lory::g_ort->AddCustomOpDomain(options, domain);
+}

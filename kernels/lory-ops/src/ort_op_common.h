@@ -1,0 +1,45 @@
+// Helpers shared by the CPU and CUDA custom-op wrappers: reading input shapes from an OrtKernelContext,
+// creating outputs, turning messages into OrtStatus. Only the C API is used (no C++ wrapper), and the
+// OrtApi comes from the OrtApiBase handed to RegisterCustomOps: this library never links onnxruntime.
+#pragma once
+#include <onnxruntime_c_api.h>
+
+#include <string>
+#include <vector>
+
+#include "lory/moe_shape.h"
+
+namespace lory {
+
+extern const OrtApi* g_ort;  // set once by RegisterCustomOps
+constexpr const char* kDomain = "ai.lory";
+constexpr const char* kForwardOpName = "LoryMoEFFN";
+constexpr const char* kGradOpName = "LoryMoEFFNGrad";
+
+// Evaluates an OrtStatus*-returning call and returns it from the enclosing function on error.
+#define LORY_RETURN_IF_ERROR(expr)           \
+  do {                                       \
+    OrtStatus* lory_status_ = (expr);        \
+    if (lory_status_) return lory_status_;   \
+  } while (0)
+
+inline OrtStatus* make_error(const std::string& message) {
+  return g_ort->CreateStatus(ORT_INVALID_ARGUMENT, message.c_str());
+}
+
+struct OpInputs {
+  std::vector<const OrtValue*> values;
+  std::vector<std::vector<int64_t>> dims;
+  std::vector<ONNXTensorElementDataType> types;
+};
+
+// Reads all inputs, checks they share one element type, and derives the MoE shape.
+OrtStatus* read_moe_inputs(OrtKernelContext* ctx, const char* op_name, OpInputs* in, MoeShape* shape);
+
+// Allocates output `index` with `dims` and returns its data pointer.
+OrtStatus* make_output(OrtKernelContext* ctx, size_t index, const std::vector<int64_t>& dims, void** data);
+
+// Fills the parts of an OrtCustomOp that are the same for every lory op; the caller sets the rest.
+void init_custom_op(OrtCustomOp* op);
+
+}  // namespace lory

@@ -1,0 +1,205 @@
+// Native tests of the CPU kernel: fast float32 kernel vs. the float64 reference (forward and all five
+// gradients), finite differences on a tiny shape, shape-error messages. Exits non-zero on any failure.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "lory/moe_cpu.h"
+#include "lory/moe_reference.h"
+
+using namespace lory;
+
+static int failures = 0;
+
+static void expect(bool ok, const std::string& what) {
+  std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
+  if (!ok) ++failures;
+}
+
+// max |got − ref| / max |ref|: scale-free, and a wrong element anywhere moves it.
+template <typename Got>
+static double relative_error(const std::vector<Got>& got, const std::vector<double>& ref) {
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    err = std::max(err, std::abs(double(got[i]) - ref[i]));
+    scale = std::max(scale, std::abs(ref[i]));
+  }
+  return err / std::max(scale, 1e-30);
+}
+
+struct Inputs {
+  std::vector<float> x, e, wg, wu, wd, dy;
+};
+
+static Inputs random_inputs(const MoeShape& s, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  auto fill = [&](int64_t n, float scale) {
+    std::vector<float> v(n);
+    for (auto& a : v) a = scale * u(rng);
+    return v;
+  };
+  Inputs in;
+  in.x = fill(s.x_elems(), 1.f);
+  in.e = fill(s.e_elems(), 1.f);
+  for (auto& a : in.e) a = 0.5f + 0.5f * a;  // positive like softmax output, but not normalised
+  in.wg = fill(s.w_elems(), 2.f / std::sqrt(float(s.d)));
+  in.wu = fill(s.w_elems(), 2.f / std::sqrt(float(s.d)));
+  in.wd = fill(s.w_elems(), 2.f / std::sqrt(float(s.f)));
+  in.dy = fill(s.x_elems(), 1.f);
+  return in;
+}
+
+static std::string name(const MoeShape& s) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "G=%lld T=%lld d=%lld f=%lld E=%lld", (long long)s.G, (long long)s.T,
+                (long long)s.d, (long long)s.f, (long long)s.E);
+  return buf;
+}
+
+// float32 kernel vs float64 reference, sums of up to ~1400 terms: observed max errors are 2e-7..1e-6
+// (relative to the largest |ref|); the bounds leave ~5-10x headroom and still catch one wrong element.
+constexpr double kForwardTol = 5e-6, kBackwardTol = 1e-5;
+
+static void check_against_reference(const MoeShape& s, const ParallelFor& par, const MoeCpuOptions& opt,
+                                    const std::string& label) {
+  const Inputs in = random_inputs(s, 1234u + unsigned(s.G * 7 + s.T));
+  std::vector<double> y_ref(s.x_elems());
+  moe_forward_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), y_ref.data());
+  std::vector<float> y(s.x_elems()), scratch(moe_forward_scratch_floats(s, opt));
+  moe_forward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), y.data(), scratch.data(),
+              par, opt);
+  const double ey = relative_error(y, y_ref);
+  char msg[256];
+  std::snprintf(msg, sizeof msg, "forward %s [%s]: max rel err y %.2e (tol %.0e)", name(s).c_str(), label.c_str(),
+                ey, kForwardTol);
+  expect(ey < kForwardTol, msg);
+
+  std::vector<double> dx_r(s.x_elems()), de_r(s.e_elems()), dwg_r(s.w_elems()), dwu_r(s.w_elems()),
+      dwd_r(s.w_elems());
+  moe_backward_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(),
+                         dx_r.data(), de_r.data(), dwg_r.data(), dwu_r.data(), dwd_r.data());
+  std::vector<float> dx(s.x_elems()), de(s.e_elems()), dwg(s.w_elems(), NAN), dwu(s.w_elems(), NAN),
+      dwd(s.w_elems(), NAN);  // NaN: the kernel must overwrite, not accumulate into, its outputs
+  scratch.assign(moe_backward_scratch_floats(s, opt), 0.f);
+  moe_backward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(), dx.data(),
+               de.data(), dwg.data(), dwu.data(), dwd.data(), scratch.data(), par, opt);
+  const double errs[5] = {relative_error(dx, dx_r), relative_error(de, de_r), relative_error(dwg, dwg_r),
+                          relative_error(dwu, dwu_r), relative_error(dwd, dwd_r)};
+  double worst = 0;
+  for (double v : errs) worst = std::max(worst, std::isnan(v) ? 1e9 : v);
+  std::snprintf(msg, sizeof msg,
+                "backward %s [%s]: max rel err dx %.2e de %.2e dWg %.2e dWu %.2e dWd %.2e (tol %.0e)",
+                name(s).c_str(), label.c_str(), errs[0], errs[1], errs[2], errs[3], errs[4], kBackwardTol);
+  expect(worst < kBackwardTol, msg);
+}
+
+// Central differences of L = ⟨y, dy⟩ through the float64 forward, against both backward kernels.
+static void check_finite_differences() {
+  const MoeShape s{2, 3, 5, 7, 3};
+  const Inputs in = random_inputs(s, 99);
+  std::vector<double> y(s.x_elems());
+  std::vector<std::vector<double>> p = {
+      {in.x.begin(), in.x.end()},   {in.e.begin(), in.e.end()},   {in.wg.begin(), in.wg.end()},
+      {in.wu.begin(), in.wu.end()}, {in.wd.begin(), in.wd.end()},
+  };
+  auto loss = [&] {
+    moe_forward_reference_f64(s, p[0].data(), p[1].data(), p[2].data(), p[3].data(), p[4].data(), y.data());
+    double l = 0;
+    for (int64_t i = 0; i < s.x_elems(); ++i) l += y[i] * in.dy[i];
+    return l;
+  };
+  std::vector<std::vector<double>> fd(5);
+  const double eps = 1e-5;
+  for (int k = 0; k < 5; ++k) {
+    fd[k].resize(p[k].size());
+    for (size_t i = 0; i < p[k].size(); ++i) {
+      const double keep = p[k][i];
+      p[k][i] = keep + eps;
+      const double up = loss();
+      p[k][i] = keep - eps;
+      const double down = loss();
+      p[k][i] = keep;
+      fd[k][i] = (up - down) / (2 * eps);
+    }
+  }
+  std::vector<double> r[5] = {std::vector<double>(s.x_elems()), std::vector<double>(s.e_elems()),
+                              std::vector<double>(s.w_elems()), std::vector<double>(s.w_elems()),
+                              std::vector<double>(s.w_elems())};
+  moe_backward_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(),
+                         r[0].data(), r[1].data(), r[2].data(), r[3].data(), r[4].data());
+  std::vector<float> q[5] = {std::vector<float>(s.x_elems()), std::vector<float>(s.e_elems()),
+                             std::vector<float>(s.w_elems()), std::vector<float>(s.w_elems()),
+                             std::vector<float>(s.w_elems())};
+  std::vector<float> scratch(moe_backward_scratch_floats(s));
+  moe_backward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(), q[0].data(),
+               q[1].data(), q[2].data(), q[3].data(), q[4].data(), scratch.data(), serial_for());
+  static const char* names[5] = {"dx", "de", "dW_gate", "dW_up", "dW_down"};
+  for (int k = 0; k < 5; ++k) {
+    const double er = relative_error(r[k], fd[k]), eq = relative_error(q[k], fd[k]);
+    char msg[160];
+    std::snprintf(msg, sizeof msg, "finite differences %s: reference %.2e (tol 1e-7), fast %.2e (tol 1e-5)",
+                  names[k], er, eq);
+    expect(er < 1e-7 && eq < 1e-5, msg);
+  }
+}
+
+// The comparison itself must notice a single wrong element of realistic size.
+static void check_the_checker() {
+  const MoeShape s{2, 9, 16, 24, 3};
+  const Inputs in = random_inputs(s, 7);
+  std::vector<double> ref(s.x_elems());
+  moe_forward_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), ref.data());
+  std::vector<float> y(s.x_elems()), scratch(moe_forward_scratch_floats(s));
+  moe_forward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), y.data(), scratch.data(),
+              serial_for());
+  y[s.x_elems() / 2] += 1e-3f;
+  expect(relative_error(y, ref) > kForwardTol, "a 1e-3 error in one element of y is detected");
+}
+
+static void check_shape_errors() {
+  MoeShape s;
+  const std::vector<std::vector<int64_t>> good = {{4, 8, 16}, {4, 3}, {3, 16, 24}, {3, 16, 24}, {3, 24, 16}};
+  expect(infer_moe_shape("LoryMoEFFN", good, &s).empty() && s.G == 4 && s.T == 8 && s.d == 16 && s.f == 24 &&
+             s.E == 3,
+         "consistent shapes are accepted and read as G,T,d,f,E");
+  auto bad = good;
+  bad[4] = {3, 16, 24};
+  const std::string msg = infer_moe_shape("LoryMoEFFN", bad, &s);
+  expect(msg.find("LoryMoEFFN") != std::string::npos && msg.find("'W_down'") != std::string::npos &&
+             msg.find("[3,24,16]") != std::string::npos,
+         "a transposed W_down is rejected naming the op, the input and the expected shape: " + msg);
+  bad = good;
+  bad.push_back({4, 8, 15});
+  const std::string msg2 = infer_moe_shape("LoryMoEFFNGrad", bad, &s);
+  expect(msg2.find("'dy'") != std::string::npos, "a dy of the wrong shape is rejected: " + msg2);
+  bad = good;
+  bad[1] = {4};
+  expect(infer_moe_shape("LoryMoEFFN", bad, &s).find("rank 2") != std::string::npos,
+         "a rank-1 e is rejected");
+}
+
+int main() {
+  check_shape_errors();
+  check_the_checker();
+  check_finite_differences();
+  const ParallelFor two = thread_for(2), serial = serial_for();
+  const MoeCpuOptions defaults;
+  check_against_reference({3, 7, 16, 24, 4}, serial, defaults, "serial");
+  check_against_reference({2, 13, 40, 72, 3}, two, defaults, "2 threads, T=13");
+  check_against_reference({1, 128, 64, 96, 8}, two, defaults, "G=1");
+  check_against_reference({4, 33, 32, 48, 1}, two, defaults, "E=1");
+  check_against_reference({2, 1, 24, 40, 2}, serial, defaults, "T=1");
+  check_against_reference({3, 64, 128, 352, 8}, two, defaults, "model-like");
+  check_against_reference({2, 128, 512, 1408, 8}, two, defaults, "bench layer, G=2");
+  check_against_reference({6, 40, 96, 200, 5}, thread_for(4), defaults, "4 threads");
+  MoeCpuOptions tiny;
+  tiny.scratch_budget_bytes = 1;  // one segment per chunk
+  check_against_reference({5, 19, 40, 56, 3}, two, tiny, "chunked, 1 segment per chunk");
+  tiny.scratch_budget_bytes = 2 * 3 * 19 * 56 * 4;  // two segments per chunk, last chunk partial
+  check_against_reference({5, 19, 40, 56, 3}, two, tiny, "chunked, 2 segments per chunk");
+  std::printf(failures ? "%d FAILED\n" : "all passed\n", failures);
+  return failures ? 1 : 0;
+}
