@@ -58,6 +58,16 @@ describe('sessions', () => {
     await assert.rejects(runtime.createSession(matmul, { executionProvider: 'tpu' as never }), /executionProvider must be 'cpu' or 'cuda'; got 'tpu'/);
   });
 
+  it('gives the same numbers with spinning and the CPU arena switched off', async () => {
+    const session = await runtime.createSession(matmul, { allowSpinning: false, cpuMemArena: false, intraOpThreads: 2 });
+    const { c } = await session.run({
+      a: { dtype: 'float64', shape: [1, 3], data: new Float64Array([1, 2, 3]) },
+      b: { dtype: 'float64', shape: [3, 2], data: new Float64Array([1, 0, 0, 1, 1, 1]) },
+    });
+    assert.deepEqual(Array.from(c!.read() as Float64Array), [4, 5]);
+    session.dispose();
+  });
+
   it('fetches only the requested outputs', async () => {
     const session = await runtime.createSession(matmul);
     const out = await session.run(

@@ -17,6 +17,13 @@ export interface SessionOptions {
   deviceId?: number;
   /** Paths of shared libraries of custom ops to register (RegisterCustomOpsLibrary). */
   customOpLibraries?: string[];
+  /**
+   * Let ORT's pool threads spin while waiting for work (ORT's default: true). Spinning shortens
+   * latency between ops but burns cores other work (the event loop, data loading) could use.
+   */
+  allowSpinning?: boolean;
+  /** ORT's CPU memory arena (default true). Off trades allocation speed for a smaller peak. */
+  cpuMemArena?: boolean;
   /** ORT session log id, shown in ORT's own log lines. */
   logId?: string;
 }

@@ -51,7 +51,7 @@ INCS_Debug := \
 	-I/usr/deps/uv/include \
 	-I/usr/deps/zlib \
 	-I/usr/deps/v8/include \
-	-I$(srcdir)/../../../main/node_modules/node-addon-api
+	-I$(srcdir)/../../node_modules/node-addon-api
 
 DEFS_Release := \
 	'-DNODE_GYP_MODULE_NAME=lory_faiss' \
@@ -100,7 +100,7 @@ INCS_Release := \
 	-I/usr/deps/uv/include \
 	-I/usr/deps/zlib \
 	-I/usr/deps/v8/include \
-	-I$(srcdir)/../../../main/node_modules/node-addon-api
+	-I$(srcdir)/../../node_modules/node-addon-api
 
 OBJS := \
 	$(obj).target/$(TARGET)/src/addon.o \

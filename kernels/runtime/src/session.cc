@@ -65,6 +65,10 @@ OrtSessionOptions* BuildOptions(const Napi::Object& js, std::string* provider) {
     ThrowIfError(api.AddSessionConfigEntry(options, "session.intra_op.allow_spinning", spin), "allowSpinning");
     ThrowIfError(api.AddSessionConfigEntry(options, "session.inter_op.allow_spinning", spin), "allowSpinning");
   }
+  if (js.Has("cpuMemArena") && js.Get("cpuMemArena").IsBoolean()) {
+    ThrowIfError(js.Get("cpuMemArena").As<Napi::Boolean>().Value() ? api.EnableCpuMemArena(options) : api.DisableCpuMemArena(options),
+                 "cpuMemArena");
+  }
   if (js.Has("logId") && js.Get("logId").IsString()) {
     ThrowIfError(api.SetSessionLogId(options, js.Get("logId").As<Napi::String>().Utf8Value().c_str()), "logId");
   }
