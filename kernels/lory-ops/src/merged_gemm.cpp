@@ -168,6 +168,48 @@ __attribute__((target("avx2,fma"))) void micro_avx2(int64_t kc, const float* a, 
   }
 }
 
+// The same for fewer than MR rows (R = 1…5), A read in place: a segment of T = 128 rows ends in a strip
+// of 2, which the 6-row kernel would compute 3x over (and needed A packed).
+template <int R>
+__attribute__((target("avx2,fma"))) void micro_rows_avx2(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks,
+                                                          const float* b, int64_t b_ks, float* c, int64_t ldc,
+                                                          bool accumulate) {
+  __m256 c0[R], c1[R];
+  for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k, b += b_ks) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r * a_rs + k * a_ks);
+      c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float* cr = c + r * ldc;
+    __m256 v0 = c0[r], v1 = c1[r];
+    if (accumulate) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
+    }
+    _mm256_storeu_ps(cr, v0);
+    _mm256_storeu_ps(cr + 8, v1);
+  }
+}
+
+// C[rows < MR, NR] from A in place; false when this CPU has no AVX2 (the caller packs A instead).
+bool micro_short_rows(int64_t rows, int64_t kc, const float* a, int64_t a_rs, int64_t a_ks, const float* b,
+                      int64_t b_ks, float* c, int64_t ldc, bool accumulate) {
+  if (!cpu_has_avx2_fma()) return false;
+  switch (rows) {
+    case 1: micro_rows_avx2<1>(kc, a, a_rs, a_ks, b, b_ks, c, ldc, accumulate); return true;
+    case 2: micro_rows_avx2<2>(kc, a, a_rs, a_ks, b, b_ks, c, ldc, accumulate); return true;
+    case 3: micro_rows_avx2<3>(kc, a, a_rs, a_ks, b, b_ks, c, ldc, accumulate); return true;
+    case 4: micro_rows_avx2<4>(kc, a, a_rs, a_ks, b, b_ks, c, ldc, accumulate); return true;
+    case 5: micro_rows_avx2<5>(kc, a, a_rs, a_ks, b, b_ks, c, ldc, accumulate); return true;
+    default: return false;
+  }
+}
+
 void micro_portable(int64_t kc, const float* a, int64_t a_rs, int64_t a_ks, const float* b, int64_t b_ks, float* c,
                     int64_t ldc, bool accumulate) {
   float acc[MR][NR] = {};
@@ -205,8 +247,18 @@ int64_t panel_depth_for(int64_t K, int64_t N, int64_t hot_terms) { return panel_
 
 void pack_merged_panel(const MergedB& B, int64_t k0, int64_t kc, int64_t N, float* out) { pack_b(B, k0, kc, N, out); }
 
-void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const float* panel, float* C, int64_t ldc,
-                   bool accumulate) {
+void gemm_on_panels(int64_t M, int64_t kc, const StridedA& A, const float* panel, const PanelOutput* outs,
+                    int count) {
+  // Runs every 16-column strip of every output against one row strip of A (at `a`, strides a_rs, a_ks).
+  auto strip_row = [&](const float* a, int64_t a_rs, int64_t a_ks, int64_t r0, int64_t rows) {
+    const float* b = panel;
+    for (int o = 0; o < count; ++o) {
+      const PanelOutput& out = outs[o];
+      for (int64_t j0 = 0; j0 < out.n; j0 += NR, b += kc * NR)
+        micro_tile(kc, a, a_rs, a_ks, b, NR, out.c + r0 * out.ldc + j0, out.ldc, rows, std::min(NR, out.n - j0),
+                   out.accumulate);
+    }
+  };
   if (A.cs == 1) {  // row-major A: full strips straight from A, a short last strip via packing
     const int64_t full = M / MR * MR;
     for (int64_t r0 = 0; r0 < full; r0 += MR) {
@@ -214,22 +266,35 @@ void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const fl
       if (r0 + 2 * MR <= M)
         for (int64_t r = r0 + MR; r < r0 + 2 * MR; ++r)
           for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(A.p + r * A.rs + k);
-      for (int64_t j0 = 0; j0 < N; j0 += NR)
-        micro_tile(kc, A.p + r0 * A.rs, A.rs, 1, panel + j0 * kc, NR, C + r0 * ldc + j0, ldc, MR, std::min(NR, N - j0),
-                   accumulate);
+      strip_row(A.p + r0 * A.rs, A.rs, 1, r0, MR);
     }
     if (full == M) return;
-    alignas(32) float strip[MR * 16];
-    std::vector<float> big;
-    float* ap = strip;
-    if (kc > 16) {
-      big.resize(MR * kc);
-      ap = big.data();
+    const int64_t rows = M - full;
+    if (cpu_has_avx2_fma()) {  // the short last strip straight from A; a short last column via a local tile
+      const float* b = panel;
+      for (int o = 0; o < count; ++o) {
+        const PanelOutput& out = outs[o];
+        for (int64_t j0 = 0; j0 < out.n; j0 += NR, b += kc * NR) {
+          float* c = out.c + full * out.ldc + j0;
+          const int64_t cols = std::min(NR, out.n - j0);
+          if (cols == NR) {
+            micro_short_rows(rows, kc, A.p + full * A.rs, A.rs, 1, b, NR, c, out.ldc, out.accumulate);
+            continue;
+          }
+          alignas(32) float tile[MR * NR];
+          micro_short_rows(rows, kc, A.p + full * A.rs, A.rs, 1, b, NR, tile, NR, false);
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t j = 0; j < cols; ++j)
+              c[r * out.ldc + j] = out.accumulate ? c[r * out.ldc + j] + tile[r * NR + j] : tile[r * NR + j];
+        }
+      }
+      return;
     }
-    pack_a(A, full, M - full, 0, kc, ap);
-    for (int64_t j0 = 0; j0 < N; j0 += NR)
-      micro_tile(kc, ap, 1, MR, panel + j0 * kc, NR, C + full * ldc + j0, ldc, M - full, std::min(NR, N - j0),
-                 accumulate);
+    Buffers& buf = thread_buffers();
+    if (buf.a.size() < size_t(MR * kc + 8)) buf.a.resize(MR * kc + 8);
+    float* ap = align32(buf.a.data());
+    pack_a(A, full, rows, 0, kc, ap);
+    strip_row(ap, 1, MR, full, rows);
     return;
   }
   Buffers& buf = thread_buffers();
@@ -238,11 +303,14 @@ void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const fl
   for (int64_t m0 = 0; m0 < M; m0 += MC) {
     const int64_t mc = std::min(MC, M - m0);
     pack_a(A, m0, mc, 0, kc, ap);
-    for (int64_t r0 = 0; r0 < mc; r0 += MR)
-      for (int64_t j0 = 0; j0 < N; j0 += NR)
-        micro_tile(kc, ap + r0 * kc, 1, MR, panel + j0 * kc, NR, C + (m0 + r0) * ldc + j0, ldc, std::min(MR, mc - r0),
-                   std::min(NR, N - j0), accumulate);
+    for (int64_t r0 = 0; r0 < mc; r0 += MR) strip_row(ap + r0 * kc, 1, MR, m0 + r0, std::min(MR, mc - r0));
   }
+}
+
+void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const float* panel, float* C, int64_t ldc,
+                   bool accumulate) {
+  const PanelOutput out{C, ldc, N, accumulate};
+  gemm_on_panels(M, kc, A, panel, &out, 1);
 }
 
 __attribute__((target("avx2,fma"))) static void merge_staged_avx2(const float* staged, int64_t terms,

@@ -52,4 +52,15 @@ void merge_staged_panels(const float* staged, int64_t terms, int64_t panel_float
 void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const float* panel, float* C, int64_t ldc,
                    bool accumulate);
 
+// One output of gemm_on_panels: n columns, from the panel's next ⌈n/16⌉ strips.
+struct PanelOutput {
+  float* c;
+  int64_t ldc, n;
+  bool accumulate;
+};
+// Several GEMMs sharing A, their packed panels one after another (each padded to whole 16-column strips):
+// outs[o].c (+)= A(:, 0..kc)·panel_o. Each row strip of A is read once for all of them (the forward's
+// gate and up projections both read x).
+void gemm_on_panels(int64_t M, int64_t kc, const StridedA& A, const float* panel, const PanelOutput* outs, int count);
+
 }  // namespace lory
