@@ -1,1 +1,0 @@
-cmd_Release/lory_faiss.node := ln -f "Release/obj.target/lory_faiss.node" "Release/lory_faiss.node" 2>/dev/null || (rm -rf "Release/lory_faiss.node" && cp -af "Release/obj.target/lory_faiss.node" "Release/lory_faiss.node")

@@ -1,1 +1,0 @@
-cmd_Release/obj.target/lory_faiss.node := g++ -o Release/obj.target/lory_faiss.node -shared -pthread -rdynamic -m64  -Wl,-soname=lory_faiss.node -Wl,--start-group Release/obj.target/lory_faiss/src/addon.o Release/obj.target/lory_faiss/src/index.o Release/obj.target/lory_faiss/src/blas.o -Wl,--end-group -lfaiss -lopenblas -lgomp
