@@ -52,6 +52,22 @@ describe('artifact stages', () => {
     assert.equal(builds, 4);
   });
 
+  it('never removes another output’s temporary or resume directories', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lory-stage-others-'));
+    const spec = (out: string) => ({ out: join(root, out), kind: 'x', formatVersion: 1, inputs: [], params: {}, resumable: true });
+    await runStage({
+      ...spec('emb-b'),
+      build: async (dir: string) => {
+        writeFileSync(join(dir, 'chunk-0'), 'done');
+        throw new Error('interrupted');
+      },
+    } as unknown as StageSpec<unknown>).catch(() => undefined);
+    const resume = readdirSync(root).find((e) => e.startsWith('.lory-tmp-emb-b-resume-'));
+    assert.ok(resume, 'the interrupted run left its resume directory');
+    await runStage({ ...spec('emb'), resumable: false, build: async () => ({}) } as unknown as StageSpec<unknown>);
+    assert.ok(existsSync(join(root, resume!, 'chunk-0')), 'a run of emb kept emb-b’s finished chunk');
+  });
+
   it('redoes a stage whose files were damaged', async () => {
     const out = join(root, 'c');
     await runStage(spec(out));

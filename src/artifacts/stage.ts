@@ -45,13 +45,19 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Removes temporary directories of this output left by crashed runs (their process is gone). */
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Removes temporary directories of exactly this output left by crashed runs of this machine (their
+ * pid is gone). Resume directories (`-resume-<key>`) are never removed here: they hold finished work,
+ * and may belong to a run elsewhere on a shared filesystem.
+ */
 async function removeStaleTemps(parent: string, name: string, keep: string | undefined): Promise<void> {
   if (!existsSync(parent)) return;
+  const ours = new RegExp(`^${escapeRegExp(TMP_PREFIX + name)}-pid(\\d+)-[a-z0-9]+$`);
   for (const entry of readdirSync(parent)) {
-    if (!entry.startsWith(`${TMP_PREFIX}${name}-`) || join(parent, entry) === keep) continue;
-    const pid = /-pid(\d+)-/.exec(entry)?.[1];
-    if (pid !== undefined && pidAlive(Number(pid))) continue;
+    const pid = ours.exec(entry)?.[1];
+    if (pid === undefined || join(parent, entry) === keep || pidAlive(Number(pid))) continue;
     await rm(join(parent, entry), { recursive: true, force: true });
   }
 }

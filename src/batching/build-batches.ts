@@ -19,7 +19,7 @@ import { openTokenStore } from '../data/token-store.js';
 import { readEmbeddings, type Embeddings } from '../embed/store.js';
 import { adjacencyFigures, type AdjacencyFigures } from './adjacency.js';
 import { undirectedGraph } from './graph.js';
-import { allKnn, type KnnResult } from './knn.js';
+import { knnAmongKept, type KnnResult } from './knn.js';
 import { DEFAULT_MINHASH, findNearDuplicates } from './minhash.js';
 import { gather, packOrdered, shuffleAndSplit } from './pack.js';
 import { permutation } from './random.js';
@@ -150,7 +150,7 @@ export async function buildBatches(options: BuildBatchesOptions): Promise<StageR
       let paths: number | null = null;
       if (strategy === 'similarity') {
         knn = await timed('knn', () =>
-          allKnn(embeddings!.vectors, embeddings!.dim, {
+          knnAmongKept(embeddings!.vectors, embeddings!.dim, kept, n, {
             k,
             index: params.knn!.index,
             params: params.knn!.params,

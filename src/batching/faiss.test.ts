@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../data/testing.js';
@@ -63,6 +64,7 @@ describe('FAISS binding', () => {
     assert.equal(result.labels, into.labels);
     assert.equal(into.labels[3], -1n);
     assert.ok(into.labels[0]! >= 0n && into.labels[0]! < 3n);
+    await index.dispose();
   });
 
   it('takes factory strings with search parameters: IVF with nprobe = nlist is exact, HNSW takes efSearch', async () => {
@@ -78,6 +80,8 @@ describe('FAISS binding', () => {
     await hnsw.add(x);
     hnsw.setParameter('efSearch', 64);
     assert.equal((await hnsw.search(q, 1)).labels.length, 40);
+    await ivf.dispose();
+    await hnsw.dispose();
   });
 
   it('turns FAISS errors into exceptions instead of aborting the process', async () => {
@@ -88,6 +92,7 @@ describe('FAISS binding', () => {
     await assert.rejects(FaissIndex.read('/nonexistent/index.faiss'), /file not found/);
     await flat.add(x);
     await assert.rejects(flat.search(q, 0), /k must be a positive integer/);
+    await flat.dispose();
   });
 
   it('saves and loads an index that answers the same', async () => {
@@ -100,6 +105,8 @@ describe('FAISS binding', () => {
     const loaded = await FaissIndex.read(path);
     loaded.setParameter('nprobe', 2);
     assert.deepEqual((await loaded.search(q, 3)).labels, (await index.search(q, 3)).labels);
+    await index.dispose();
+    await loaded.dispose();
   });
 
   it('searches on a worker thread: the event loop keeps turning during a long search', async () => {
@@ -114,6 +121,14 @@ describe('FAISS binding', () => {
     const elapsed = performance.now() - started;
     clearInterval(timer);
     assert.ok(elapsed < 50 || ticks >= 3, `${ticks} timer ticks during a ${elapsed.toFixed(0)} ms search`);
+    await index.dispose();
+  });
+
+  it('refuses counts that overrun the arrays, natively as well as in the wrapper', async () => {
+    const { loadFaiss } = await import('./faiss.js');
+    const raw = (loadFaiss() as unknown as { factory(d: number, s: string, m: string): { add(x: Float32Array, n: number): Promise<void>; dispose(): void } }).factory(d, 'Flat', 'ip');
+    assert.throws(() => raw.add(new Float32Array(4), 25e6), /vectors holds 4 values; the call needs 800000000/);
+    raw.dispose();
   });
 
   it('chooses the OpenBLAS kernel family from CPU flags, and a user-set OPENBLAS_CORETYPE wins', () => {
@@ -123,5 +138,21 @@ describe('FAISS binding', () => {
     assert.match(blasInfo().config, /OpenBLAS 0\.3/);
     const probe = `process.env.OPENBLAS_CORETYPE='Prescott'; console.log(require(${JSON.stringify(FAISS_ADDON_PATH)}).blasCoreName())`;
     assert.equal(execFileSync(process.execPath, ['-e', probe], { encoding: 'utf8' }).trim(), 'Prescott');
+  });
+
+  it('applies its OpenBLAS choice through loadFaiss() when the user set none, and honours a user value and "off"', () => {
+    const module = JSON.stringify(new URL('./faiss.js', import.meta.url).href);
+    const probe = (env: Record<string, string | undefined>) => {
+      const code = `import(${module}).then((m) => { m.loadFaiss(); console.log(JSON.stringify([process.env.OPENBLAS_CORETYPE ?? null, m.blasInfo().coreName])); })`;
+      const childEnv: Record<string, string | undefined> = { ...process.env, OPENBLAS_CORETYPE: undefined, LORY_OPENBLAS_CORETYPE: undefined, ...env };
+      for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
+      return JSON.parse(execFileSync(process.execPath, ['-e', code], { encoding: 'utf8', env: childEnv as NodeJS.ProcessEnv }).trim()) as [string | null, string];
+    };
+    const [chosen, coreName] = probe({});
+    const expected = chooseCoreType(new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/)));
+    assert.equal(chosen, expected ?? null, 'lory set OPENBLAS_CORETYPE from the CPU flags');
+    if (expected) assert.equal(coreName.toLowerCase(), expected.toLowerCase(), 'and OpenBLAS runs that kernel family');
+    assert.equal(probe({ OPENBLAS_CORETYPE: 'Prescott' })[1], 'Prescott', 'a user value wins');
+    assert.equal(probe({ LORY_OPENBLAS_CORETYPE: 'off' })[0], null, '"off" leaves OpenBLAS to detect');
   });
 });

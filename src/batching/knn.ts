@@ -123,3 +123,26 @@ async function measureRecall(vectors: Float32Array, d: number, found: KnnLists, 
     await flat.dispose();
   }
 }
+
+/**
+ * kNN among the kept documents only, with ids of the whole store (-1 and no neighbours for dropped
+ * ones). Searching all documents would let a document with k near-copies spend every neighbour slot
+ * on copies that dedup drops, leaving it no neighbours at all.
+ */
+export async function knnAmongKept(vectors: Float32Array, dim: number, kept: Uint32Array, n: number, options: KnnOptions): Promise<KnnResult> {
+  if (kept.length === n) return allKnn(vectors, dim, options);
+  const keptVectors = new Float32Array(kept.length * dim);
+  kept.forEach((doc, row) => keptVectors.set(vectors.subarray(doc * dim, (doc + 1) * dim), row * dim));
+  const local = await allKnn(keptVectors, dim, options);
+  const { k } = local;
+  const neighbors = new Int32Array(n * k).fill(-1);
+  const scores = new Float32Array(n * k);
+  kept.forEach((doc, row) => {
+    for (let r = 0; r < k; r++) {
+      const j = local.neighbors[row * k + r]!;
+      neighbors[doc * k + r] = j < 0 ? -1 : kept[j]!;
+      scores[doc * k + r] = local.scores[row * k + r]!;
+    }
+  });
+  return { ...local, n, neighbors, scores };
+}

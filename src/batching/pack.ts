@@ -46,6 +46,8 @@ export function shuffleAndSplit(count: number, seed: number, validFraction: numb
   const shuffle = permutation(count, seed);
   let validCount = Math.round(count * validFraction);
   if (validFraction > 0 && validCount === 0 && count >= 2) validCount = 1;
+  // Never leave training empty: the validation slice gives way.
+  if (validCount >= count) validCount = Math.max(0, count - 1);
   return { shuffle, trainCount: count - validCount, validCount };
 }
 

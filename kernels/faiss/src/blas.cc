@@ -15,7 +15,9 @@ std::string BlasCoreName() { return openblas_get_corename(); }
 std::string BlasConfig() { return openblas_get_config(); }
 
 void ApplyThreads(int threads) {
-  if (threads <= 0) return;
+  // OpenMP's count is per calling thread and libuv reuses its workers: always set it, so a call that
+  // asked for all cores (0) does not inherit a smaller count left by an earlier call on this worker.
+  if (threads <= 0) threads = omp_get_num_procs();
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
 }

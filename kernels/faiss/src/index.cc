@@ -22,13 +22,18 @@ namespace {
 class Work : public Napi::AsyncWorker {
  public:
   Work(Napi::Env env, int threads, std::vector<Napi::Object> keep, std::function<void()> work,
-       std::function<Napi::Value(Napi::Env)> done)
+       std::function<Napi::Value(Napi::Env)> done, IndexWrap* owner = nullptr)
       : Napi::AsyncWorker(env, "lory-faiss"),
+        owner_(owner),
         deferred_(Napi::Promise::Deferred::New(env)),
         threads_(threads),
         work_(std::move(work)),
         done_(std::move(done)) {
     for (auto& o : keep) keep_.push_back(Napi::Persistent(o));
+    if (owner_ != nullptr) owner_->BeginCall();
+  }
+  ~Work() override {
+    if (owner_ != nullptr) owner_->EndCall();
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -51,6 +56,7 @@ class Work : public Napi::AsyncWorker {
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
+  IndexWrap* owner_;
   Napi::Promise::Deferred deferred_;
   int threads_;
   std::function<void()> work_;
@@ -137,12 +143,21 @@ Napi::Value IndexWrap::SetParameter(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The native side trusts no count from JS: a short array would be read or written out of bounds.
+static void RequireLength(Napi::Env env, const Napi::TypedArray& array, int64_t needed, const char* what) {
+  if (needed < 0 || static_cast<int64_t>(array.ElementLength()) < needed) {
+    throw Napi::RangeError::New(env, std::string(what) + " holds " + std::to_string(array.ElementLength()) + " values; the call needs " +
+                                         std::to_string(needed));
+  }
+}
+
 Napi::Value IndexWrap::Train(const Napi::CallbackInfo& info) {
   faiss::Index* index = Live(info.Env());
   Napi::Float32Array x = FloatArg(info, 0, "vectors");
   int64_t n = CountArg(info, 1, "n");
+  RequireLength(info.Env(), x, n * index->d, "vectors");
   const float* data = x.Data();
-  auto* work = new Work(info.Env(), threads_, {info.This().As<Napi::Object>(), x}, [=] { index->train(n, data); }, nullptr);
+  auto* work = new Work(info.Env(), threads_, {info.This().As<Napi::Object>(), x}, [=] { index->train(n, data); }, nullptr, this);
   work->Queue();
   return work->Promise();
 }
@@ -151,8 +166,9 @@ Napi::Value IndexWrap::Add(const Napi::CallbackInfo& info) {
   faiss::Index* index = Live(info.Env());
   Napi::Float32Array x = FloatArg(info, 0, "vectors");
   int64_t n = CountArg(info, 1, "n");
+  RequireLength(info.Env(), x, n * index->d, "vectors");
   const float* data = x.Data();
-  auto* work = new Work(info.Env(), threads_, {info.This().As<Napi::Object>(), x}, [=] { index->add(n, data); }, nullptr);
+  auto* work = new Work(info.Env(), threads_, {info.This().As<Napi::Object>(), x}, [=] { index->add(n, data); }, nullptr, this);
   work->Queue();
   return work->Promise();
 }
@@ -169,11 +185,14 @@ Napi::Value IndexWrap::Search(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(info.Env(), "labels must be a BigInt64Array");
   }
   Napi::TypedArray labels = info[4].As<Napi::TypedArray>();
+  RequireLength(info.Env(), q, n * index->d, "queries");
+  RequireLength(info.Env(), distances, n * k, "distances");
+  RequireLength(info.Env(), labels, n * k, "labels");
   const float* qd = q.Data();
   float* dd = distances.Data();
   auto* ld = reinterpret_cast<faiss::Index::idx_t*>(static_cast<uint8_t*>(labels.ArrayBuffer().Data()) + labels.ByteOffset());
   auto* work = new Work(info.Env(), threads_, {info.This().As<Napi::Object>(), q, distances, labels},
-                        [=] { index->search(n, qd, k, dd, ld); }, nullptr);
+                        [=] { index->search(n, qd, k, dd, ld); }, nullptr, this);
   work->Queue();
   return work->Promise();
 }
@@ -182,12 +201,13 @@ Napi::Value IndexWrap::Write(const Napi::CallbackInfo& info) {
   faiss::Index* index = Live(info.Env());
   if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "write(path: string)");
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  auto* work = new Work(info.Env(), threads_, {info.This().As<Napi::Object>()}, [=] { faiss::write_index(index, path.c_str()); }, nullptr);
+  auto* work = new Work(info.Env(), threads_, {info.This().As<Napi::Object>()}, [=] { faiss::write_index(index, path.c_str()); }, nullptr, this);
   work->Queue();
   return work->Promise();
 }
 
 Napi::Value IndexWrap::Dispose(const Napi::CallbackInfo& info) {
+  if (inflight_ > 0) throw Napi::Error::New(info.Env(), "cannot dispose an index while a call on it is in flight");
   index_.reset();
   return info.Env().Undefined();
 }

@@ -19,6 +19,9 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
   faiss::Index* index() const { return index_.get(); }
   void Adopt(faiss::Index* index) { index_.reset(index); }
   int threads() const { return threads_; }
+  // Calls queued or running on the worker pool; dispose() refuses while any is in flight.
+  void BeginCall() { ++inflight_; }
+  void EndCall() { --inflight_; }
 
  private:
   Napi::Value Dim(const Napi::CallbackInfo& info);
@@ -38,6 +41,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
 
   std::unique_ptr<faiss::Index> index_;
   int threads_ = 0;
+  int inflight_ = 0;
 };
 
 // Module functions: factory(dim, description, metric), read(path) -> Promise<Index>.
