@@ -21,6 +21,7 @@
  */
 import type { Shape } from '../graph/index.js';
 import { isMoe, type ModelConfig, type ModelDtype } from './config.js';
+import { mulberry32 } from '../graph/random.js';
 
 /** The FFN layout of the layers: plain SwiGLU, or Lory's MoE layer (also possible with E = 1). */
 export type FfnLayout = 'dense' | 'moe';
@@ -82,16 +83,7 @@ export function paramSpecs(c: ModelConfig, layout?: FfnLayout): ParamSpec[] {
 export const sizeOfShape = (s: Shape) => s.reduce((a, b) => a * b, 1);
 
 /** A seeded generator of uniform [0, 1) numbers (mulberry32). */
-export function uniform(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const uniform = mulberry32;
 
 /** FNV-1a of a string: per-parameter seeds, so a tensor's initial value depends only on (seed, name). */
 function hash(s: string): number {

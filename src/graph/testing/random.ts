@@ -1,14 +1,5 @@
 /** Seeded random numbers for reproducible tests and benchmarks. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as rng } from '../random.js';
 
 /** Values in ±[lo, hi] (never zero, so kinks and divisions are avoided), or [lo, hi] when `positive`. */
 export function randomArray(n: number, rand: () => number, options: { lo?: number; hi?: number; positive?: boolean } = {}): number[] {
