@@ -169,6 +169,9 @@ Outputs run_cuda(const MoeShape& s, const Tensors& in, Precision p, int repeats)
       wd(upload(in.wd)), dy(upload(in.dy));
   DeviceBuffer y(s.x_elems() * es), dx(s.x_elems() * es), de(s.e_elems() * es), dwg(s.w_elems() * es),
       dwu(s.w_elems() * es), dwd(s.w_elems() * es);
+  // Pre-fill the outputs with NaN (0xFF.. is NaN in float32, float16 and bfloat16): an element the kernel
+  // never writes then fails the check instead of passing as cudaMalloc's (often zero) contents.
+  for (const DeviceBuffer* b : {&y, &dx, &de, &dwg, &dwu, &dwd}) CUDA_OK(cudaMemset(b->p, 0xFF, b->bytes));
   const CudaDType t = to_cuda(p);
   DeviceBuffer scratch(std::max(moe_cuda_forward_scratch_bytes(s, t), moe_cuda_backward_scratch_bytes(s, t)));
   cudaStream_t stream;
@@ -240,7 +243,7 @@ int main(int argc, char** argv) {
     if (a == "--cpu-only") cpu_only = true;
     else if (a == "--quick") quick = true;
     else if (a == "--inject-error") inject_error = true;
-    else if (a == "--repeats" && i + 1 < argc) repeats_override = std::atoi(argv[++i]);
+    else if (a == "--repeats" && i + 1 < argc && std::atoi(argv[i + 1]) > 0) repeats_override = std::atoi(argv[++i]);
     else { std::fprintf(stderr, "usage: check [--cpu-only] [--quick] [--repeats N] [--inject-error]\n"); return 2; }
   }
 #ifndef LORY_WITH_CUDA
@@ -265,6 +268,8 @@ int main(int argc, char** argv) {
   std::vector<Case> cases = {
       {{3, 7, 40, 72, 3}, true, 3},        // T, d, f not multiples of any tile or vector width
       {{1, 128, 64, 96, 1}, true, 3},      // G=1, E=1
+      {{1, 13, 17, 29, 1}, true, 3},       // G=1, E=1, odd T/d/f: partial tiles on every axis, odd row strides
+      {{2, 13, 17, 29, 12}, true, 3},      // E > 8: two expert groups in the weight-gradient kernel, the last partial
       {{4, 33, 96, 160, 8}, true, 3},
       {{2, 128, 512, 1408, 8}, true, 3},   // the bench layer's shape, 2 segments, against float64
       {{32, 128, 512, 1408, 8}, false, 10},  // the bench layer
@@ -274,7 +279,7 @@ int main(int argc, char** argv) {
     cases.push_back({{16, 256, 1024, 2816, 32}, false, 5});  // E=32
     cases.push_back({{9, 100, 1000, 2700, 7}, false, 3});   // odd sizes at scale
   }
-  if (cpu_only) cases.resize(quick ? 2 : 4);
+  if (cpu_only) cases.resize(quick ? 2 : 6);
 
   std::vector<Precision> precisions = {Precision::f32};
   if (!cpu_only) precisions = {Precision::f32, Precision::f16, Precision::bf16};

@@ -326,15 +326,19 @@ std::string forward_impl(const MoeShape& sh, const T* x, const T* e, const T* wg
 }
 
 template <typename T>
-void launch_weight_grad(const Product<T>& prod, const MoeShape& sh, int M, int N, const T* e, const T* w, T* dw,
-                        float* de_acc, cudaStream_t stream) {
+cudaError_t launch_weight_grad(const Product<T>& prod, const MoeShape& sh, int M, int N, const T* e, const T* w, T* dw,
+                               float* de_acc, cudaStream_t stream) {
   const int groups = int((sh.E + kExpertGroup - 1) / kExpertGroup);
   const int group = int(sh.E < kExpertGroup ? sh.E : kExpertGroup);
   const size_t smem = size_t(group) * BM * BN * sizeof(float);
-  cudaFuncSetAttribute(weight_grad_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       int(kExpertGroup * BM * BN * sizeof(float)));
+  // 128 KiB dynamic + ~37 KiB static: needs the opt-in (sm_90: 227 KiB per block). Checked, so a device with
+  // less shared memory reports this call rather than a bare launch failure.
+  const cudaError_t err = cudaFuncSetAttribute(weight_grad_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               int(kExpertGroup * BM * BN * sizeof(float)));
+  if (err != cudaSuccess) return err;
   const dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM, groups);
   weight_grad_kernel<T><<<grid, THREADS, smem, stream>>>(prod, int(sh.G), M, N, int(sh.E), e, w, dw, de_acc);
+  return cudaGetLastError();
 }
 
 template <typename T>
@@ -367,14 +371,20 @@ std::string backward_impl(const MoeShape& sh, const T* x, const T* e, const T* w
   job.prod[1] = merged(View<T>{db, Tn * f, f, 1}, wu, d * f, 1, f, e, E, int(f));
   launch_segment_gemm(job, Sink<T>{dx, Tn * d, d, false}, G, stream);
 
-  cudaMemsetAsync(de_acc, 0, size_t(G * E) * sizeof(float), stream);
+  const std::string op = "LoryMoEFFNGrad (CUDA): ";
+  if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return op + cudaGetErrorString(err);
+  if (cudaError_t err = cudaMemsetAsync(de_acc, 0, size_t(G * E) * sizeof(float), stream); err != cudaSuccess)
+    return op + "cudaMemsetAsync: " + cudaGetErrorString(err);
   // G_gate,s = x_sᵀ·da_s, G_up,s = x_sᵀ·db_s  ([d,f]);  G_down,s = h_sᵀ·dy_s  ([f,d]); K = T.
-  launch_weight_grad(plain(View<T>{x, Tn * d, 1, d}, View<T>{da, Tn * f, f, 1}, int(Tn)), sh, int(d), int(f), e, wg,
-                     dwg, de_acc, stream);
-  launch_weight_grad(plain(View<T>{x, Tn * d, 1, d}, View<T>{db, Tn * f, f, 1}, int(Tn)), sh, int(d), int(f), e, wu,
-                     dwu, de_acc, stream);
-  launch_weight_grad(plain(View<T>{h, Tn * f, 1, f}, View<T>{dy, Tn * d, d, 1}, int(Tn)), sh, int(f), int(d), e, wd,
-                     dwd, de_acc, stream);
+  cudaError_t werr = launch_weight_grad(plain(View<T>{x, Tn * d, 1, d}, View<T>{da, Tn * f, f, 1}, int(Tn)), sh,
+                                        int(d), int(f), e, wg, dwg, de_acc, stream);
+  if (werr == cudaSuccess)
+    werr = launch_weight_grad(plain(View<T>{x, Tn * d, 1, d}, View<T>{db, Tn * f, f, 1}, int(Tn)), sh, int(d), int(f),
+                              e, wu, dwu, de_acc, stream);
+  if (werr == cudaSuccess)
+    werr = launch_weight_grad(plain(View<T>{h, Tn * f, 1, f}, View<T>{dy, Tn * d, d, 1}, int(Tn)), sh, int(f), int(d),
+                              e, wd, dwd, de_acc, stream);
+  if (werr != cudaSuccess) return op + "weight-gradient kernel: " + cudaGetErrorString(werr);
   convert_kernel<T><<<elementwise_blocks(G * E), 256, 0, stream>>>(G * E, de_acc, de);
   const cudaError_t err = cudaGetLastError();
   return err == cudaSuccess ? "" : std::string("LoryMoEFFNGrad (CUDA): ") + cudaGetErrorString(err);

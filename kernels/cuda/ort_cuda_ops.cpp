@@ -33,16 +33,14 @@ struct DeviceScratch {
 
 OrtStatus* allocate_device_scratch(OrtKernelContext* ctx, const OrtValue* on_device, size_t bytes,
                                    DeviceScratch* out) {
-  const OrtMemoryInfo* input_info = nullptr;
-  LORY_RETURN_IF_ERROR(g_ort->GetTensorMemoryInfo(on_device, &input_info));
-  int device = 0;
-  LORY_RETURN_IF_ERROR(g_ort->MemoryInfoGetId(input_info, &device));
-  OrtMemoryInfo* info = nullptr;
-  LORY_RETURN_IF_ERROR(g_ort->CreateMemoryInfo("Cuda", OrtArenaAllocator, device, OrtMemTypeDefault, &info));
-  OrtStatus* st = g_ort->KernelContext_GetAllocator(ctx, info, &out->allocator);
-  g_ort->ReleaseMemoryInfo(info);
-  if (st) return st;
-  return g_ort->AllocatorAlloc(out->allocator, bytes, &out->data);
+  // The input's own memory info (device, vendor, id) rather than a hand-built "Cuda" one. The block comes from
+  // KernelContext_GetScratchBuffer, which allocates on the kernel's compute stream: a stream-aware arena then
+  // hands it to another stream (concurrent Run) only after our kernels are done. A plain AllocatorAlloc is
+  // stream-less, so the block could be reused by another stream while this op's kernels still read it.
+  const OrtMemoryInfo* info = nullptr;
+  LORY_RETURN_IF_ERROR(g_ort->GetTensorMemoryInfo(on_device, &info));
+  LORY_RETURN_IF_ERROR(g_ort->KernelContext_GetAllocator(ctx, info, &out->allocator));  // frees the block
+  return g_ort->KernelContext_GetScratchBuffer(ctx, info, bytes, &out->data);
 }
 
 OrtStatus* compute(CudaKernel* kernel, OrtKernelContext* ctx) {
@@ -70,7 +68,7 @@ OrtStatus* compute(CudaKernel* kernel, OrtKernelContext* ctx) {
     err = moe_cuda_backward(s, kernel->dtype, data[0], data[1], data[2], data[3], data[4], data[5], out[0], out[1],
                             out[2], out[3], out[4], scratch.data, stream);
   }
-  // The arena hands this block out again only to work ordered after ours on ORT's stream.
+  // Freed (to the arena, tagged with ORT's stream) when `scratch` goes out of scope, before the kernels finish.
   return err.empty() ? nullptr : g_ort->CreateStatus(ORT_RUNTIME_EXCEPTION, err.c_str());
 }
 
