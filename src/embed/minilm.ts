@@ -58,7 +58,9 @@ export class BertEncoder implements Encoder {
     if (!session) {
       const { graph, embedding } = buildBertGraph(this.config, B, S);
       const model = exportModel(graph, { outputs: { embedding }, graphName: `bert_${key}` });
-      session = loadRuntime().createSession(model.bytes, this.threads > 0 ? { intraOpThreads: this.threads } : {});
+      // One session per (batch, length) bucket: without the arena each frees its activations after a
+      // run instead of holding its peak, so buckets do not add up (measured in docs/data.md).
+      session = loadRuntime().createSession(model.bytes, { cpuMemArena: false, ...(this.threads > 0 ? { intraOpThreads: this.threads } : {}) });
       this.sessions.set(key, session);
     }
     return session;
