@@ -1,8 +1,7 @@
 /** `lory build-batches`: token store + embeddings → shuffled training instances (similarity or random order). */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { interruptOnSigint } from '../../artifacts/index.js';
 import { buildBatches, type BatchesStats, type Strategy } from '../../batching/build-batches.js';
-import { startProgress } from '../progress.js';
+import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 
 interface Flags {
@@ -88,9 +87,7 @@ Examples:
   $ lory build-batches work/train -e work/embeddings -o work/batches --index IVF1024,Flat --param nprobe=8`,
     )
     .action(async (tokens: string, flags: Flags) => {
-      const progress = startProgress('reading inputs');
-      const interrupt = interruptOnSigint(() => progress.update('interrupted; stopping (Ctrl-C again to exit now)'));
-      try {
+      await runStageCommand({ name: 'build-batches', startText: 'reading inputs' }, async (progress, signal) => {
         const result = await buildBatches({
           tokens,
           embeddings: flags.embeddings,
@@ -106,22 +103,12 @@ Examples:
           dedup: flags.dedup,
           dedupThreshold: flags.dedupThreshold,
           force: flags.force,
-          signal: interrupt.signal,
+          signal,
           onProgress: (phase, done, total) => progress.update(done !== undefined && total ? `${phase}: ${done.toLocaleString('en')}/${total.toLocaleString('en')}` : phase),
         });
         progress.succeed(result.skipped ? `${flags.out} is up to date (--force rebuilds it)` : `wrote ${flags.out}`);
         const s = result.manifest.stats;
         process.stdout.write(flags.json ? `${JSON.stringify(s, null, 2)}\n` : `${formatBatchesReport(s)}\n`);
-      } catch (error) {
-        if ((error as Error).name === 'InterruptedError') {
-          progress.fail((error as Error).message);
-          process.exitCode = 130;
-          return;
-        }
-        if (process.stderr.isTTY) progress.fail('build-batches stopped');
-        throw error;
-      } finally {
-        interrupt.dispose();
-      }
+      });
     });
 }

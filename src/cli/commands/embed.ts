@@ -1,10 +1,10 @@
 /** `lory embed`: token store → one unit-length vector per document (resumable, shardable). */
 import type { Command } from 'commander';
-import { InputError, interruptOnSigint } from '../../artifacts/index.js';
+import { InputError } from '../../artifacts/index.js';
 import { DEFAULT_MAX_TOKENS, embed, mergeEmbeddings, parseShard, type EmbedProgress } from '../../embed/embed.js';
 import type { EmbeddingsStats } from '../../embed/store.js';
 import { log } from '../log.js';
-import { startProgress } from '../progress.js';
+import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 
 interface Flags {
@@ -75,10 +75,8 @@ Examples:
       }
       if (tokens === undefined) throw new InputError('name the token store to embed (or use --merge <shards...>)');
       const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
-      const progress = startProgress('loading the encoder');
-      const interrupt = interruptOnSigint(() => progress.update('interrupted; saving finished chunks (Ctrl-C again to exit now)'));
       let lastLine = 0;
-      try {
+      await runStageCommand({ name: 'embed', startText: 'loading the encoder', interruptText: 'interrupted; saving finished chunks (Ctrl-C again to exit now)' }, async (progress, signal) => {
         const result = await embed({
           tokens,
           out: flags.out,
@@ -90,7 +88,7 @@ Examples:
           chunkSize: flags.chunk,
           shard,
           force: flags.force,
-          signal: interrupt.signal,
+          signal,
           onProgress: (p) => {
             // A spinner redraws freely; plain logs (CI, pipes) get an info line every 10 s.
             if (process.stderr.isTTY) progress.update(describe(p));
@@ -102,16 +100,6 @@ Examples:
         });
         progress.succeed(result.skipped ? `${flags.out} is up to date (--force recomputes it)` : `wrote ${flags.out}`);
         process.stdout.write(`${summary(result.manifest.stats)}\n`);
-      } catch (error) {
-        if ((error as Error).name === 'InterruptedError') {
-          progress.fail((error as Error).message);
-          process.exitCode = 130;
-          return;
-        }
-        if (process.stderr.isTTY) progress.fail('embed stopped');
-        throw error;
-      } finally {
-        interrupt.dispose();
-      }
+      });
     });
 }

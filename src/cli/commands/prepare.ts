@@ -1,9 +1,8 @@
 /** `lory prepare`: corpus → token store (tokenizer, tokens, offsets, metadata). */
 import { InvalidArgumentError, type Command } from 'commander';
-import { interruptOnSigint } from '../../artifacts/index.js';
 import { DEFAULT_VOCAB_SIZE, prepare, type PrepareProgress } from '../../data/prepare.js';
 import { log } from '../log.js';
-import { startProgress } from '../progress.js';
+import { runStageCommand } from '../stage-command.js';
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -53,9 +52,7 @@ Examples:
   $ lory prepare my-texts/ -o work/texts --tokenizer llama/tokenizer.json`,
     )
     .action(async (inputs: string[], flags: PrepareFlags) => {
-      const progress = startProgress('hashing inputs');
-      const interrupt = interruptOnSigint(() => progress.update('interrupted; stopping (Ctrl-C again to exit now)'));
-      try {
+      await runStageCommand({ name: 'prepare', startText: 'hashing inputs' }, async (progress, signal) => {
         const result = await prepare({
           inputs,
           out: flags.out,
@@ -66,7 +63,7 @@ Examples:
           skipBadLines: flags.skipBadLines,
           maxTrainBytes: flags.maxTrainMb * 1e6,
           force: flags.force,
-          signal: interrupt.signal,
+          signal,
           onProgress: (p) => progress.update(describe(p)),
         });
         const s = result.manifest.stats;
@@ -85,17 +82,6 @@ Examples:
         );
         if (s.badLines > 0) log.warn(`skipped ${s.badLines} bad lines (--skip-bad-lines)`);
         if (s.emptyDocuments > 0) log.warn(`skipped ${s.emptyDocuments} documents with empty text`);
-      } catch (error) {
-        if ((error as Error).name === 'InterruptedError') {
-          progress.fail((error as Error).message);
-          process.exitCode = 130;
-          return;
-        }
-        // The error itself is printed once by the CLI's error mapping; only a live spinner needs closing.
-        if (process.stderr.isTTY) progress.fail('prepare stopped');
-        throw error;
-      } finally {
-        interrupt.dispose();
-      }
+      });
     });
 }
