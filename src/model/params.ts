@@ -21,7 +21,7 @@
  */
 import type { Shape } from '../graph/index.js';
 import { isMoe, type ModelConfig, type ModelDtype } from './config.js';
-import { mulberry32 } from '../graph/random.js';
+import { mulberry32 } from '../random/index.js';
 
 /** The FFN layout of the layers: plain SwiGLU, or Lory's MoE layer (also possible with E = 1). */
 export type FfnLayout = 'dense' | 'moe';

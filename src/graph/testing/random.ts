@@ -1,5 +1,5 @@
 /** Seeded random numbers for reproducible tests and benchmarks. */
-export { mulberry32 as rng } from '../random.js';
+export { mulberry32 as rng } from '../../random/index.js';
 
 /** Values in ±[lo, hi] (never zero, so kinks and divisions are avoided), or [lo, hi] when `positive`. */
 export function randomArray(n: number, rand: () => number, options: { lo?: number; hi?: number; positive?: boolean } = {}): number[] {

@@ -1,4 +1,4 @@
-/** mulberry32: a small seeded generator of uniform [0, 1) numbers, for reproducible initialisation. */
+/** mulberry32: a small seeded generator of uniform [0, 1) numbers; one leaf module every layer may use, so a seed means the same stream everywhere. */
 export function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
