@@ -3,7 +3,8 @@
 # compute_90 PTX for newer GPUs. nvcc is driven through custom commands rather than CMake's CUDA
 # language: older CMake releases probe architectures that CUDA 13 no longer accepts.
 set(LORY_CUDA_DIR ${CMAKE_CURRENT_LIST_DIR})
-get_filename_component(LORY_NVCC_BIN "${CMAKE_CUDA_COMPILER}" DIRECTORY)
+get_filename_component(LORY_NVCC_REAL "${LORY_NVCC}" REALPATH)
+get_filename_component(LORY_NVCC_BIN "${LORY_NVCC_REAL}" DIRECTORY)
 get_filename_component(LORY_CUDA_ROOT "${LORY_NVCC_BIN}" DIRECTORY)
 find_library(LORY_CUDART NAMES cudart HINTS ${LORY_CUDA_ROOT}/lib64 ${LORY_CUDA_ROOT}/lib /usr/local/cuda/lib64)
 find_path(LORY_CUDA_INCLUDE NAMES cuda_runtime.h HINTS ${LORY_CUDA_ROOT}/include /usr/local/cuda/include)
@@ -19,7 +20,7 @@ foreach(unit moe_cuda moe_cuda_segment)
   set(obj ${CMAKE_CURRENT_BINARY_DIR}/${unit}.o)
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${CMAKE_CUDA_COMPILER} -std=c++17 -O3 -Xcompiler -fPIC,-fvisibility=hidden
+    COMMAND ${LORY_NVCC} -std=c++17 -O3 -Xcompiler -fPIC,-fvisibility=hidden
             -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
             -I${CMAKE_CURRENT_SOURCE_DIR}/include -I${LORY_CUDA_DIR} -c ${LORY_CUDA_DIR}/${unit}.cu -o ${obj}
     DEPENDS ${LORY_CUDA_DIR}/${unit}.cu ${LORY_CUDA_HEADERS}
@@ -45,4 +46,4 @@ add_library(lory_ops_cuda SHARED
 target_include_directories(lory_ops_cuda PRIVATE src ${LORY_CUDA_DIR} ${ORT_INCLUDE_DIR} ${LORY_CUDA_INCLUDE})
 target_link_libraries(lory_ops_cuda PRIVATE lory_moe_kernels ${LORY_CUDART})
 target_link_options(lory_ops_cuda PRIVATE -Wl,--no-undefined)
-message(STATUS "building liblory_ops_cuda.so and moe_cuda_check with ${CMAKE_CUDA_COMPILER}")
+message(STATUS "building liblory_ops_cuda.so and moe_cuda_check with ${LORY_NVCC}")
