@@ -282,8 +282,7 @@ template <typename T>
 cudaError_t launch_gemm(const SegmentJob<T>& job, long long segments, CudaKernel kernel, cudaStream_t stream) {
   if (kernel == CudaKernel::segment) {
     const cudaError_t err = launch_segment_gemm(job, segments, stream);
-    if (err != cudaErrorNotSupported) return err;
-    (void)cudaGetLastError();  // not an error: this job runs on the tile kernel
+    if (err != cudaErrorNotSupported) return err;  // NotSupported: nothing was launched; use the tile kernel
   }
   return launch_tile_gemm(job, segments, stream);
 }
