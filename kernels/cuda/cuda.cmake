@@ -14,6 +14,7 @@ if(NOT LORY_CUDART OR NOT LORY_CUDA_INCLUDE)
 endif()
 
 set(LORY_CUDA_HEADERS ${LORY_CUDA_DIR}/moe_cuda.h ${LORY_CUDA_DIR}/moe_cuda_common.cuh ${LORY_CUDA_DIR}/moe_cuda_plan.h
+    ${LORY_CUDA_DIR}/moe_cuda_job.h ${LORY_CUDA_DIR}/moe_cuda_orchestrate.h
     ${CMAKE_CURRENT_SOURCE_DIR}/include/lory/moe_shape.h)
 set(LORY_CUDA_OBJS)
 foreach(unit moe_cuda moe_cuda_segment)

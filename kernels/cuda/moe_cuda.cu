@@ -1,5 +1,6 @@
-// CUDA merged-expert SwiGLU FFN: orchestration (segment chunks under a scratch budget, docs/kernels.md),
-// the tile GEMM kernel (the default), the weight-gradient kernel and the deterministic `de` reduction.
+// CUDA merged-expert SwiGLU FFN: the GPU backend of the orchestration (moe_cuda_orchestrate.h: segment
+// chunks under a scratch budget, docs/kernels.md), the tile GEMM kernel (the default), the
+// weight-gradient kernel and the deterministic `de` reduction.
 //
 // Tile kernel: 64×64 output tiles, K in steps of 32; the B tile is merged from the experts while it is
 // staged into shared memory, so merged weights never reach global memory. float32 runs on CUDA cores
@@ -16,6 +17,7 @@
 
 #include "moe_cuda.h"
 #include "moe_cuda_common.cuh"
+#include "moe_cuda_orchestrate.h"
 
 namespace lory {
 namespace {
@@ -248,14 +250,14 @@ template <typename T>
 __global__ void swiglu_forward_kernel(long long n, const T* a, const T* b, T* h) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
     const float av = to_f(a[i]);
-    h[i] = from_f<T>(av * sigmoid(av) * to_f(b[i]));
+    h[i] = from_f<T>(av * lory_sigmoid(av) * to_f(b[i]));
   }
 }
 
 template <typename T>
 __global__ void swiglu_backward_kernel(long long n, const T* a, const T* b, const T* dh, T* h, T* da, T* db) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-    const float av = to_f(a[i]), bv = to_f(b[i]), g = to_f(dh[i]), sg = sigmoid(av), silu = av * sg;
+    const float av = to_f(a[i]), bv = to_f(b[i]), g = to_f(dh[i]), sg = lory_sigmoid(av), silu = av * sg;
     h[i] = from_f<T>(silu * bv);
     da[i] = from_f<T>(g * bv * sg * (1.f + av * (1.f - sg)));
     db[i] = from_f<T>(g * silu);
@@ -270,50 +272,6 @@ template <> constexpr CudaDType dtype_of<__nv_bfloat16>() { return CudaDType::bf
 unsigned elementwise_blocks(long long n) {
   const long long b = (n + 255) / 256;
   return unsigned(b < 8192 ? (b > 0 ? b : 1) : 8192);
-}
-
-// Operand B̄ = Σᵢ e[s,i]·W_i, W_i(k,n) = w[i*stride + k*rs + n*cs].
-template <typename T>
-MergedOperand<T> merged(const T* w, long long stride, long long rs, long long cs, const T* e, int E, int slot) {
-  return MergedOperand<T>{w, stride, rs, cs, 0, e, E, E, slot};
-}
-
-template <typename T>
-cudaError_t launch_gemm(const SegmentJob<T>& job, long long segments, CudaKernel kernel, cudaStream_t stream) {
-  if (kernel == CudaKernel::segment) {
-    const cudaError_t err = launch_segment_gemm(job, segments, stream);
-    if (err != cudaErrorNotSupported) return err;  // NotSupported: nothing was launched; use the tile kernel
-  }
-  return launch_tile_gemm(job, segments, stream);
-}
-
-template <typename T>
-std::string forward_impl(const MoeShape& sh, const T* x, const T* e, const T* wg, const T* wu, const T* wd, T* y,
-                         void* scratch, cudaStream_t stream, const MoeCudaOptions& opt) {
-  const long long Tn = sh.T, d = sh.d, f = sh.f;
-  const int E = int(sh.E);
-  const ForwardLayout lay = plan_forward(sh, dtype_of<T>(), opt.scratch_budget_bytes);
-  T* h = reinterpret_cast<T*>(static_cast<char*>(scratch) + lay.h);
-  for (long long c = 0; c < lay.plan.chunks; ++c) {
-    const ChunkRange r = chunk_range(lay.plan, c);
-    const T* xg = x + r.first * Tn * d;
-    const T* eg = e + r.first * E;
-    SegmentJob<T> job{};
-    job.n_ph = 1, job.slots = 2, job.M = int(Tn), job.N = int(f), job.epi = Epilogue::swiglu;
-    job.ph[0] = Phase<T>{View<T>{xg, Tn * d, d, 1}, int(d), 2,
-                         {merged(wg, d * f, f, 1, eg, E, 0), merged(wu, d * f, f, 1, eg, E, 1)}};
-    job.out[0] = h, job.out_seg = Tn * f, job.out_ld = f;
-    cudaError_t err = launch_gemm(job, r.count, opt.kernel, stream);
-    if (err == cudaSuccess) {  // y = h·W̄d
-      SegmentJob<T> down{};
-      down.n_ph = 1, down.slots = 1, down.M = int(Tn), down.N = int(d), down.epi = Epilogue::store;
-      down.ph[0] = Phase<T>{View<T>{h, Tn * f, f, 1}, int(f), 1, {merged(wd, f * d, d, 1, eg, E, 0)}};
-      down.out[0] = y + r.first * Tn * d, down.out_seg = Tn * d, down.out_ld = d;
-      err = launch_gemm(down, r.count, opt.kernel, stream);
-    }
-    if (err != cudaSuccess) return std::string("LoryMoEFFN (CUDA): ") + cudaGetErrorString(err);
-  }
-  return "";
 }
 
 template <typename T>
@@ -334,66 +292,34 @@ cudaError_t launch_weight_grad(const Phase<T>& prod, long long segments, int M, 
   return cudaGetLastError();
 }
 
+// The GPU backend of the orchestration (moe_cuda_orchestrate.h): kernels queued on one stream.
 template <typename T>
-std::string backward_impl(const MoeShape& sh, const T* x, const T* e, const T* wg, const T* wu, const T* wd,
-                          const T* dy, T* dx, T* de, T* dwg, T* dwu, T* dwd, void* scratch, cudaStream_t stream,
-                          const MoeCudaOptions& opt) {
-  const long long Tn = sh.T, d = sh.d, f = sh.f;
-  const int E = int(sh.E);
-  const BackwardLayout lay = plan_backward(sh, dtype_of<T>(), opt.scratch_budget_bytes);
-  char* base = static_cast<char*>(scratch);
-  T* h = reinterpret_cast<T*>(base + lay.h);
-  T* da = reinterpret_cast<T*>(base + lay.da);
-  T* db = reinterpret_cast<T*>(base + lay.db);
-  float* de_partial = reinterpret_cast<float*>(base + lay.de_partial);
-  float* acc = lay.has_dw_acc ? reinterpret_cast<float*>(base + lay.dw_acc) : nullptr;
-  const long long w_elems = sh.w_elems();
-  const std::string op = "LoryMoEFFNGrad (CUDA): ";
-  for (long long c = 0; c < lay.plan.chunks; ++c) {
-    const ChunkRange r = chunk_range(lay.plan, c);
-    const long long n = r.count;
-    const T* xg = x + r.first * Tn * d;
-    const T* dyg = dy + r.first * Tn * d;
-    const T* eg = e + r.first * E;
-    // a = x·W̄g, b = x·W̄u (recomputed), dh(t,j) = Σ_c dy(t,c)·W̄d(j,c); epilogue: h, da, db.
-    SegmentJob<T> pa{};
-    pa.n_ph = 2, pa.slots = 3, pa.M = int(Tn), pa.N = int(f), pa.epi = Epilogue::swiglu_grad;
-    pa.ph[0] = Phase<T>{View<T>{xg, Tn * d, d, 1}, int(d), 2,
-                        {merged(wg, d * f, f, 1, eg, E, 0), merged(wu, d * f, f, 1, eg, E, 1)}};
-    pa.ph[1] = Phase<T>{View<T>{dyg, Tn * d, d, 1}, int(d), 1, {merged(wd, f * d, 1, d, eg, E, 2)}};
-    pa.out[0] = h, pa.out[1] = da, pa.out[2] = db, pa.out_seg = Tn * f, pa.out_ld = f;
-    cudaError_t err = launch_gemm(pa, n, opt.kernel, stream);
-    if (err == cudaSuccess) {  // dx(t,c) = Σ_j da(t,j)·W̄g(c,j) + db(t,j)·W̄u(c,j): one accumulator, K = 2f
-      SegmentJob<T> pb{};
-      pb.n_ph = 2, pb.slots = 1, pb.M = int(Tn), pb.N = int(d), pb.epi = Epilogue::store;
-      pb.ph[0] = Phase<T>{View<T>{da, Tn * f, f, 1}, int(f), 1, {merged(wg, d * f, 1, f, eg, E, 0)}};
-      pb.ph[1] = Phase<T>{View<T>{db, Tn * f, f, 1}, int(f), 1, {merged(wu, d * f, 1, f, eg, E, 0)}};
-      pb.out[0] = dx + r.first * Tn * d, pb.out_seg = Tn * d, pb.out_ld = d;
-      err = launch_gemm(pb, n, opt.kernel, stream);
+struct CudaBackend {
+  cudaStream_t stream;
+  CudaKernel kernel;
+
+  static std::string text(cudaError_t err) { return err == cudaSuccess ? "" : cudaGetErrorString(err); }
+
+  std::string gemm(const SegmentJob<T>& job, long long segments) {
+    if (kernel == CudaKernel::segment) {
+      const cudaError_t err = launch_segment_gemm(job, segments, stream);
+      if (err != cudaErrorNotSupported) return text(err);  // NotSupported: nothing launched; use the tile kernel
     }
-    if (err != cudaSuccess) return op + cudaGetErrorString(err);
-    // G_gate,s = x_sᵀ·da_s, G_up,s = x_sᵀ·db_s ([d,f]); G_down,s = h_sᵀ·dy_s ([f,d]); K = T.
-    const bool first = c == 0, last = c + 1 == lay.plan.chunks;
-    auto plain = [](View<T> a, const T* b, long long b_seg, long long b_ld, int K) {
-      return Phase<T>{a, K, 1, {MergedOperand<T>{b, 0, b_ld, 1, b_seg, nullptr, 0, 1, 0}}};
-    };
-    err = launch_weight_grad(plain(View<T>{xg, Tn * d, 1, d}, da, Tn * f, f, int(Tn)), n, int(d), int(f), E, eg, wg,
-                             dwg, acc, first, last, de_partial, 0, stream);
-    if (err == cudaSuccess)
-      err = launch_weight_grad(plain(View<T>{xg, Tn * d, 1, d}, db, Tn * f, f, int(Tn)), n, int(d), int(f), E, eg,
-                               wu, dwu, acc ? acc + w_elems : nullptr, first, last, de_partial, lay.tiles_gate,
-                               stream);
-    if (err == cudaSuccess)
-      err = launch_weight_grad(plain(View<T>{h, Tn * f, 1, f}, dyg, Tn * d, d, int(Tn)), n, int(f), int(d), E, eg,
-                               wd, dwd, acc ? acc + 2 * w_elems : nullptr, first, last, de_partial,
-                               2 * lay.tiles_gate, stream);
-    if (err != cudaSuccess) return op + "weight-gradient kernel: " + cudaGetErrorString(err);
-    de_reduce_kernel<T><<<elementwise_blocks(n * E), 256, 0, stream>>>(de_partial, 2 * lay.tiles_gate + lay.tiles_down,
-                                                                       n, E, de + r.first * E);
-    if (cudaError_t e2 = cudaGetLastError(); e2 != cudaSuccess) return op + cudaGetErrorString(e2);
+    return text(launch_tile_gemm(job, segments, stream));
   }
-  return "";
-}
+
+  std::string weight_grad(const Phase<T>& prod, long long segments, int M, int N, int E, const T* e, const T* w,
+                          T* dw, float* acc, bool first, bool last, float* de_partial, long long tile_offset) {
+    const cudaError_t err =
+        launch_weight_grad(prod, segments, M, N, E, e, w, dw, acc, first, last, de_partial, tile_offset, stream);
+    return err == cudaSuccess ? "" : std::string("weight-gradient kernel: ") + cudaGetErrorString(err);
+  }
+
+  std::string de_reduce(const float* de_partial, long long tiles, long long segments, int E, T* de) {
+    de_reduce_kernel<T><<<elementwise_blocks(segments * E), 256, 0, stream>>>(de_partial, tiles, segments, E, de);
+    return text(cudaGetLastError());
+  }
+};
 
 }  // namespace
 
@@ -438,19 +364,21 @@ template cudaError_t launch_tile_gemm<__nv_bfloat16>(const SegmentJob<__nv_bfloa
 template <typename T>
 static std::string forward_typed(const MoeShape& s, const void* x, const void* e, const void* wg, const void* wu,
                                  const void* wd, void* y, void* scratch, void* stream, const MoeCudaOptions& opt) {
-  return forward_impl<T>(s, static_cast<const T*>(x), static_cast<const T*>(e), static_cast<const T*>(wg),
-                         static_cast<const T*>(wu), static_cast<const T*>(wd), static_cast<T*>(y), scratch,
-                         static_cast<cudaStream_t>(stream), opt);
+  CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel};
+  return orchestrate_forward<T>(be, dtype_of<T>(), s, static_cast<const T*>(x), static_cast<const T*>(e),
+                                static_cast<const T*>(wg), static_cast<const T*>(wu), static_cast<const T*>(wd),
+                                static_cast<T*>(y), scratch, opt);
 }
 
 template <typename T>
 static std::string backward_typed(const MoeShape& s, const void* x, const void* e, const void* wg, const void* wu,
                                   const void* wd, const void* dy, void* dx, void* de, void* dwg, void* dwu, void* dwd,
                                   void* scratch, void* stream, const MoeCudaOptions& opt) {
-  return backward_impl<T>(s, static_cast<const T*>(x), static_cast<const T*>(e), static_cast<const T*>(wg),
-                          static_cast<const T*>(wu), static_cast<const T*>(wd), static_cast<const T*>(dy),
-                          static_cast<T*>(dx), static_cast<T*>(de), static_cast<T*>(dwg), static_cast<T*>(dwu),
-                          static_cast<T*>(dwd), scratch, static_cast<cudaStream_t>(stream), opt);
+  CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel};
+  return orchestrate_backward<T>(be, dtype_of<T>(), s, static_cast<const T*>(x), static_cast<const T*>(e),
+                                 static_cast<const T*>(wg), static_cast<const T*>(wu), static_cast<const T*>(wd),
+                                 static_cast<const T*>(dy), static_cast<T*>(dx), static_cast<T*>(de),
+                                 static_cast<T*>(dwg), static_cast<T*>(dwu), static_cast<T*>(dwd), scratch, opt);
 }
 
 template <typename T>

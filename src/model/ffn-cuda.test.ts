@@ -1,5 +1,6 @@
 /**
  * The CUDA merged-expert FFN (kernels/cuda) on a machine without a GPU: its host-side scratch planner,
+ * its orchestration of the passes run against a host backend (everything but the kernels' insides),
  * its check program's CPU mode (every precision within its bound, injected errors caught in every
  * output of every precision, two runs bit-identical), and, where nvcc exists, that the CUDA sources
  * were compiled by the native build (npm ci / bin/setup) for sm_90 and are reused, not rebuilt.
@@ -50,6 +51,14 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     const r = run(join(BUILD, 'moe_cuda_plan_test'));
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /ok {3}paper scale: forward 42\.9 GB -> 254\.0 MiB, backward 77\.3 GB -> 255\.9 MiB/);
+  });
+
+  it('runs the GPU orchestration (chunks, jobs, dW modes, de partials) against a host backend within the float64 bounds', () => {
+    const r = run(join(BUILD, 'moe_cuda_orchestrate_test'));
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /ok {3}bfloat16 across chunks with the float32 dW accumulator/);
+    assert.match(r.stdout, /ok {3}bfloat16 across chunks with dW rounded per chunk/);
+    assert.doesNotMatch(r.stdout, /FAIL/);
   });
 
   it('passes the check program in CPU mode for float32, float16 and bfloat16, with identical bits on two runs', () => {
