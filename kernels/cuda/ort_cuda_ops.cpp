@@ -1,6 +1,9 @@
 // ORT wrapper of the CUDA kernel: LoryMoEFFN and LoryMoEFFNGrad for CUDAExecutionProvider in float32,
 // float16 and bfloat16 (one registered op per type). Work is queued on the stream ORT hands the kernel
 // (KernelContext_GetGPUComputeStream); scratch comes from ORT's CUDA allocator for the inputs' device.
+// LORY_CUDA_MOE_KERNEL=tile|segment picks the GEMM kernel (default tile, docs/kernels.md); it is read
+// once per kernel instance, so a bad value fails the session's first run with a message naming it.
+#include <cstdlib>
 #include <exception>
 #include <string>
 
@@ -10,10 +13,19 @@
 namespace lory {
 namespace {
 
-struct CudaKernel {
+struct CudaOpKernel {
   bool grad;
   CudaDType dtype;
+  MoeCudaOptions options;
+  std::string config_error;  // non-empty: LORY_CUDA_MOE_KERNEL holds something else than tile|segment
 };
+
+CudaOpKernel* make_kernel(bool grad, CudaDType dtype) {
+  auto* k = new CudaOpKernel{grad, dtype, {}, {}};
+  if (const char* v = std::getenv("LORY_CUDA_MOE_KERNEL"); v && *v && !parse_kernel_name(v, &k->options.kernel))
+    k->config_error = std::string("LORY_CUDA_MOE_KERNEL='") + v + "': expected 'tile' or 'segment'";
+  return k;
+}
 
 ONNXTensorElementDataType onnx_type(CudaDType t) {
   return t == CudaDType::f32   ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
@@ -43,8 +55,10 @@ OrtStatus* allocate_device_scratch(OrtKernelContext* ctx, const OrtValue* on_dev
   return g_ort->KernelContext_GetScratchBuffer(ctx, info, bytes, &out->data);
 }
 
-OrtStatus* compute(CudaKernel* kernel, OrtKernelContext* ctx) {
+OrtStatus* compute(CudaOpKernel* kernel, OrtKernelContext* ctx) {
   const char* op_name = kernel->grad ? kGradOpName : kForwardOpName;
+  if (!kernel->config_error.empty())
+    return g_ort->CreateStatus(ORT_INVALID_ARGUMENT, (std::string(op_name) + " (CUDA): " + kernel->config_error).c_str());
   OpInputs in;
   MoeShape s;
   LORY_RETURN_IF_ERROR(read_moe_inputs(ctx, op_name, &in, &s));
@@ -58,15 +72,16 @@ OrtStatus* compute(CudaKernel* kernel, OrtKernelContext* ctx) {
     void* y = nullptr;
     LORY_RETURN_IF_ERROR(make_output(ctx, 0, in.dims[0], &y));
     LORY_RETURN_IF_ERROR(
-        allocate_device_scratch(ctx, in.values[0], moe_cuda_forward_scratch_bytes(s, kernel->dtype), &scratch));
-    err = moe_cuda_forward(s, kernel->dtype, data[0], data[1], data[2], data[3], data[4], y, scratch.data, stream);
+        allocate_device_scratch(ctx, in.values[0], moe_cuda_forward_scratch_bytes(s, kernel->dtype, kernel->options), &scratch));
+    err = moe_cuda_forward(s, kernel->dtype, data[0], data[1], data[2], data[3], data[4], y, scratch.data, stream,
+                           kernel->options);
   } else {
     void* out[5] = {};
     for (size_t i = 0; i < 5; ++i) LORY_RETURN_IF_ERROR(make_output(ctx, i, in.dims[i], &out[i]));
     LORY_RETURN_IF_ERROR(
-        allocate_device_scratch(ctx, in.values[0], moe_cuda_backward_scratch_bytes(s, kernel->dtype), &scratch));
+        allocate_device_scratch(ctx, in.values[0], moe_cuda_backward_scratch_bytes(s, kernel->dtype, kernel->options), &scratch));
     err = moe_cuda_backward(s, kernel->dtype, data[0], data[1], data[2], data[3], data[4], data[5], out[0], out[1],
-                            out[2], out[3], out[4], scratch.data, stream);
+                            out[2], out[3], out[4], scratch.data, stream, kernel->options);
   }
   // Freed (to the arena, tagged with ORT's stream) when `scratch` goes out of scope, before the kernels finish.
   return err.empty() ? nullptr : g_ort->CreateStatus(ORT_RUNTIME_EXCEPTION, err.c_str());
@@ -92,17 +107,17 @@ TypedOp make_op(bool grad, CudaDType dtype) {
   t.op.GetInputTypeCount = [](const OrtCustomOp* op) -> size_t { return typed(op)->grad ? 6 : 5; };
   t.op.GetOutputTypeCount = [](const OrtCustomOp* op) -> size_t { return typed(op)->grad ? 5 : 1; };
   t.op.CreateKernelV2 = [](const OrtCustomOp* op, const OrtApi*, const OrtKernelInfo*, void** k) -> OrtStatus* {
-    *k = new CudaKernel{typed(op)->grad, typed(op)->dtype};
+    *k = make_kernel(typed(op)->grad, typed(op)->dtype);
     return nullptr;
   };
   t.op.KernelComputeV2 = [](void* k, OrtKernelContext* ctx) -> OrtStatus* {
     try {
-      return compute(static_cast<CudaKernel*>(k), ctx);
+      return compute(static_cast<CudaOpKernel*>(k), ctx);
     } catch (const std::exception& ex) {
       return g_ort->CreateStatus(ORT_RUNTIME_EXCEPTION, (std::string("LoryMoEFFN (CUDA): ") + ex.what()).c_str());
     }
   };
-  t.op.KernelDestroy = [](void* k) { delete static_cast<CudaKernel*>(k); };
+  t.op.KernelDestroy = [](void* k) { delete static_cast<CudaOpKernel*>(k); };
   return t;
 }
 

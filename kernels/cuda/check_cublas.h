@@ -1,0 +1,37 @@
+// The check program's dense baseline: a SwiGLU FFN of the same d, f over all G·T tokens through cuBLAS,
+// loaded at run time with dlopen (the build machines have no cuBLAS; no cuBLAS header is used: the few
+// entry points are declared here from the documented C API).
+#pragma once
+#include <string>
+
+#include "moe_cuda_plan.h"
+
+namespace lory {
+
+struct DenseTimes {
+  double fwd_ms = 0, bwd_ms = 0;
+};
+
+class DenseCublas {
+ public:
+  // Loads libcublas (libcublas.so, .so.13, .so.12); on failure available() is false and why() says why.
+  DenseCublas();
+  ~DenseCublas();
+  bool available() const { return handle_ != nullptr; }
+  const std::string& why() const { return why_; }
+  const std::string& library() const { return library_; }
+
+  // Median times over `repeats` of the dense forward (3 GEMMs + SwiGLU) and backward (a, b recomputed
+  // like the fused op: 8 GEMMs + SwiGLU backward) on rows = G·T tokens. Inputs are random device data
+  // of type t allocated here. Returns "" or an error message.
+  std::string time_ffn(CudaDType t, long long rows, long long d, long long f, int repeats, DenseTimes* out);
+
+ private:
+  void* lib_ = nullptr;
+  void* handle_ = nullptr;  // cublasHandle_t
+  std::string why_, library_;
+  struct Api;
+  Api* api_ = nullptr;
+};
+
+}  // namespace lory
