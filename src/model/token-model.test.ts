@@ -22,6 +22,7 @@ const KINDS: Array<[string, Partial<ModelConfig>]> = [
   ['dense', { experts: 1 }],
   ['lory', { experts: 4 }],
   ['top_k (k=2, capacity factor 1)', { experts: 4, moe: 'top_k', topK: 2, routerZLossWeight: 1e-3 }],
+  ['top_k (k=1, capacity factor 1.25)', { experts: 4, moe: 'top_k', topK: 1, capacityFactor: 1.25 }],
   ['expert_choice (per sequence)', { experts: 4, moe: 'expert_choice' }],
   ['expert_choice (per position, causal)', { experts: 4, moe: 'expert_choice', expertChoiceGroup: 'position' }],
 ];

@@ -78,7 +78,7 @@ function referenceTopK(w: Weights, k: number, C: number) {
       const p = probsOf(w, g, t);
       p.forEach((v, e) => (meanP[e]! += v / (Gn * n)));
       const top = p.map((v, e) => [v, e] as const).sort((a, b) => b[0] - a[0]).slice(0, k);
-      const z = top.reduce((s, [v]) => s + v, 0);
+      const z = k === 1 ? 1 : top.reduce((s, [v]) => s + v, 0); // top-1 weights by p itself (Switch)
       for (const [v, e] of top) {
         counts[e]!++;
         if (used[e]! < C) {
@@ -139,18 +139,18 @@ const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
   assert.ok(worst <= 1, `${what}: at ${at}, ${a[at]} vs ${b[at]}`);
 };
 
-test('top-k token choice equals a loop-by-loop reference, tokens dropped at capacity in token order included', async () => {
+test('top-k token choice equals a loop-by-loop reference (k = 2 renormalised, k = 1 weighted by p), tokens dropped at capacity in token order included', async () => {
   const w = randomWeights(1);
-  const k = 2;
-  const C = topKCapacity(n, E, k, 0.5);
-  assert.equal(C, 2);
-  const got = await runLayer(w, (x, mw) => topKMoe(x, mw, { k, capacityFactor: 0.5 }));
-  const ref = referenceTopK(w, k, C);
-  assert.ok(ref.dropped > 0.3, `the case drops assignments (${ref.dropped})`);
-  close(got.y, ref.y, 'y');
-  assert.ok(Math.abs(got.dropped - ref.dropped) < 1e-12, `dropped ${got.dropped} vs ${ref.dropped}`);
-  close(got.load, ref.load, 'load');
-  assert.ok(Math.abs(got.balance - ref.balance) < 1e-12, `balance ${got.balance} vs ${ref.balance}`);
+  for (const [k, cf, C] of [[2, 0.5, 2], [1, 1, 2]] as const) {
+    assert.equal(topKCapacity(n, E, k, cf), C);
+    const got = await runLayer(w, (x, mw) => topKMoe(x, mw, { k, capacityFactor: cf }));
+    const ref = referenceTopK(w, k, C);
+    assert.ok(ref.dropped > 0.1, `k=${k}: the case drops assignments (${ref.dropped})`);
+    close(got.y, ref.y, `k=${k}: y`);
+    assert.ok(Math.abs(got.dropped - ref.dropped) < 1e-12, `k=${k}: dropped ${got.dropped} vs ${ref.dropped}`);
+    close(got.load, ref.load, `k=${k}: load`);
+    assert.ok(Math.abs(got.balance - ref.balance) < 1e-12, `k=${k}: balance ${got.balance} vs ${ref.balance}`);
+  }
 });
 
 test('top-k with k = E and room for every token equals the softmax-weighted mixture of all experts', async () => {

@@ -15,7 +15,8 @@
  * selection itself (which token sits in which slot) is a constant of the step, as in every MoE.
  *
  * Top-k token choice (groups = sequences):
- *   p = softmax(x·R) [n,E]; each token picks its k largest pᵢ; weights p/Σ_top-k p
+ *   p = softmax(x·R) [n,E]; each token picks its k largest pᵢ; weights p/Σ_top-k p (k ≥ 2, Mixtral),
+ *   p itself for k = 1 (Switch: renormalised, the weight would be 1 and the router get no LM gradient)
  *   slots are filled in token order (token t's choices before token t+1's); an expert full at
  *   C = min(n, ⌈capacity_factor·k·n/E⌉) drops later assignments. Filling in token order keeps the
  *   layer causal: whether token t keeps an expert depends only on tokens ≤ t of its sequence.
@@ -123,7 +124,9 @@ export function topKMoe(x: Tensor, w: MoeWeights, o: TopKOptions): TokenMoeOutpu
   const probs = G.softmax(logits, -1); //                                            [G,n,E]
   const choice = o.choices ?? G.topK(probs, k); //                                   [G,n,k]  expert ids
   const gate = G.take(G.reshape(probs, [Gn * n * E]), G.add(indexConst(g, `row_times_E${E}`, [Gn, n, k], (i) => Math.floor(i / k) * E), choice)); // [G,n,k]  p at the choices
-  const weights = G.div(gate, G.reduceSum(gate, -1, true)); //                       [G,n,k]  renormalised over the k
+  // Renormalised over the k (Mixtral). With k = 1 that would be the constant 1 and the router would
+  // learn from the balance loss alone, so top-1 weights by p itself (Switch).
+  const weights = k === 1 ? gate : G.div(gate, G.reduceSum(gate, -1, true)); //       [G,n,k]
 
   return g.scope('slots', () => {
     const a = G.reshape(choice, [Gn, nk]); //                                        [G,n·k]  assignments in token order
