@@ -48,7 +48,7 @@ for (const [name, over] of KINDS) {
             // loss = cross-entropy + aux_loss_weight·Σ balance + z weight·Σ z
             let aux = 0;
             for (let l = 0; l < c.nLayers; l++) {
-              aux += c.auxLossWeight * read(TOKEN_DIAG.balance(l))[0]! + c.routerZLossWeight * read(TOKEN_DIAG.zLoss(l))[0]!;
+              aux += c.auxLossWeight * read(TOKEN_DIAG.balance(l))[0]! + (c.routerZLossWeight > 0 ? c.routerZLossWeight * read(TOKEN_DIAG.zLoss(l))[0]! : 0);
               const load = read(TOKEN_DIAG.load(l));
               assert.ok(Math.abs(load.reduce((a, b) => a + b, 0) - 1) < 1e-5, 'load shares sum to 1');
             }
