@@ -218,7 +218,7 @@ function validateTokenMoe(c: ModelConfig): void {
 }
 
 /**
- * A training sequence must hold at least two segments when E > 1: segment 1 routes from its own
+ * A training sequence must hold at least two segments for Lory MoE (E > 1): segment 1 routes from its own
  * mean with the gradient stopped, so with one segment the routers would never get a gradient.
  */
 export function checkTrainingSequenceLength(c: ModelConfig, seq: number): void {
@@ -230,6 +230,7 @@ export function checkTrainingSequenceLength(c: ModelConfig, seq: number): void {
   }
 }
 
+/** Check a batch's sequence length against the config: at most the context; for Lory MoE, whole segments. */
 export function checkSequenceLength(c: ModelConfig, seq: number): void {
   if (!Number.isInteger(seq) || seq < 1) throw new ConfigError(`sequence length must be a positive integer, got ${seq}`);
   if (seq > c.contextLength) throw new ConfigError(`sequence length ${seq} exceeds ${field('contextLength')} (${c.contextLength})`);
