@@ -8,7 +8,11 @@
  * time / intra-op threads (less sensitive to neighbours), and ratios against Lory (standard ops) from
  * the same run.
  *
- * Run: node dist/bench/token-moe.js [--config tiny|small] [--repeats 7] [--threads 2]
+ * Run: node dist/bench/token-moe.js [--config tiny|small] [--repeats 7] [--threads 2] [--only dense,lory-fused,top1,ec-seq]
+ *
+ * Memory: every variant's trainer is resident at once (parameters + AdamW moments, two buffers each:
+ * 24 bytes per parameter in float32). Tiny: ~0.5 GB per MoE variant. Small: ~1.8 GB per MoE variant,
+ * so run it with --only a few variants on a shared machine (the script refuses more than 8 GB).
  */
 import { compileTrainStep } from '../src/graph/compile/train-step.js';
 import { Trainer } from '../src/graph/compile/trainer.js';
@@ -29,26 +33,30 @@ const THREADS = Number(arg('threads', '2'));
 const REPEATS = Number(arg('repeats', '7'));
 const CONFIGS = {
   tiny: { vocab: 8192, d: 256, layers: 4, heads: 4, ffn: 688, seq: 256, batch: 8, E: 8, T: 64 },
-  small: { vocab: 8192, d: 512, layers: 8, heads: 8, ffn: 1376, seq: 512, batch: 4, E: 8, T: 128 },
+  small: { vocab: 8192, d: 512, layers: 4, heads: 8, ffn: 1376, seq: 512, batch: 4, E: 8, T: 128 },
 };
 const NAME = arg('config', 'tiny') as keyof typeof CONFIGS;
 const S = CONFIGS[NAME];
 if (!S) throw new Error(`--config must be one of ${Object.keys(CONFIGS).join(', ')}`);
 
 interface Variant {
+  key: string;
   name: string;
   over: Partial<ModelConfig>;
 }
 
-const VARIANTS: Variant[] = [
-  { name: 'dense (E=1)', over: { experts: 1 } },
-  { name: 'Lory, standard ops', over: { moe: 'lory', ffnImpl: 'standard' } },
-  ...(fusedOpAvailable() ? [{ name: 'Lory, fused op', over: { moe: 'lory' as const, ffnImpl: 'custom' as const } }] : []),
-  { name: 'top-2, cf 1', over: { moe: 'top_k', topK: 2, capacityFactor: 1 } },
-  { name: 'top-1, cf 1', over: { moe: 'top_k', topK: 1, capacityFactor: 1 } },
-  { name: 'expert choice, per sequence, cf 1', over: { moe: 'expert_choice', capacityFactor: 1 } },
-  { name: 'expert choice, per position, cf 1', over: { moe: 'expert_choice', capacityFactor: 1, expertChoiceGroup: 'position' } },
+const ALL: Variant[] = [
+  { key: 'dense', name: 'dense (E=1)', over: { experts: 1 } },
+  { key: 'lory', name: 'Lory, standard ops', over: { moe: 'lory', ffnImpl: 'standard' } },
+  ...(fusedOpAvailable() ? [{ key: 'lory-fused', name: 'Lory, fused op', over: { moe: 'lory' as const, ffnImpl: 'custom' as const } }] : []),
+  { key: 'top2', name: 'top-2, cf 1', over: { moe: 'top_k', topK: 2, capacityFactor: 1 } },
+  { key: 'top1', name: 'top-1, cf 1', over: { moe: 'top_k', topK: 1, capacityFactor: 1 } },
+  { key: 'ec-seq', name: 'expert choice, per sequence, cf 1', over: { moe: 'expert_choice', capacityFactor: 1 } },
+  { key: 'ec-pos', name: 'expert choice, per position, cf 1', over: { moe: 'expert_choice', capacityFactor: 1, expertChoiceGroup: 'position' } },
 ];
+const ONLY = arg('only', '');
+const VARIANTS = ONLY ? ALL.filter((v) => ONLY.split(',').includes(v.key)) : ALL;
+if (VARIANTS.length < 2) throw new Error(`--only needs at least two of: ${ALL.map((v) => v.key).join(', ')}`);
 
 const config = (v: Variant) =>
   resolveModelConfig({ vocabSize: S.vocab, dModel: S.d, nLayers: S.layers, nHeads: S.heads, dFf: S.ffn, contextLength: S.seq, experts: S.E, segmentLength: S.T, ...v.over });
@@ -87,6 +95,9 @@ async function main(): Promise<void> {
     `# Train step, ${NAME}: ${S.layers} layers, d=${S.d}, ${S.heads} heads, d_ff ${S.ffn}, vocab ${S.vocab}, seq ${S.seq}, batch ${S.batch}, ` +
       `E=${S.E}, T=${S.T} (Lory); AdamW; float32; ${THREADS} intra-op threads; ${REPEATS} interleaved rounds`,
   );
+  const stateGB = VARIANTS.reduce((a, v) => a + (24 * countParams(config(v)).total) / 1e9, 0);
+  console.log(`Resident parameters + AdamW state of all variants: ${stateGB.toFixed(1)} GB`);
+  if (stateGB > 8) throw new Error(`${stateGB.toFixed(1)} GB of resident state: too much for a shared machine; pick fewer variants with --only`);
   const prepared: Prepared[] = [];
   for (const v of VARIANTS) prepared.push(await prepare(v));
   for (const p of prepared) await p.run(); // warm-up: arena growth, first-run allocations
@@ -102,9 +113,10 @@ async function main(): Promise<void> {
     }
   }
   for (const p of prepared) p.dispose();
-  const base = prepared.find((p) => p.variant.name === 'Lory, standard ops')!;
+  const base = prepared.find((p) => p.variant.key === 'lory') ?? prepared.find((p) => p.variant.key === 'lory-fused') ?? prepared[0]!;
+  console.log(`\nRatios against: ${base.variant.name}`);
   const [bw, bc] = [median(base.wall), median(base.cpu)];
-  console.log('\n| model | active params | train MFLOP/token | wall ms/step (median) | CPU ms / threads (median) | tokens/s | wall vs Lory | CPU vs Lory |\n|---|---|---|---|---|---|---|---|');
+  console.log('\n| model | active params | train MFLOP/token | wall ms/step (median) | CPU ms / threads (median) | tokens/s | wall ratio | CPU ratio |\n|---|---|---|---|---|---|---|---|');
   for (const p of prepared) {
     const [w, c] = [median(p.wall), median(p.cpu)];
     const active = countParams(p.c).active;
