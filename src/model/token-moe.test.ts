@@ -277,3 +277,20 @@ test('the load-balancing loss: its gradient w.r.t. the router probabilities matc
   });
   assert.ok(r.worst <= 1, r.detail);
 });
+
+test('with the router choosing (no fixed selection), output + balance loss + z-loss have the gradients finite differences give (float64; no near-ties at this seed)', async () => {
+  const objective = (out: TokenMoeOutput) => G.addN([G.reduceMean(G.mul(out.y, out.y)), G.mul(out.balance ?? out.zLoss, 0.3), G.mul(out.zLoss, 0.7)]);
+  const inputs = layerInputs([]).map((i) => (i.name === 'router' ? { ...i, lo: 0.5, hi: 2 } : i));
+  for (const [name, layer] of [
+    ['top-2, capacity factor 0.5', (x: G.Tensor, mw: Parameters<typeof topKMoe>[1]) => topKMoe(x, mw, { k: 2, capacityFactor: 0.5 })],
+    ['expert choice', (x: G.Tensor, mw: Parameters<typeof topKMoe>[1]) => expertChoiceMoe(x, mw, { capacityFactor: 1 })],
+  ] as const) {
+    const r = await gradCheck({
+      dtype: 'float64',
+      seed: 77,
+      inputs,
+      build: (_g, [x, router, wg, wu, wd]) => objective(layer(x!, { router: router!, wg: wg!, wu: wu!, wd: wd! })),
+    });
+    assert.ok(r.worst <= 1, `${name}: ${r.detail}`);
+  }
+});
