@@ -57,7 +57,7 @@ test('impossible configs are ConfigErrors that name the YAML field', () => {
     [{ dtype: 'float16' }, /model\.dtype: must be 'float32' or 'float64'/],
     [{ experts: 2, ffn_impl: 'custom', dtype: 'float64' }, /'custom' runs in float32 only/],
     [{ d_modle: 64 }, /model\.d_modle: unknown field; did you mean 'd_model'\?/],
-    [{ wat: 1 }, /model\.wat: unknown field; known fields: vocab_size, d_model/],
+    [{ watermelon: 1 }, /model\.watermelon: unknown field; known fields: vocab_size, d_model/],
   ];
   for (const [raw, message] of bad) assert.throws(() => parseModelConfig(raw, 'p.yaml'), { name: 'ConfigError', message }, JSON.stringify(raw));
   assert.throws(() => parseModelConfig({ n_layers: -1 }, 'p.yaml'), { message: /^p\.yaml: model\.n_layers/ }, 'the source prefixes the message');
@@ -81,4 +81,30 @@ test("ffn_impl defaults to 'auto': the fused op for float32 MoE models where its
   assert.equal(resolveModelConfig({ ...moe, experts: 1 }).ffnImpl, 'standard', 'dense models have no merged experts');
   assert.equal(resolveModelConfig({ ...moe, ffnImpl: 'standard' }).ffnImpl, 'standard', 'an explicit choice wins');
   assert.equal(parseModelConfig({ experts: 2, context_length: 8, segment_length: 4, ffn_impl: 'auto' }).ffnImpl, fusedOpAvailable() ? 'custom' : 'standard');
+});
+
+test('model.moe picks the routing (lory by default); the token-level kinds have their own fields, each error naming it', () => {
+  const c = resolveModelConfig();
+  assert.equal(c.moe, 'lory');
+  assert.deepEqual([c.topK, c.capacityFactor, c.auxLossWeight, c.routerZLossWeight, c.expertChoiceGroup], [2, 1, 0.01, 0, 'sequence']);
+  const topK = parseModelConfig({ experts: 8, moe: 'top_k', top_k: 1, capacity_factor: 1.25, aux_loss_weight: 0.02, router_z_loss_weight: 0.001 });
+  assert.deepEqual([topK.moe, topK.topK, topK.capacityFactor, topK.auxLossWeight, topK.routerZLossWeight], ['top_k', 1, 1.25, 0.02, 0.001]);
+  assert.equal(parseModelConfig({ experts: 8, moe: 'expert_choice', expert_choice_group: 'position' }).expertChoiceGroup, 'position');
+  assert.equal(parseModelConfig({ experts: 2, moe: 'top_k', dtype: 'float32' }).ffnImpl, 'standard', "'auto' never picks Lory's merged-expert op for token-level routing");
+  const bad: Array<[Record<string, unknown>, RegExp]> = [
+    [{ moe: 'switch' }, /model\.moe: must be one of lory, expert_choice, top_k, got "switch"/],
+    [{ experts: 4, moe: 'top_k', top_k: 5 }, /model\.top_k \(5\) must be at most model\.experts \(4\)/],
+    [{ top_k: 0 }, /model\.top_k: must be a positive integer, got 0/],
+    [{ capacity_factor: 0 }, /model\.capacity_factor: must be a positive number, got 0/],
+    [{ aux_loss_weight: -0.1 }, /model\.aux_loss_weight: must be a number ≥ 0, got -0\.1/],
+    [{ router_z_loss_weight: 'x' }, /model\.router_z_loss_weight: must be a number ≥ 0, got "x"/],
+    [{ expert_choice_group: 'batch' }, /model\.expert_choice_group: must be one of sequence, position, got "batch"/],
+    [{ experts: 4, moe: 'expert_choice', ffn_impl: 'custom' }, /model\.ffn_impl: 'custom' is Lory's merged-expert op; model\.moe expert_choice runs its experts with standard ops/],
+    [{ capacity_facter: 1 }, /did you mean 'capacity_factor'\?/],
+  ];
+  for (const [raw, message] of bad) assert.throws(() => parseModelConfig(raw, 'p.yaml'), { name: 'ConfigError', message }, JSON.stringify(raw));
+  // Token-level routing has no segments: any sequence length up to the context fits.
+  const tok = resolveModelConfig({ experts: 8, moe: 'top_k', contextLength: 1000 });
+  assert.doesNotThrow(() => checkSequenceLength(tok, 999));
+  assert.equal(parseModelConfig({ experts: 1, moe: 'top_k', top_k: 2 }).topK, 2, 'one expert is the dense model: top_k is not checked against it');
 });

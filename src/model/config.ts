@@ -11,6 +11,12 @@ export type FfnImpl = 'standard' | 'custom';
 /** What a config may ask for: 'auto' (the default) picks 'custom' where lory's fused op is built. */
 export type FfnImplChoice = FfnImpl | 'auto';
 export type ModelDtype = 'float32' | 'float64';
+/** How an MoE layer routes: Lory's merged experts per segment, or a token-level baseline. */
+export type MoeKind = 'lory' | 'expert_choice' | 'top_k';
+/** Expert choice: which tokens compete for an expert's slots. */
+export type ExpertChoiceGroup = 'sequence' | 'position';
+export const MOE_KINDS: readonly MoeKind[] = ['lory', 'expert_choice', 'top_k'];
+export const EXPERT_CHOICE_GROUPS: readonly ExpertChoiceGroup[] = ['sequence', 'position'];
 
 export interface ModelConfig {
   /** Vocabulary size V (paper: 32K, LLaMA's tokenizer). */
@@ -40,6 +46,20 @@ export interface ModelConfig {
   ffnImpl: FfnImpl;
   /** Parameter and activation dtype (float64 for gradient checks). */
   dtype: ModelDtype;
+
+  // --- Token-level MoE baselines (token-moe.ts); used when experts > 1 and moe is not 'lory'. ---
+  /** Routing of the MoE layers: 'lory' (merged experts, causal segment routing), 'top_k', 'expert_choice'. */
+  moe: MoeKind;
+  /** Top-k: experts per token. */
+  topK: number;
+  /** Slots per expert: top-k ⌈cf·k·n/E⌉ per sequence of n tokens (cf ≥ E/k: no token dropped); EC ⌈cf·n/E⌉ per group. */
+  capacityFactor: number;
+  /** Top-k: weight of the Switch load-balancing loss E·Σ fᵢ·Pᵢ added to the training loss. */
+  auxLossWeight: number;
+  /** Token-level kinds: weight of the router z-loss mean(logsumexp(logits)²) added to the training loss. */
+  routerZLossWeight: number;
+  /** Expert choice: 'sequence' (each sequence is a group, as the paper compared it: not causal) or 'position' (the batch at one position: causal). */
+  expertChoiceGroup: ExpertChoiceGroup;
 }
 
 /** LLaMA's FFN size: 8d/3 rounded up to a multiple (256 in LLaMA and the paper). */
@@ -62,6 +82,12 @@ const BASE = {
   initStd: 0.02,
   ffnImpl: 'auto' as FfnImplChoice,
   dtype: 'float32' as ModelDtype,
+  moe: 'lory' as MoeKind,
+  topK: 2,
+  capacityFactor: 1.0,
+  auxLossWeight: 0.01,
+  routerZLossWeight: 0,
+  expertChoiceGroup: 'sequence' as ExpertChoiceGroup,
 };
 
 /** The defaults (dFf derived from dModel and ffnMultipleOf). */
@@ -94,6 +120,13 @@ export const YAML_FIELDS: ReadonlyArray<readonly [string, keyof ModelConfig]> = 
   ['init_std', 'initStd'],
   ['ffn_impl', 'ffnImpl'],
   ['dtype', 'dtype'],
+  // token-level MoE baselines
+  ['moe', 'moe'],
+  ['top_k', 'topK'],
+  ['capacity_factor', 'capacityFactor'],
+  ['aux_loss_weight', 'auxLossWeight'],
+  ['router_z_loss_weight', 'routerZLossWeight'],
+  ['expert_choice_group', 'expertChoiceGroup'],
 ];
 const yamlName = new Map(YAML_FIELDS.map(([y, k]) => [k, y]));
 /** The YAML name of a config field, as errors quote it (`model.d_ff`). */
@@ -102,8 +135,12 @@ export const field = (k: keyof ModelConfig) => `model.${yamlName.get(k)}`;
 const INTEGER_FIELDS: ReadonlyArray<keyof ModelConfig> = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'dFf', 'ffnMultipleOf', 'contextLength', 'experts', 'segmentLength'];
 const POSITIVE_FIELDS: ReadonlyArray<keyof ModelConfig> = ['ropeBase', 'normEps', 'routerInitStd', 'initStd'];
 
-/** True when the FFN layers are Lory MoE layers (E > 1). */
+/** True when the FFN layers are MoE layers (E > 1), of any kind. */
 export const isMoe = (c: Pick<ModelConfig, 'experts'>) => c.experts > 1;
+/** True for Lory's merged-expert layers with causal segment routing (the default kind). */
+export const isLoryMoe = (c: Pick<ModelConfig, 'experts'> & Partial<Pick<ModelConfig, 'moe'>>) => isMoe(c) && (c.moe ?? 'lory') === 'lory';
+/** True for the token-level baselines (top-k, expert choice). */
+export const isTokenMoe = (c: Pick<ModelConfig, 'experts'> & Partial<Pick<ModelConfig, 'moe'>>) => isMoe(c) && (c.moe ?? 'lory') !== 'lory';
 
 /** Head dimension d/H. */
 export const headDim = (c: Pick<ModelConfig, 'dModel' | 'nHeads'>) => c.dModel / c.nHeads;
@@ -129,8 +166,8 @@ export function resolveModelConfig(partial: Partial<Omit<ModelConfig, 'ffnImpl'>
  * 'auto' → the fused custom op when it can serve this model (MoE, float32, library built), else the
  * standard-op layer. The two agree within float32 rounding (src/model/ffn-impl.test.ts).
  */
-function autoFfnImpl(c: { experts: number; dtype: ModelDtype }): FfnImpl {
-  return c.experts > 1 && c.dtype === 'float32' && fusedOpAvailable() ? 'custom' : 'standard';
+function autoFfnImpl(c: { experts: number; dtype: ModelDtype; moe: MoeKind }): FfnImpl {
+  return isLoryMoe(c) && c.dtype === 'float32' && fusedOpAvailable() ? 'custom' : 'standard';
 }
 
 function validate(c: ModelConfig): void {
@@ -148,7 +185,8 @@ function validate(c: ModelConfig): void {
   if (c.dModel % c.nHeads !== 0) throw new ConfigError(`${field('dModel')} (${c.dModel}) must be divisible by ${field('nHeads')} (${c.nHeads})`);
   if (headDim(c) % 2 !== 0) throw new ConfigError(`${field('dModel')}/${field('nHeads')} = ${headDim(c)}: the head dimension must be even for rotary embeddings`);
   if (c.dtype !== 'float32' && c.dtype !== 'float64') throw new ConfigError(`${field('dtype')}: must be 'float32' or 'float64', got ${JSON.stringify(c.dtype)}`);
-  if (isMoe(c)) {
+  validateTokenMoe(c);
+  if (isLoryMoe(c)) {
     if (c.segmentLength > c.contextLength) {
       throw new ConfigError(`${field('segmentLength')} (${c.segmentLength}) is longer than ${field('contextLength')} (${c.contextLength})`);
     }
@@ -159,24 +197,44 @@ function validate(c: ModelConfig): void {
   }
 }
 
-/** Check a batch's sequence length against the config: at most the context, a whole number of segments. */
+/** The token-level MoE fields (one block, so a schema can take them over as a unit). */
+function validateTokenMoe(c: ModelConfig): void {
+  if (!MOE_KINDS.includes(c.moe)) throw new ConfigError(`${field('moe')}: must be one of ${MOE_KINDS.join(', ')}, got ${JSON.stringify(c.moe)}`);
+  if (!EXPERT_CHOICE_GROUPS.includes(c.expertChoiceGroup)) {
+    throw new ConfigError(`${field('expertChoiceGroup')}: must be one of ${EXPERT_CHOICE_GROUPS.join(', ')}, got ${JSON.stringify(c.expertChoiceGroup)}`);
+  }
+  if (typeof c.topK !== 'number' || !Number.isInteger(c.topK) || c.topK < 1) throw new ConfigError(`${field('topK')}: must be a positive integer, got ${JSON.stringify(c.topK)}`);
+  if (typeof c.capacityFactor !== 'number' || !Number.isFinite(c.capacityFactor) || c.capacityFactor <= 0) {
+    throw new ConfigError(`${field('capacityFactor')}: must be a positive number, got ${JSON.stringify(c.capacityFactor)}`);
+  }
+  for (const k of ['auxLossWeight', 'routerZLossWeight'] as const) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`${field(k)}: must be a number ≥ 0, got ${JSON.stringify(v)}`);
+  }
+  if (c.moe === 'top_k' && isMoe(c) && c.topK > c.experts) throw new ConfigError(`${field('topK')} (${c.topK}) must be at most ${field('experts')} (${c.experts})`);
+  if (isTokenMoe(c) && c.ffnImpl === 'custom') {
+    throw new ConfigError(`${field('ffnImpl')}: 'custom' is Lory's merged-expert op; ${field('moe')} ${c.moe} runs its experts with standard ops (set ffn_impl: standard or auto)`);
+  }
+}
+
 /**
- * A training sequence must hold at least two segments when E > 1: segment 1 routes from its own
+ * A training sequence must hold at least two segments for Lory MoE (E > 1): segment 1 routes from its own
  * mean with the gradient stopped, so with one segment the routers would never get a gradient.
  */
 export function checkTrainingSequenceLength(c: ModelConfig, seq: number): void {
   checkSequenceLength(c, seq);
-  if (isMoe(c) && seq / c.segmentLength < 2) {
+  if (isLoryMoe(c) && seq / c.segmentLength < 2) {
     throw new ConfigError(
       `training sequence length ${seq} holds one ${field('segmentLength')} (${c.segmentLength}) segment: with no earlier segment to route from, the routers would never get a gradient; use at least two segments`,
     );
   }
 }
 
+/** Check a batch's sequence length against the config: at most the context; for Lory MoE, whole segments. */
 export function checkSequenceLength(c: ModelConfig, seq: number): void {
   if (!Number.isInteger(seq) || seq < 1) throw new ConfigError(`sequence length must be a positive integer, got ${seq}`);
   if (seq > c.contextLength) throw new ConfigError(`sequence length ${seq} exceeds ${field('contextLength')} (${c.contextLength})`);
-  if (isMoe(c) && seq % c.segmentLength !== 0) {
+  if (isLoryMoe(c) && seq % c.segmentLength !== 0) {
     throw new ConfigError(`sequence length ${seq} is not a multiple of ${field('segmentLength')} (${c.segmentLength}): causal segment routing needs whole segments`);
   }
 }

@@ -2,6 +2,11 @@
  * Dense → MoE conversion for the paper's dense warm-up: after the first 5% of steps the dense FFN of
  * every layer is copied into all E experts and a fresh router is drawn. Every merged FFN is then
  * Σᵢ eᵢ·θ = θ (the weights sum to one), so the converted model computes what the dense model did.
+ *
+ * The token-level kinds (model.moe top_k, expert_choice) have the same parameters, so the same copy
+ * serves them. Top-k (k ≥ 2) then equals the dense model while no assignment is dropped (its k weights
+ * sum to one; capacity_factor ≥ E/k guarantees it); top-1 scales the FFN by p and expert choice does not (a token's weights are its router
+ * probabilities for the experts that chose it, which need not sum to one).
  */
 import { field, isMoe, type ModelConfig } from './config.js';
 import { ConfigError } from './errors.js';

@@ -65,3 +65,28 @@ test('FLOPs per token: 6N-style training cost plus attention, with merging at E/
   assert.ok(Math.abs(fd.train - (6 * n + 12 * 24 * 1024 * 4096)) / fd.train < 0.001, "nanoGPT's 6N + 12·L·d·S");
   assert.equal(fd.train, 3 * fd.forward);
 });
+
+test('token-level kinds: same total as Lory; active = k experts (top-k) or capacity_factor experts (expert choice); FFN FLOPs follow the slots computed', () => {
+  const lory = pipeline('paper-0.3b-8e');
+  const L = lory.nLayers;
+  const expert = 3 * lory.dModel * lory.dFf;
+  const topK = { ...lory, moe: 'top_k' as const, topK: 2, capacityFactor: 1 };
+  const ec = { ...lory, moe: 'expert_choice' as const, capacityFactor: 1 };
+  const [pl, pt, pe] = [countParams(lory), countParams(topK), countParams(ec)];
+  assert.equal(pt.total, pl.total);
+  assert.equal(pe.total, pl.total);
+  assert.equal(pe.active, pl.active, 'expert choice at capacity factor 1: one expert per token on average, as Lory');
+  assert.equal(pt.active, pl.active + L * expert, 'top-2 meets one more expert per layer');
+  assert.equal(countParams({ ...topK, topK: 1 }).active, pl.active, 'top-1 is the same active size');
+  assert.equal(countParams({ ...ec, capacityFactor: 2 }).active, pl.active + L * expert);
+
+  const [fl, ft, fe] = [countFlops(lory, 4096), countFlops(topK, 4096), countFlops(ec, 4096)];
+  assert.equal(fe.ffn, fl.ffn, 'E·⌈S/E⌉/S = 1 slot per token when E divides S');
+  assert.equal(ft.ffn, 2 * fl.ffn);
+  assert.equal(ft.merging + fe.merging, 0);
+  assert.equal(ft.router, 2 * lory.dModel * 8 * L, 'token-level routers run on every token');
+  assert.equal(fl.router * 256, ft.router, 'Lory routes once per segment');
+  // Capacity rounds up per sequence: S = 100 tokens, E = 8, cf 1 → C = 13 → 104 slots for 100 tokens.
+  assert.equal(countFlops(ec, 100).expertSlotsPerToken, 1.04);
+  assert.equal(countFlops({ ...topK, capacityFactor: 8 }, 100).expertSlotsPerToken, 8, 'capacity never exceeds the sequence');
+});

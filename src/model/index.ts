@@ -3,6 +3,9 @@ export {
   type ModelConfig,
   type FfnImpl,
   type ModelDtype,
+  type MoeKind,
+  type ExpertChoiceGroup,
+  MOE_KINDS,
   DEFAULT_MODEL_CONFIG,
   YAML_FIELDS,
   defaultDff,
@@ -14,10 +17,12 @@ export {
   checkTrainingSequenceLength,
   fusedOpAvailable,
   isMoe,
+  isLoryMoe,
+  isTokenMoe,
   headDim,
 } from './config.js';
 export { ConfigError } from './errors.js';
-export { buildLory, loryTrainSpec, INPUT, ROUTING_DIAG, type BuildOptions, type LoryModel, type RoutingMode } from './model.js';
+export { buildLory, loryTrainSpec, INPUT, ROUTING_DIAG, TOKEN_DIAG, type BuildOptions, type LoryModel, type RoutingMode } from './model.js';
 export {
   moeFfn,
   moeFfnStandard,
@@ -36,5 +41,6 @@ export {
   type SegmentRouting,
 } from './moe.js';
 export { PARAM, paramSpecs, initParams, layoutOf, type FfnLayout, type ParamSpec, type ParamValues, type ParamArray } from './params.js';
+export { tokenMoe, topKMoe, expertChoiceMoe, expertsOnSlots, loadBalancingLoss, routerZLoss, topKCapacity, expertChoiceCapacity, type TokenMoeOutput } from './token-moe.js';
 export { denseToMoe } from './convert.js';
-export { countParams, countFlops, type ParamCount, type FlopCount } from './count.js';
+export { countParams, countFlops, expertSlotsPerToken, type ParamCount, type FlopCount } from './count.js';

@@ -10,10 +10,11 @@
 import * as G from '../graph/index.js';
 import type { Graph, Tensor } from '../graph/index.js';
 import type { ModelOutputs, TrainStepSpec } from '../graph/compile/train-step.js';
-import { checkSequenceLength, checkTrainingSequenceLength, headDim, type ModelConfig } from './config.js';
+import { checkSequenceLength, checkTrainingSequenceLength, field, headDim, isTokenMoe, type ModelConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { denseFfn, loryMoe, requireFfnImpl, type Routing } from './moe.js';
 import { PARAM, layoutOf, paramSpecs, type FfnLayout } from './params.js';
+import { tokenMoe } from './token-moe.js';
 
 /**
  * How MoE layers route: 'segment' (training and evaluation: causal segment routing), 'prompt' (one
@@ -46,8 +47,16 @@ export interface LoryModel {
   targets?: Tensor; //          [B,S] int64
   logits: Tensor; //            [B,S,V]
   loss?: Tensor; //             []
-  /** Routing weights per layer: [B,N,E] for segment routing, [B,E] for prompt/fixed routing; empty if dense. */
+  /** Routing weights per layer: [B,N,E] for segment routing, [B,E] for prompt/fixed routing; empty if dense or token-level. */
   routing: Tensor[];
+  /**
+   * Token-level MoE (top_k, expert_choice): the weighted auxiliary losses summed over layers
+   * (aux_loss_weight·balance + router_z_loss_weight·z), absent when both weights are 0. `loss` stays the
+   * language-model cross-entropy; training minimises loss + auxLoss.
+   */
+  auxLoss?: Tensor;
+  /** Token-level MoE: per-layer scalars and vectors for metrics (see TOKEN_DIAG). */
+  tokenDiagnostics: Record<string, Tensor>;
   /** Fixed routing: the inputs `routing/layer{l}` [B,E]; segment routing with firstSegment 'input': `routing_first/layer{l}`. */
   routingInputs: Tensor[];
   params: Record<string, Tensor>;
@@ -89,9 +98,11 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
   const moe = layout === 'moe';
   const dt = c.dtype;
   if (!Number.isInteger(B) || B < 1) throw new ConfigError(`batch size must be a positive integer, got ${B}`);
+  const tokenLevel = moe && isTokenMoe(c);
+  if (tokenLevel && mode === 'fixed') throw new ConfigError(`routing 'fixed' feeds one weight vector per sequence; ${field('moe')} ${c.moe} routes every token itself`);
   if (moe && mode === 'segment') checkSequenceLength(c, S);
   else checkSequenceLength({ ...c, experts: 1 }, S);
-  if (moe && !o.skipOpLibraryCheck) requireFfnImpl(c.ffnImpl);
+  if (moe && !tokenLevel && !o.skipOpLibraryCheck) requireFfnImpl(c.ffnImpl);
 
   const params: Record<string, Tensor> = {};
   for (const s of paramSpecs(c, layout)) params[s.name] = g.param(s.name, s.shape, { dtype: dt, group: s.group });
@@ -100,7 +111,7 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
   const tokens = g.input(INPUT.tokens, 'int64', [B, S]);
   const targets = o.loss === false ? undefined : g.input(INPUT.targets, 'int64', [B, S]);
   const inputName = mode === 'fixed' ? INPUT.routing : mode === 'segment' && o.firstSegment === 'input' ? INPUT.firstSegmentRouting : undefined;
-  const routingInputs = moe && inputName ? Array.from({ length: c.nLayers }, (_, l) => g.input(inputName(l), dt, [B, c.experts])) : [];
+  const routingInputs = moe && !tokenLevel && inputName ? Array.from({ length: c.nLayers }, (_, l) => g.input(inputName(l), dt, [B, c.experts])) : [];
   const routingOf = (l: number): Routing =>
     mode === 'segment'
       ? { kind: 'segment', segmentLength: c.segmentLength, ...(routingInputs[l] ? { firstSegment: routingInputs[l] } : {}) }
@@ -109,10 +120,23 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
         : { kind: 'fixed', e: routingInputs[l]! };
   const rope = G.ropeTables(g, S, headDim(c), dt, c.ropeBase); //                 cos, sin [S,hd/2]
   const routing: Tensor[] = [];
+  const tokenDiagnostics: Record<string, Tensor> = {};
+  const auxTerms: Tensor[] = [];
 
   const ffn = (l: number, x: Tensor): Tensor => {
     const [wg, wu, wd] = [p(PARAM.ffn(l, 'w_gate')), p(PARAM.ffn(l, 'w_up')), p(PARAM.ffn(l, 'w_down'))];
     if (!moe) return g.scope('ffn', () => denseFfn(x, wg, wu, wd)); //                                        [B,S,d]
+    if (tokenLevel) {
+      const kind = c.moe as 'top_k' | 'expert_choice';
+      const out = g.scope(kind, () => tokenMoe(x, { router: p(PARAM.router(l)), wg, wu, wd }, { kind, ...c }));
+      if (out.balance) tokenDiagnostics[TOKEN_DIAG.balance(l)] = out.balance; //          []   E·Σ fᵢ·Pᵢ
+      if (out.load) tokenDiagnostics[TOKEN_DIAG.load(l)] = out.load; //                    [E]  share of assignments
+      tokenDiagnostics[TOKEN_DIAG.dropped(l)] = out.dropped; //                            []
+      if (c.routerZLossWeight > 0) tokenDiagnostics[TOKEN_DIAG.zLoss(l)] = out.zLoss; //   []
+      if (out.balance && c.auxLossWeight > 0) auxTerms.push(G.mul(out.balance, c.auxLossWeight));
+      if (c.routerZLossWeight > 0) auxTerms.push(G.mul(out.zLoss, c.routerZLossWeight));
+      return out.y; //                                                                      [B,S,d]
+    }
     const { y, weights } = g.scope('moe', () => loryMoe(c.ffnImpl, x, { router: p(PARAM.router(l)), wg, wu, wd }, routingOf(l)));
     routing.push(weights); //                                                             [B,N,E] (segment) or [B,E]
     return y; //                                                                          [B,S,d]
@@ -129,22 +153,42 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
   }
   const logits = g.scope('head', () => G.matmul(G.rmsNorm(h, p(PARAM.finalNorm), c.normEps), p(PARAM.lmHead))); // [B,S,V]
   const loss = targets ? g.scope('loss', () => G.crossEntropy(logits, targets)) : undefined; //                    []
-  return { tokens, ...(targets ? { targets } : {}), logits, ...(loss ? { loss } : {}), routing, routingInputs, params };
+  const auxLoss = auxTerms.length ? g.scope('aux_loss', () => G.addN(auxTerms)) : undefined; //                    []
+  return { tokens, ...(targets ? { targets } : {}), logits, ...(loss ? { loss } : {}), ...(auxLoss ? { auxLoss } : {}), routing, routingInputs, tokenDiagnostics, params };
 }
 
 /** Diagnostic name of layer l's routing weights; train/eval graphs export them as `diag/routing/layer{l}`. */
 export const ROUTING_DIAG = (l: number) => `routing/layer${l}`;
 
-/** The model as the train-step compiler wants it: loss plus the routing weights of every MoE layer. */
+/**
+ * Diagnostic names of the token-level MoE layers (exported as `diag/<name>`): the load-balancing loss
+ * (unweighted, top-k), the share of assignments each expert got [E] (top-k), the share dropped by
+ * capacity (top-k: assignments; EC: tokens no expert chose), the router z-loss (when weighted), and
+ * `lm_loss`, the cross-entropy alone (the step's `loss` adds the weighted auxiliary terms).
+ */
+export const TOKEN_DIAG = {
+  balance: (l: number) => `aux_loss/layer${l}`,
+  load: (l: number) => `load/layer${l}`,
+  dropped: (l: number) => `dropped/layer${l}`,
+  zLoss: (l: number) => `z_loss/layer${l}`,
+  lmLoss: 'lm_loss',
+};
+
+/**
+ * The model as the train-step compiler wants it: the loss (plus, for token-level MoE, the weighted
+ * auxiliary losses), with the routing weights of every Lory MoE layer or the token-level diagnostics.
+ */
 export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
   checkTrainingSequenceLength(c, shape.seq);
   return {
     ...extra,
     build(g: Graph): ModelOutputs {
       const m = buildLory(g, c, { ...shape, routing: 'segment' });
-      const diagnostics: Record<string, Tensor> = {};
+      const diagnostics: Record<string, Tensor> = { ...m.tokenDiagnostics };
       m.routing.forEach((w, l) => (diagnostics[ROUTING_DIAG(l)] = w));
-      return { loss: m.loss!, diagnostics };
+      if (!m.auxLoss) return { loss: m.loss!, diagnostics };
+      diagnostics[TOKEN_DIAG.lmLoss] = m.loss!;
+      return { loss: G.add(m.loss!, m.auxLoss), diagnostics };
     },
   };
 }

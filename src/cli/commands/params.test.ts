@@ -21,12 +21,35 @@ test('lory params gives one table row per pipeline, and JSON with --json', () =>
   const t = lory('params', 'pipelines/paper-1.5b-8e.yaml', 'pipelines/paper-1.5b-32e.yaml');
   assert.equal(t.status, 0, t.stderr);
   assert.match(t.stdout, /^pipeline\s+layers/);
-  assert.match(t.stdout, /paper-1\.5b-32e\.yaml\s+48\s+1536\s+24\s+4096\s+32\s+29\.5B\s+1\.46B/);
+  assert.match(t.stdout, /paper-1\.5b-32e\.yaml\s+48\s+1536\s+24\s+4096\s+32\s+lory\s+29\.5B\s+1\.46B/);
   const j = lory('params', '--json', '--seq', '2048', 'pipelines/paper-1.5b-8e.yaml');
   const [report] = JSON.parse(j.stdout) as Array<{ params: { total: number }; flopsPerToken: { seq: number }; model: { experts: number } }>;
   assert.equal(report!.params.total, 7_799_784_960);
   assert.equal(report!.flopsPerToken.seq, 2048);
   assert.equal(report!.model.experts, 8);
+});
+
+test('lory params reports the token-level kinds: routing, active experts per token, expert slots computed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lory-params-'));
+  const common = 'model:\n  d_model: 1024\n  n_layers: 24\n  n_heads: 16\n  experts: 8\n';
+  const files = {
+    ec: `${common}  moe: expert_choice\n`,
+    top1: `${common}  moe: top_k\n  top_k: 1\n  capacity_factor: 1.25\n`,
+    top2: `${common}  moe: top_k\n`,
+  };
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, `${name}.yaml`), text);
+  const ec = lory('params', join(dir, 'ec.yaml'));
+  assert.equal(ec.status, 0, ec.stderr);
+  assert.match(ec.stdout, /8 experts in every FFN layer, expert choice, capacity factor 1 \(per sequence: not causal, as the paper compared it\)/);
+  assert.match(ec.stdout, /active\s+374,064,128 .*each token meets 1 expert per layer on average/, 'the active size of paper-0.3b-8e (Lory)');
+  assert.match(ec.stdout, /FFN computes 1\.00 expert slots per token/);
+  const top1 = lory('params', join(dir, 'top1.yaml'));
+  assert.match(top1.stdout, /top-1 token choice, capacity factor 1\.25 \(per sequence\), load-balancing loss weight 0\.01/);
+  assert.match(top1.stdout, /active\s+374,064,128 .*each token meets 1 expert per layer/);
+  assert.match(top1.stdout, /FFN computes 1\.25 expert slots per token/);
+  const t = lory('params', join(dir, 'top2.yaml'), join(dir, 'ec.yaml'), 'pipelines/paper-0.3b-8e.yaml');
+  assert.match(t.stdout, /top2\.yaml\s+24\s+1024\s+16\s+2816\s+8\s+top-2\s+1\.83B\s+582M/);
+  assert.match(t.stdout, /ec\.yaml\s+24\s+1024\s+16\s+2816\s+8\s+expert_choice\s+1\.83B\s+374M/);
 });
 
 test('lory params exits 2 with one line for a missing file or an impossible model', () => {

@@ -34,29 +34,53 @@ function load(file: string, seq: number | undefined): Report {
   return { pipeline: file, model, params: countParams(model), flopsPerToken: countFlops(model, seq ?? model.contextLength) };
 }
 
+/** The MoE line: which routing, with its settings. */
+function moeLine(c: ModelConfig): string {
+  if (!isMoe(c)) return 'MoE            none (dense)';
+  const head = `MoE            ${c.experts} experts in every FFN layer, `;
+  if (c.moe === 'top_k') {
+    return `${head}top-${c.topK} token choice, capacity factor ${c.capacityFactor} (per sequence), load-balancing loss weight ${c.auxLossWeight}` +
+      (c.routerZLossWeight > 0 ? `, router z-loss weight ${c.routerZLossWeight}` : '');
+  }
+  if (c.moe === 'expert_choice') {
+    const group = c.expertChoiceGroup === 'sequence' ? 'per sequence: not causal, as the paper compared it' : 'per position across the batch: causal';
+    return `${head}expert choice, capacity factor ${c.capacityFactor} (${group})` + (c.routerZLossWeight > 0 ? `, router z-loss weight ${c.routerZLossWeight}` : '');
+  }
+  return `${head}segment length ${c.segmentLength} (${c.contextLength / c.segmentLength} segments at full context), Lory's merged experts`;
+}
+
+/** What "active" means for each kind. */
+function activeNote(c: ModelConfig, p: ParamCount): string {
+  if (!isMoe(c)) return '';
+  if (c.moe === 'top_k') return `: each token meets ${c.topK} expert${c.topK > 1 ? 's' : ''} per layer`;
+  if (c.moe === 'expert_choice') return `: each token meets ${p.activeExperts} expert${p.activeExperts === 1 ? '' : 's'} per layer on average`;
+  return ': each token meets one merged expert per layer';
+}
+
 function detail(r: Report): string {
   const { model: c, params: p, flopsPerToken: f } = r;
   const moe = isMoe(c);
+  const lory = moe && c.moe === 'lory';
   const lines = [
     r.pipeline,
     `model          ${c.nLayers} layers, d_model ${c.dModel}, ${c.nHeads} heads (head dim ${c.dModel / c.nHeads}), d_ff ${c.dFf}, vocab ${c.vocabSize}, context ${c.contextLength}`,
-    moe
-      ? `MoE            ${c.experts} experts in every FFN layer, segment length ${c.segmentLength} (${c.contextLength / c.segmentLength} segments at full context)`
-      : 'MoE            none (dense)',
+    moeLine(c),
     `parameters     total  ${grouped(p.total).padStart(15)}  (${human(p.total)})`,
-    `               active ${grouped(p.active).padStart(15)}  (${human(p.active)}${moe ? ': each token meets one merged expert per layer' : ''})`,
+    `               active ${grouped(Math.round(p.active)).padStart(15)}  (${human(p.active)}${activeNote(c, p)})`,
     `               embeddings ${human(p.embedding)} (input + untied LM head), non-embedding ${human(p.nonEmbedding)}`,
     `               per layer: attention ${human(p.attention)}, FFN ${human(p.ffnPerExpert)}${moe ? ` × ${c.experts} experts, router ${human(p.router)}` : ''}, norms ${human(p.norms)}`,
     `FLOPs/token    forward ${human(f.forward, 'flops')}, training ${human(f.train, 'flops')} (3 × forward) at sequence length ${f.seq}`,
     `               forward: attention projections ${human(f.attentionProjections, 'flops')}, scores ${human(f.attentionScores, 'flops')}, FFN ${human(f.ffn, 'flops')}` +
-      (moe ? `, merging ${human(f.merging, 'flops')}, router ${human(f.router, 'flops')}` : '') +
+      (lory ? `, merging ${human(f.merging, 'flops')}` : '') +
+      (moe ? `, router ${human(f.router, 'flops')}` : '') +
       `, LM head ${human(f.lmHead, 'flops')}`,
   ];
+  if (moe && !lory) lines.push(`               FFN computes ${f.expertSlotsPerToken.toPrecision(3)} expert slots per token and layer (capacity slots, empty ones included)`);
   return lines.join('\n');
 }
 
 function table(rs: Report[]): string {
-  const head = ['pipeline', 'layers', 'd_model', 'heads', 'd_ff', 'experts', 'total', 'active', 'train FLOPs/token'];
+  const head = ['pipeline', 'layers', 'd_model', 'heads', 'd_ff', 'experts', 'routing', 'total', 'active', 'train FLOPs/token'];
   const rows = rs.map((r) => [
     r.pipeline,
     String(r.model.nLayers),
@@ -64,6 +88,7 @@ function table(rs: Report[]): string {
     String(r.model.nHeads),
     String(r.model.dFf),
     String(r.model.experts),
+    !isMoe(r.model) ? 'dense' : r.model.moe === 'top_k' ? `top-${r.model.topK}` : r.model.moe,
     human(r.params.total),
     human(r.params.active),
     human(r.flopsPerToken.train, 'flops'),
