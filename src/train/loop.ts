@@ -24,6 +24,7 @@ import {
   initParams,
   isMoe,
   loryTrainSpec,
+  modelConfigToYamlObject,
   modelSessionOptions,
   paramSpecs,
   ROUTING_DIAG,
@@ -252,7 +253,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (validBatches.seqLen !== seq) throw new InputError(`${validDir}: sequence length ${validBatches.seqLen} differs from the training batches' ${seq}`);
   const inputs: InputRef[] = [artifactInput('batches', o.batches, batches.manifest)];
   if (o.valid) inputs.push(artifactInput('valid', o.valid, validBatches.manifest));
-  const params = { ...o.config };
+  // What the run is: the config as given, and (whatever the caller's config holds) the model and settings trained.
+  const params = { ...o.config, model: modelConfigToYamlObject(model), train: { ...t } };
   const tool = { name: 'lory' as const, version: toolVersion() };
   const wanted = fingerprint({ kind: RUN_KIND, formatVersion: RUN_VERSION, tool, inputs, params });
 
