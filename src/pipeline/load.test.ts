@@ -36,12 +36,12 @@ describe('pipeline files', () => {
   });
 
   it('merges each runs entry over the top-level model and train sections', () => {
-    const p = parsePipeline(`${GOOD}\ntrain: { lr: 1.0e-3 }\nruns:\n  - { name: a, model: { experts: 1 } }\n  - { name: b, model: { experts: 4 }, train: { lr: 2.0e-3 } }\n`, 'p.yaml');
+    const p = parsePipeline(`${GOOD}\ntrain: { lr: 1.0e-3, steps: 7 }\nruns:\n  - { name: a, model: { experts: 1 } }\n  - { name: b, model: { experts: 4 }, train: { lr: 2.0e-3 } }\n`, 'p.yaml');
     assert.deepEqual(
-      p.runs.map((r) => [r.name, r.model.experts, r.train.lr, r.model.dModel]),
+      p.runs.map((r) => [r.name, r.model.experts, r.train.lr, r.train.steps, r.model.dModel]),
       [
-        ['a', 1, 1e-3, 64],
-        ['b', 4, 2e-3, 64],
+        ['a', 1, 1e-3, 7, 64],
+        ['b', 4, 2e-3, 7, 64],
       ],
     );
   });

@@ -116,7 +116,10 @@ export function parsePipeline(text: string, source: string, options: { checkFile
       configError(error, 'model');
       return;
     }
-    runs.push({ name: entry.name, batches: entry.batches, model, train: { ...pipeline.train, ...entry.train } });
+    // Only the fields the entry spells out replace the top-level ones (zod filled the rest with defaults).
+    const given = Object.keys(((doc as { runs?: Array<{ train?: object }> }).runs?.[i]?.train ?? {}) as object);
+    const overrides = Object.fromEntries(Object.entries(entry.train).filter(([k]) => given.includes(k)));
+    runs.push({ name: entry.name, batches: entry.batches, model, train: { ...pipeline.train, ...overrides } });
     try {
       if (seqLenApplies) checkTrainingSequenceLength(model, pipeline.batches.seq_len);
     } catch (error) {

@@ -291,9 +291,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     phase = await makePhase(ck.model, t, seq, ck.params, ck.adam);
     // Metrics past the checkpoint belong to steps that will run again.
     if (existsSync(metricsPath)) {
+      // (A kill -9 mid-append can leave a torn last line: it is dropped with the rest.)
+      const stepOf = (l: string) => {
+        try {
+          return (JSON.parse(l) as { step: number }).step;
+        } catch {
+          return Infinity;
+        }
+      };
       const kept = readFileSync(metricsPath, 'utf8')
         .split('\n')
-        .filter((l) => l && (JSON.parse(l) as { step: number }).step <= step);
+        .filter((l) => l && stepOf(l) <= step);
       writeFileSync(metricsPath, kept.map((l) => `${l}\n`).join(''));
     }
   } else {
