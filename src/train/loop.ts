@@ -323,7 +323,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastLoss = NaN;
   const emit = (e: TrainEvent) => o.onEvent?.(e);
   const log = (line: object) => appendFileSync(metricsPath, `${JSON.stringify(line)}\n`);
-  emit({ type: 'start', step, steps: t.steps, ...(resumedFrom ? { resumedFrom } : {}), phase: phase.model === dense && convertAt > 0 ? 'dense' : 'moe', peakFlops, tokensPerStep, convertAt });
+  emit({ type: 'start', step, steps: t.steps, ...(resumedFrom ? { resumedFrom } : {}), phase: convertAt > 0 && step < convertAt ? 'dense' : 'moe', peakFlops, tokensPerStep, convertAt });
 
   // The next micro-batch, read ahead; `cursorBefore` is where the data stood before it was read.
   let ahead: { batch: MicroBatch; cursorBefore: DataCursor } | undefined;
