@@ -38,6 +38,8 @@ describe('lory run', () => {
     assert.match(first.stdout, /lory\s+Lory 2E, 1×32, V=300\s+random\s+6\s+\d\.\d{4}\s+\d\.\d{4}/);
     assert.equal(readCheckpoint(join(out, 'runs', 'lory')).model.experts, 2);
     assert.equal(readCheckpoint(join(out, 'runs', 'lory')).state.phase, 'moe');
+    const resolved = JSON.parse(readFileSync(join(out, 'pipeline.resolved.json'), 'utf8'));
+    assert.deepEqual([resolved.train.beta2, resolved.runs[1].train.dense_warmup, resolved.runs[1].model.experts], [0.95, 0.34, 2], 'defaults filled in, per-run overrides applied');
 
     const again = lory('run', file);
     assert.equal(again.status, 0, again.stderr);
