@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FIXTURE_HELDOUT, FIXTURE_TRAIN, tempDir } from '../../data/testing.js';
@@ -108,5 +108,6 @@ describe('kill -9 during training', () => {
       .filter((l) => l.type === 'step')
       .map((l) => l.step);
     assert.deepEqual(steps, Array.from({ length: 60 }, (_, i) => i + 1), 'one metrics line per step, none torn or repeated');
+    assert.deepEqual(readdirSync(join(run, 'checkpoints')).filter((n) => n.startsWith('.') || n.includes('.tmp-')), [], 'no half-written leftovers');
   });
 });
