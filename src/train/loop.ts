@@ -27,7 +27,6 @@ import {
   modelConfigToYamlObject,
   modelSessionOptions,
   paramSpecs,
-  ROUTING_DIAG,
   type ModelConfig,
   type ParamArray,
   type ParamValues,
@@ -526,4 +525,3 @@ async function writeRunManifest(out: string, inputs: InputRef[], params: Record<
   return manifest;
 }
 
-export { ROUTING_DIAG };
