@@ -8,6 +8,8 @@ import { registerPrepare } from './commands/prepare.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerBuildBatches } from './commands/build-batches.js';
 import { registerParams } from './commands/params.js';
+import { registerTrain } from './commands/train.js';
+import { registerRun } from './commands/run.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -48,5 +50,7 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
   registerEmbed(program);
   registerBuildBatches(program);
   registerParams(program);
+  registerTrain(program);
+  registerRun(program);
   return program;
 }
