@@ -15,7 +15,7 @@
  * so run it with --only a few variants on a shared machine (the script refuses more than 8 GB).
  */
 import { compileTrainStep } from '../src/graph/compile/train-step.js';
-import { Trainer } from '../src/graph/compile/trainer.js';
+import { Trainer } from '../src/train/trainer.js';
 import { resolveModelConfig, fusedOpAvailable, type ModelConfig } from '../src/model/config.js';
 import { countFlops, countParams } from '../src/model/count.js';
 import { loryTrainSpec } from '../src/model/model.js';

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileTrainStep } from '../graph/compile/train-step.js';
-import { Trainer } from '../graph/compile/trainer.js';
+import { Trainer } from '../train/trainer.js';
 import * as G from '../graph/index.js';
 import type { HostTensor } from '../runtime/index.js';
 import { resolveModelConfig, type ModelConfig } from './config.js';

@@ -180,12 +180,14 @@ export const STAGES: StageEntry[] = [
   },
 ];
 
+const MOE_NAMES = { lory: 'Lory', top_k: 'top-k', expert_choice: 'expert choice' } as const;
+
 function trainStage(p: LoadedPipeline, run: ResolvedRun): PlannedStage {
   return {
     name: `train-${run.name}`,
     group: 'train',
     output: outputs(p).run(run.name),
-    describe: `train '${run.name}' (${run.model.experts > 1 ? `Lory, ${run.model.experts} experts` : 'dense'}) on ${run.batches} batches`,
+    describe: `train '${run.name}' (${run.model.experts > 1 ? `${MOE_NAMES[run.model.moe]}, ${run.model.experts} experts` : 'dense'}) on ${run.batches} batches`,
     run: async (ctx) => {
       const r = await train({
         batches: outputs(p).batches(run.batches),

@@ -45,6 +45,29 @@ describe('the training loop', () => {
     }
   });
 
+  it('trains the token-level baselines (top-k, expert choice) through the same loop, logging their balance loss and validating on the LM loss', async () => {
+    const lnV = Math.log(320);
+    for (const kind of [{ moe: 'top_k' as const, topK: 2 }, { moe: 'expert_choice' as const }]) {
+      const model = tinyModel({ experts: 4, ...kind });
+      const r = await run({ model, train: tinyTrain({ steps: 40, lr: 5e-3, dense_warmup: 0.1, valid_every: 20 }) });
+      const valid = r.manifest!.stats.validLoss!;
+      assert.ok(valid < lnV - 0.8, `${kind.moe}: validation loss ${valid} vs ln V ${lnV.toFixed(3)}`);
+      const last = stepLines(r.runDir)[39]!;
+      assert.equal(last.phase, 'moe');
+      assert.equal(last.routing, undefined, 'no segment routing statistics for token-level kinds');
+      const diag = last.diag!;
+      assert.ok(Object.keys(diag).some((k) => k.includes('dropped/layer')), `dropped-token share logged: ${JSON.stringify(diag)}`);
+      if (kind.moe === 'top_k') {
+        // The step's loss adds the balance terms; the LM loss alone is logged beside it.
+        assert.ok(diag['diag/lm_loss']! < last.loss, `lm_loss ${diag['diag/lm_loss']} below the training loss ${last.loss}`);
+        const aux = Object.entries(diag).filter(([k]) => k.includes('aux_loss'));
+        assert.equal(aux.length, 2, 'one balance loss per layer');
+        // E·Σ fᵢ·Pᵢ is 1 for perfectly balanced routing and at most E.
+        assert.ok(aux.every(([, v]) => v >= 0.99 && v <= 4), JSON.stringify(aux));
+      }
+    }
+  });
+
   it('is deterministic: two runs of one config give the same losses bit for bit', async () => {
     const opts = { model: tinyModel({ experts: 4 }), train: tinyTrain({ steps: 8, dense_warmup: 0.25 }) };
     const a = await run(opts);

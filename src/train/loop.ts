@@ -354,8 +354,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     for (let start = 0; start < limit; start += B) {
       const n = Math.min(B, limit - start);
       const r = await phase.trainer.eval(feeds(validReader.slice(start, n, B), B, seq));
+      // Token-level MoE kinds train on LM loss + auxiliary terms; validation compares the LM loss alone.
+      const lmLoss = r.diagnostics['diag/lm_loss'];
+      const loss = lmLoss ? Number(lmLoss.read()[0]) : r.loss;
       for (const v of Object.values(r.diagnostics)) v.dispose();
-      sum += r.loss * n; // the mean over this batch's n real rows (padding rows are ignored: label -100)
+      sum += loss * n; // the mean over this batch's n real rows (padding rows are ignored: label -100)
       rows += n;
     }
     return sum / rows;
