@@ -384,6 +384,14 @@ void merge_staged_panels(const float* staged, int64_t terms, int64_t panel_float
   }
 }
 
+void merge_staged_panels_multi(const float* staged, int64_t terms, int64_t panel_floats, const float* coef,
+                               int64_t coef_stride, int64_t count, float* panels, int64_t panel_stride) {
+  if (use_avx512())
+    return merge_staged_multi_avx512(staged, terms, panel_floats, coef, coef_stride, count, panels, panel_stride);
+  for (int64_t j = 0; j < count; ++j)
+    merge_staged_panels(staged, terms, panel_floats, coef + j * coef_stride, panels + j * panel_stride);
+}
+
 float* thread_panel_buffer(size_t floats) {
   Buffers& buf = thread_buffers();
   if (buf.b.size() < floats + 8) buf.b.resize(floats + 8);

@@ -93,4 +93,31 @@ LORY_AVX512 void merge_staged_avx512(const float* staged, int64_t terms, int64_t
   }
 }
 
+template <int P>
+LORY_AVX512 void merge_multi(const float* staged, int64_t terms, int64_t panel_floats, const float* coef,
+                             int64_t coef_stride, float* panels, int64_t panel_stride) {
+  for (int64_t v = 0; v < panel_floats; v += 16) {
+    __m512 acc[P];
+#pragma GCC unroll 4
+    for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < terms; ++i) {
+      const __m512 sv = _mm512_loadu_ps(staged + i * panel_floats + v);
+#pragma GCC unroll 4
+      for (int j = 0; j < P; ++j) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(coef[j * coef_stride + i]), sv, acc[j]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < P; ++j) _mm512_storeu_ps(panels + j * panel_stride + v, acc[j]);
+  }
+}
+
+void merge_staged_multi_avx512(const float* staged, int64_t terms, int64_t panel_floats, const float* coef,
+                               int64_t coef_stride, int64_t count, float* panels, int64_t panel_stride) {
+  switch (count) {
+    case 1: return merge_multi<1>(staged, terms, panel_floats, coef, coef_stride, panels, panel_stride);
+    case 2: return merge_multi<2>(staged, terms, panel_floats, coef, coef_stride, panels, panel_stride);
+    case 3: return merge_multi<3>(staged, terms, panel_floats, coef, coef_stride, panels, panel_stride);
+    default: return merge_multi<4>(staged, terms, panel_floats, coef, coef_stride, panels, panel_stride);
+  }
+}
+
 }  // namespace lory

@@ -22,4 +22,9 @@ void panel_rows_avx512(int64_t rows, int64_t n, int64_t kc, const float* a, int6
 // panel[v] = Σᵢ coef[i]·staged[i*panel_floats + v] for v < panel_floats (a multiple of 16).
 void merge_staged_avx512(const float* staged, int64_t terms, int64_t panel_floats, const float* coef, float* panel);
 
+// The same for `count` ≤ 4 coefficient sets at once (coef + j*coef_stride → panels + j*panel_stride):
+// each staged vector is read once for all of them.
+void merge_staged_multi_avx512(const float* staged, int64_t terms, int64_t panel_floats, const float* coef,
+                               int64_t coef_stride, int64_t count, float* panels, int64_t panel_stride);
+
 }  // namespace lory
