@@ -22,7 +22,7 @@ add_custom_command(
   COMMENT "nvcc moe_cuda.cu (sm_90 + PTX)")
 
 add_library(lory_ops_cuda SHARED
-  src/ort_op_common.cpp src/ort_cpu_ops.cpp
+  src/ort_op_common.cpp src/ort_cpu_ops.cpp src/ort_adamw_op.cpp
   ${LORY_CUDA_DIR}/ort_cuda_ops.cpp ${LORY_CUDA_DIR}/register_cuda.cpp ${LORY_CUDA_OBJ})
 target_include_directories(lory_ops_cuda PRIVATE src ${LORY_CUDA_DIR} ${ORT_INCLUDE_DIR} ${LORY_CUDA_INCLUDE})
 target_link_libraries(lory_ops_cuda PRIVATE lory_moe_kernels ${LORY_CUDART})

@@ -29,6 +29,7 @@ export {
   routerProbs,
   requireFfnImpl,
   modelSessionOptions,
+  usesFusedAdamW,
   fusedOpLibrary,
   LORY_DOMAIN,
   type Routing,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gemm_path.h"
+#include "lory/adamw.h"
 #include "lory/moe_cpu.h"
 #include "lory/moe_reference.h"
 #include "merged_gemm.h"
@@ -261,6 +262,33 @@ static void check_gemms(const std::string& label) {
   expect(worst < 2e-6, msg);
 }
 
+// The fused AdamW update vs its float64 reference (random p, g, m ≥ 0 v, clipping scale ≠ 1, decay ≠ 1),
+// on every path, serial and in parallel chunks (n spans several chunks plus a remainder).
+static void check_adamw(const std::string& label, const ParallelFor& par) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  const int64_t n = 3 * 65536 + 1234;
+  std::vector<float> p(n), g(n), m(n), v(n), po(n, NAN), mo(n, NAN), vo(n, NAN);
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] = u(rng);
+    g[i] = 0.1f * u(rng);
+    m[i] = 0.01f * u(rng);
+    v[i] = 1e-4f * (1.f + u(rng));  // second moments are non-negative
+  }
+  const AdamWHyper h{1.f - 3e-4f * 0.1f, 3e-4f / (1.f - 0.9f * 0.9f), std::sqrt(1.f - 0.95f * 0.95f), 0.7f, 0.9f, 0.95f, 1e-8f};
+  adamw_update(n, p.data(), g.data(), m.data(), v.data(), h, po.data(), mo.data(), vo.data(), par);
+  std::vector<double> pr(n), mr(n), vr(n);
+  adamw_update_reference(n, p.data(), g.data(), m.data(), v.data(), h, pr.data(), mr.data(), vr.data());
+  // Compare the update p' − p (what AdamW changes), not p' itself, so the bound is not hidden under |p|.
+  std::vector<double> dref(n), dgot(n);
+  for (int64_t i = 0; i < n; ++i) dref[i] = pr[i] - p[i], dgot[i] = double(po[i]) - p[i];
+  const double ep = relative_error(dgot, dref), em = relative_error(mo, mr), ev = relative_error(vo, vr);
+  char msg[200];
+  std::snprintf(msg, sizeof msg, "AdamW update [%s]: max rel err of p'-p %.2e, m' %.2e, v' %.2e (tol 1e-5, 1e-6, 1e-6)",
+                label.c_str(), ep, em, ev);
+  expect(ep < 1e-5 && em < 1e-6 && ev < 1e-6, msg);
+}
+
 int main() {
   check_shape_errors();
   check_the_checker();
@@ -276,6 +304,8 @@ int main() {
       continue;
     }
     check_gemms(gemm_path_name(path));
+    check_adamw(std::string(gemm_path_name(path)) + ", 2 threads", thread_for(2));
+    check_adamw(std::string(gemm_path_name(path)) + ", serial", serial_for());
     if (path == GemmPath::kAvx512)
       for (int64_t rows : {6, 14}) {  // other tile heights than the default
         set_avx512_tile_rows(rows);
