@@ -198,8 +198,11 @@ async function child(name: string): Promise<void> {
   const runPeak = status('VmHWM') - runBase;
   const peak = Math.max(created, status('VmHWM') - base);
   const processPeak = status('VmHWM');
+  // Isolated timing (configs too large to hold every variant in one process): N more steps, timed.
+  const timed = await timeInterleaved([{ ...prepared, name }], arg('child-steps', 0), false);
   prepared.dispose();
-  process.stdout.write(JSON.stringify({ name, peakBytes: peak, runPeakBytes: runPeak, processPeakBytes: processPeak }) + '\n');
+  const t = timed.get(name)!;
+  process.stdout.write(JSON.stringify({ name, peakBytes: peak, runPeakBytes: runPeak, processPeakBytes: processPeak, cpu: t.cpu, wall: t.wall, stateBytes: stateBytes.get(name.split('-')[2] as StepImpl) ?? 0 }) + '\n');
 }
 
 interface Peak {
@@ -209,16 +212,55 @@ interface Peak {
   runPeakBytes: number;
   /** The process's VmHWM since the last reset (the runs), whole: the peak RSS a user sees. */
   processPeakBytes: number;
+  /** Step children: bytes of parameters and optimizer state (×2 buffers). */
+  stateBytes?: number;
 }
 
-function peakOf(name: string): Peak {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', name, ...process.argv.slice(2)], {
+function peakOf(name: string, steps = 0): Peak & Partial<Times> {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', name, '--child-steps', String(steps), ...process.argv.slice(2)], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
   if (r.status !== 0) throw new Error(`child ${name} failed (${r.status}): ${r.stderr}`);
   const line = r.stdout.trim().split('\n').pop()!;
-  return JSON.parse(line) as Peak;
+  return JSON.parse(line) as Peak & Partial<Times>;
+}
+
+function memAvailableBytes(): number {
+  const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) * 1024 : Infinity;
+}
+
+/**
+ * Steps of a config too large to keep every variant in one process (small: ~9 GB custom, ~15 GB
+ * standard): each round runs each variant in a child process of its own, one at a time, rotating the
+ * order; the child warms up with 3 steps (its peak-memory probe), then times `steps` more.
+ * A variant whose last known peak (or, before any, `guessBytes`) exceeds MemAvailable is skipped:
+ * the machine is shared and an OOM kill would hit a neighbour as likely as this bench.
+ */
+function isolatedSteps(config: string, rounds: number, steps: number, guessBytes: Record<StepImpl, number>): Map<StepImpl, (Peak & Times) | undefined> {
+  const result = new Map<StepImpl, (Peak & Times) | undefined>();
+  const last = new Map<StepImpl, number>();
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < STEP_VARIANTS.length; k++) {
+      const impl = STEP_VARIANTS[(k + r) % STEP_VARIANTS.length]!;
+      const need = last.get(impl) ?? guessBytes[impl];
+      if (need > memAvailableBytes()) {
+        console.log(`(skipping ${impl} in round ${r + 1}: needs ≈ ${MiB(need)} MiB, ${MiB(memAvailableBytes())} MiB available on this shared machine)`);
+        continue;
+      }
+      const p = peakOf(`step-${config}-${impl}`, steps);
+      last.set(impl, p.processPeakBytes);
+      const acc = result.get(impl);
+      if (!acc) result.set(impl, { ...p, cpu: [...p.cpu!], wall: [...p.wall!] });
+      else {
+        acc.cpu.push(...p.cpu!);
+        acc.wall.push(...p.wall!);
+        acc.processPeakBytes = Math.max(acc.processPeakBytes, p.processPeakBytes);
+      }
+    }
+  }
+  return result;
 }
 
 interface Times {
@@ -227,9 +269,9 @@ interface Times {
   cpu: number[];
 }
 
-async function timeInterleaved(prepared: Prepared[], repeats: number): Promise<Map<string, Times>> {
+async function timeInterleaved(prepared: Prepared[], repeats: number, warmup = true): Promise<Map<string, Times>> {
   const times = new Map<string, Times>(prepared.map((p) => [p.name, { wall: [], cpu: [] }]));
-  for (const p of prepared) await p.run(); // warm-up (arena growth, first-run allocations)
+  if (warmup) for (const p of prepared) await p.run(); // warm-up (arena growth, first-run allocations)
   for (let r = 0; r < repeats; r++) {
     for (let k = 0; k < prepared.length; k++) {
       const p = prepared[(k + r) % prepared.length]!;
@@ -292,20 +334,39 @@ async function stepBench(config: string): Promise<void> {
     `\n## Train step, config ${config}: ${s.layers} layers, d=${s.d}, ${s.heads} heads, f=${stepConfig(s, 'custom').dFf}, E=${s.E}, T=${s.T}, ` +
       `seq ${s.seq}, batch ${s.batch}, vocab ${s.vocab}, AdamW; ${THREADS} intra-op threads; ${repeats} interleaved repeats`,
   );
-  const prepared: Prepared[] = [];
-  for (const impl of STEP_VARIANTS) prepared.push(await prepareStep(config, impl));
-  const times = await timeInterleaved(prepared, repeats);
-  for (const p of prepared) p.dispose();
-  const peaks = new Map(STEP_VARIANTS.map((impl) => [impl, peakOf(`step-${config}-${impl}`)]));
-  const med = (impl: StepImpl) => median(times.get(`step-${impl}`)!.wall);
-  const cpu = (impl: StepImpl) => median(times.get(`step-${impl}`)!.cpu);
-  const lo = (impl: StepImpl) => Math.min(...times.get(`step-${impl}`)!.wall);
+  const times = new Map<string, Times>();
+  const peaks = new Map<StepImpl, Peak>();
+  if (config === 'small') {
+    // Isolated: one variant per process at a time (see isolatedSteps); repeats = rounds × 2 steps.
+    const GiB = 2 ** 30;
+    const runs = isolatedSteps(config, Math.max(1, Math.ceil(repeats / 2)), 2, { custom: 10 * GiB, standard: 17 * GiB, dense: 5 * GiB });
+    for (const [impl, r] of runs) {
+      if (!r) continue;
+      times.set(`step-${impl}`, r);
+      peaks.set(impl, r);
+      stateBytes.set(impl, r.stateBytes ?? NaN);
+    }
+  } else {
+    const prepared: Prepared[] = [];
+    for (const impl of STEP_VARIANTS) prepared.push(await prepareStep(config, impl));
+    for (const [k, v] of await timeInterleaved(prepared, repeats)) times.set(k, v);
+    for (const p of prepared) p.dispose();
+    for (const impl of STEP_VARIANTS) peaks.set(impl, peakOf(`step-${config}-${impl}`));
+  }
+  const have = (impl: StepImpl) => times.has(`step-${impl}`);
+  const med = (impl: StepImpl) => (have(impl) ? median(times.get(`step-${impl}`)!.wall) : NaN);
+  const cpu = (impl: StepImpl) => (have(impl) ? median(times.get(`step-${impl}`)!.cpu) : NaN);
+  const lo = (impl: StepImpl) => (have(impl) ? Math.min(...times.get(`step-${impl}`)!.wall) : NaN);
   console.log(
     `\n| model | CPU ms / threads (median) | wall ms/step (median) | wall ms (min) | tokens/s (median wall) | peak RSS MiB (process) | peak MiB above the runtime | of which params + AdamW state (×2 buffers) | peak MiB of the steps alone |\n|---|---|---|---|---|---|---|---|---|`,
   );
   for (const impl of STEP_VARIANTS) {
     const label = impl === 'dense' ? 'dense (E=1)' : `Lory E=${s.E}, ${impl}`;
-    const pk = peaks.get(impl)!;
+    const pk = peaks.get(impl);
+    if (!pk) {
+      console.log(`| ${label} | not run (memory) | | | | | | | |`);
+      continue;
+    }
     console.log(
       `| ${label} | ${ms(cpu(impl))} | ${ms(med(impl))} | ${ms(lo(impl))} | ${((s.batch * s.seq) / (med(impl) / 1000)).toFixed(0)} | ${MiB(pk.processPeakBytes)} | ${MiB(pk.peakBytes)} | ${MiB(stateBytes.get(impl)!)} | ${MiB(pk.runPeakBytes)} |`,
     );
@@ -316,8 +377,8 @@ async function stepBench(config: string): Promise<void> {
     `\nRatios to dense (CPU time; wall in brackets): custom ${ratio(cpu('custom'), cpu('dense'))} (${ratio(med('custom'), med('dense'))}), ` +
       `standard ${ratio(cpu('standard'), cpu('dense'))} (${ratio(med('standard'), med('dense'))}); ideal 1 + E/T = ${ideal.toFixed(3)}x, ` +
       `goal ≤ ${(ideal + 0.05).toFixed(3)}x: custom ${verdict(cpu('custom') / cpu('dense'))}, standard ${verdict(cpu('standard') / cpu('dense'))}. ` +
-      `custom/standard ${ratio(cpu('custom'), cpu('standard'))}; peak RSS standard/custom ${ratio(peaks.get('standard')!.processPeakBytes, peaks.get('custom')!.processPeakBytes)} ` +
-      `(steps alone ${ratio(peaks.get('standard')!.runPeakBytes, peaks.get('custom')!.runPeakBytes)})`,
+      `custom/standard ${ratio(cpu('custom'), cpu('standard'))}; peak RSS standard/custom ${ratio(peaks.get('standard')?.processPeakBytes ?? NaN, peaks.get('custom')?.processPeakBytes ?? NaN)} ` +
+      `(steps alone ${ratio(peaks.get('standard')?.runPeakBytes ?? NaN, peaks.get('custom')?.runPeakBytes ?? NaN)})`,
   );
 }
 
