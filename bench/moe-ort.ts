@@ -27,6 +27,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as G from '../src/graph/index.js';
 import { normalArray, rng } from '../src/graph/testing/random.js';
+import { adamw, adamwSlots } from '../src/graph/optim/adamw.js';
 import { loadRuntime, PROJECT_ROOT, type Feed, type ResidentValue, type Session } from '../src/runtime/index.js';
 import { denseFfn, moeFfn, requireFfnImpl } from '../src/model/moe.js';
 import { defaultDff } from '../src/model/config.js';
@@ -394,6 +395,67 @@ interface NativeGemm {
   ms: number;
 }
 
+// ---------------------------------------------------------------------------------------------
+// AdamW on a config's expert weights: the elementwise-op graph vs the fused ai.lory::AdamWUpdate
+
+async function adamwBench(config: string): Promise<void> {
+  const st = stepShape(config);
+  const c = stepConfig(st, 'custom');
+  const shapes = Array.from({ length: 3 * st.layers }, (_, i) => (i % 3 === 2 ? [st.E, c.dFf, st.d] : [st.E, st.d, c.dFf]));
+  const rt = loadRuntime();
+  const lib = requireFfnImpl('custom');
+  const rand = rng(9);
+  const resident: ResidentValue[] = [];
+  const tensor = (shape: number[], std: number) => {
+    const v = rt.tensor('float32', shape, normalArray(shape.reduce((a, b) => a * b, 1), rand, std));
+    resident.push(v);
+    return v;
+  };
+  const feeds: Record<string, Feed> = {
+    'opt/lr': { dtype: 'float32', shape: [], data: Float32Array.of(1e-3) },
+    'opt/step': { dtype: 'float32', shape: [], data: Float32Array.of(3) },
+  };
+  shapes.forEach((shape, i) => {
+    feeds[`w${i}`] = tensor(shape, 0.02);
+    feeds[`g${i}`] = tensor(shape, 0.001);
+    feeds[`opt/m/w${i}`] = tensor(shape, 0.001);
+    feeds[`opt/v/w${i}`] = tensor(shape, 1e-4);
+  });
+  const prepared: Prepared[] = [];
+  for (const fused of [false, true]) {
+    const g = new G.Graph();
+    const params = shapes.map((shape, i) => g.param(`w${i}`, shape));
+    const grads = shapes.map((shape, i) => g.input(`g${i}`, 'float32', shape));
+    const slots = adamwSlots(g, params);
+    const r = adamw(g, params, grads, slots, { fused });
+    const outputs: Record<string, G.Tensor> = {};
+    r.params.forEach((t, i) => (outputs[`next/w${i}`] = t));
+    r.m.forEach((t, i) => (outputs[`next/m${i}`] = t));
+    r.v.forEach((t, i) => (outputs[`next/v${i}`] = t));
+    const into: Record<string, ResidentValue> = {};
+    shapes.forEach((shape, i) => {
+      for (const k of ['w', 'm', 'v']) {
+        const v = rt.tensor('float32', shape);
+        resident.push(v);
+        into[`next/${k}${i}`] = v;
+      }
+    });
+    const session = await rt.createSession(G.exportModel(g, { outputs }).bytes, { intraOpThreads: THREADS, customOpLibraries: lib });
+    prepared.push({ name: fused ? 'fused' : 'graph', run: () => session.run(feeds, { into }), dispose: () => session.dispose() });
+  }
+  const times = await timeInterleaved(prepared, REPEATS);
+  for (const p of prepared) p.dispose();
+  for (const v of resident) v.dispose();
+  const n = shapes.reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+  const cpu = (k: string) => median(times.get(k)!.cpu);
+  console.log(
+    `\n## AdamW + clipping on the expert weights of config ${config} (${shapes.length} tensors, ${(n / 1e6).toFixed(1)}M parameters; ${THREADS} threads, CPU ms / threads, medians of ${REPEATS})\n\n` +
+      `| optimizer | CPU ms | wall ms |\n|---|---|---|\n` +
+      ['graph', 'fused'].map((k) => `| ${k === 'graph' ? 'elementwise ONNX ops' : 'fused AdamWUpdate'} | ${cpu(k).toFixed(1)} | ${median(times.get(k)!.wall).toFixed(1)} |`).join('\n') +
+      `\n\nfused/graph ${ratio(cpu('fused'), cpu('graph'))}; the fused op moves 7 floats per parameter (${((7 * 4 * n) / 2 ** 20).toFixed(0)} MiB)`,
+  );
+}
+
 const NATIVE_BENCH = join(PROJECT_ROOT, 'kernels', 'build', 'lory-ops', 'moe_layer_bench');
 
 function nativeGemms(shape: { G: number; T: number; d: number; f: number; E: number }): { path: string; gemms: NativeGemm[] } {
@@ -458,5 +520,6 @@ if (childIdx >= 0) {
   console.log(`# moe-ort bench: ${REPEATS} interleaved repeats, medians; ORT ${loadRuntime().info.ortVersion}; ${cpuModel()}`);
   if (wants('gemm')) for (const c of CONFIGS) await gemmBench(c);
   if (wants('layer')) await layerBench();
+  if (wants('adamw')) for (const c of CONFIGS) await adamwBench(c);
   if (wants('step')) for (const c of CONFIGS) await stepBench(c);
 }
