@@ -49,6 +49,8 @@ const PARTS = sarg('part', 'all').split(',');
 const wants = (part: string) => PARTS.includes(part) || PARTS.includes('all');
 const CONFIGS = sarg('configs', 'tiny,small').split(',');
 const SMALL_REPEATS = arg('small-repeats', 3);
+/** Variants of the small config (standard needs ≈ 15.5 GB: opt in with --small-variants custom,standard,dense). */
+const SMALL_VARIANTS = sarg('small-variants', 'custom,dense').split(',') as StepImpl[];
 const LAYER = { G: arg('layer-G', 32), T: 128, d: 512, f: 1408, E: 8 };
 
 // ---------------------------------------------------------------------------------------------
@@ -239,18 +241,25 @@ function memAvailableBytes(): number {
  * A variant whose last known peak (or, before any, `guessBytes`) exceeds MemAvailable is skipped:
  * the machine is shared and an OOM kill would hit a neighbour as likely as this bench.
  */
-function isolatedSteps(config: string, rounds: number, steps: number, guessBytes: Record<StepImpl, number>): Map<StepImpl, (Peak & Times) | undefined> {
+function isolatedSteps(config: string, variants: StepImpl[], rounds: number, steps: number, guessBytes: Record<StepImpl, number>): Map<StepImpl, (Peak & Times) | undefined> {
   const result = new Map<StepImpl, (Peak & Times) | undefined>();
   const last = new Map<StepImpl, number>();
+  const MARGIN = 3 * 2 ** 30; // neighbours' memory moves while a child runs
   for (let r = 0; r < rounds; r++) {
-    for (let k = 0; k < STEP_VARIANTS.length; k++) {
-      const impl = STEP_VARIANTS[(k + r) % STEP_VARIANTS.length]!;
+    for (let k = 0; k < variants.length; k++) {
+      const impl = variants[(k + r) % variants.length]!;
       const need = last.get(impl) ?? guessBytes[impl];
-      if (need > memAvailableBytes()) {
-        console.log(`(skipping ${impl} in round ${r + 1}: needs ≈ ${MiB(need)} MiB, ${MiB(memAvailableBytes())} MiB available on this shared machine)`);
+      if (need + MARGIN > memAvailableBytes()) {
+        console.log(`(skipping ${impl} in round ${r + 1}: needs ≈ ${MiB(need)} MiB + ${MiB(MARGIN)} MiB margin, ${MiB(memAvailableBytes())} MiB available on this shared machine)`);
         continue;
       }
-      const p = peakOf(`step-${config}-${impl}`, steps);
+      let p: Peak & Partial<Times>;
+      try {
+        p = peakOf(`step-${config}-${impl}`, steps);
+      } catch (error) {
+        console.log(`(${impl} failed in round ${r + 1}: ${(error as Error).message.split('\n')[0]})`);
+        continue;
+      }
       last.set(impl, p.processPeakBytes);
       const acc = result.get(impl);
       if (!acc) result.set(impl, { ...p, cpu: [...p.cpu!], wall: [...p.wall!] });
@@ -340,7 +349,7 @@ async function stepBench(config: string): Promise<void> {
   if (config === 'small') {
     // Isolated: one variant per process at a time (see isolatedSteps); repeats = rounds × 2 steps.
     const GiB = 2 ** 30;
-    const runs = isolatedSteps(config, Math.max(1, Math.ceil(repeats / 2)), 2, { custom: 10 * GiB, standard: 17 * GiB, dense: 5 * GiB });
+    const runs = isolatedSteps(config, SMALL_VARIANTS, Math.max(1, Math.ceil(repeats / 2)), 2, { custom: 10 * GiB, standard: 16 * GiB, dense: 6 * GiB });
     for (const [impl, r] of runs) {
       if (!r) continue;
       times.set(`step-${impl}`, r);
