@@ -4,7 +4,11 @@
  *   1. One layer, d=512 f=1408 E=8 T=128 G=32 (float32): forward and forward+backward (gradients of
  *      Σ y⊙r) for ffn_impl 'custom' (the fused ai.lory op), 'standard' (Einsum + batched MatMul) and a
  *      dense SwiGLU layer of the same d, f over the same G·T tokens (ORT MatMul).
- *   2. A whole train step of a small Lory model: 'custom' vs 'standard', plus the dense model (E=1).
+ *   2. Whole train steps (issue 13's configs, `--configs tiny,small`): dense (E=1), Lory 'custom' and
+ *      Lory 'standard', their ratios to dense against the ideal 1 + E/T, and peak RSS.
+ *   3. Per-GEMM efficiency (`--part gemm`): each GEMM of the fused op, timed by the native benchmark
+ *      (kernels/build/lory-ops/moe_layer_bench --gemms, CPU time), against ORT's MatMul on the same
+ *      shape (batched per segment, and as one dense GEMM over all rows), CPU time, same threads.
  *
  * Time: all variants live in one process and run interleaved (the order rotates every round), so a
  * busy neighbour on this shared machine slows them alike; medians of wall time per run.
@@ -13,21 +17,21 @@
  * figure is VmHWM after session creation and 3 runs minus VmRSS at the reset, i.e. what the run itself
  * needs on top of its inputs and outputs (ORT's arena included, as lory runs it).
  *
- * Run: node dist/bench/moe-ort.js [--part layer|step|all] [--repeats 9] [--threads 2] [--layer-G 32]
+ * Run: node dist/bench/moe-ort.js [--part gemm|layer|step|all] [--repeats 9] [--threads 2] [--layer-G 32]
+ *        [--configs tiny,small] [--small-repeats 3]
+ * (`npm run bench:moe` runs --part gemm,step: per-GEMM table for tiny and small, steps for tiny and small.)
  */
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as G from '../src/graph/index.js';
-import { compileTrainStep } from '../src/graph/compile/train-step.js';
-import { Trainer } from '../src/train/trainer.js';
 import { normalArray, rng } from '../src/graph/testing/random.js';
-import { loadRuntime, type Feed, type ResidentValue, type Session } from '../src/runtime/index.js';
-import { resolveModelConfig, type ModelConfig } from '../src/model/config.js';
-import { loryTrainSpec } from '../src/model/model.js';
-import { denseFfn, modelSessionOptions, moeFfn, requireFfnImpl } from '../src/model/moe.js';
-import { initParams } from '../src/model/params.js';
-import { randomTokens } from '../src/model/testing.js';
+import { adamw, adamwSlots } from '../src/graph/optim/adamw.js';
+import { loadRuntime, PROJECT_ROOT, type Feed, type ResidentValue, type Session } from '../src/runtime/index.js';
+import { denseFfn, moeFfn, requireFfnImpl } from '../src/model/moe.js';
+import { defaultDff } from '../src/model/config.js';
+import { prepareStep as prepareStepOf, stepConfig, stepShape, type StepImpl, type StepShape } from './moe-configs.js';
 import { median } from './stats.js';
 
 function arg(name: string, fallback: number): number {
@@ -41,9 +45,13 @@ function sarg(name: string, fallback: string): string {
 
 const THREADS = arg('threads', 2);
 const REPEATS = arg('repeats', 9);
-const PART = sarg('part', 'all');
+const PARTS = sarg('part', 'all').split(',');
+const wants = (part: string) => PARTS.includes(part) || PARTS.includes('all');
+const CONFIGS = sarg('configs', 'tiny,small').split(',');
+const SMALL_REPEATS = arg('small-repeats', 3);
+/** Variants of the small config (standard needs ≈ 15.5 GB: opt in with --small-variants custom,standard,dense). */
+const SMALL_VARIANTS = sarg('small-variants', 'custom,dense').split(',') as StepImpl[];
 const LAYER = { G: arg('layer-G', 32), T: 128, d: 512, f: 1408, E: 8 };
-const STEP = { layers: 4, d: 256, heads: 4, E: 8, T: 128, seq: 512, batch: 4, vocab: 4096 };
 
 // ---------------------------------------------------------------------------------------------
 // Peak-memory probes (Linux /proc)
@@ -154,51 +162,16 @@ function layerBuffers(v: LayerVariant) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Train-step variants
+// Train-step variants (configs in bench/moe-configs.ts)
 
-type StepImpl = 'custom' | 'standard' | 'dense';
 const STEP_VARIANTS: StepImpl[] = ['custom', 'standard', 'dense'];
 /** Bytes of the trainer's resident parameters and optimizer state (two buffers per slot: ping-pong). */
 const stateBytes = new Map<StepImpl, number>();
 
-function stepConfig(impl: StepImpl): ModelConfig {
-  return resolveModelConfig({
-    vocabSize: STEP.vocab,
-    dModel: STEP.d,
-    nLayers: STEP.layers,
-    nHeads: STEP.heads,
-    contextLength: STEP.seq,
-    experts: impl === 'dense' ? 1 : STEP.E,
-    segmentLength: STEP.T,
-    ffnImpl: impl === 'dense' ? 'standard' : impl,
-  });
-}
-
-async function prepareStep(impl: StepImpl, beforeCreate?: () => void): Promise<Prepared> {
-  const c = stepConfig(impl);
-  const { batch: B, seq: S } = STEP;
-  const compiled = compileTrainStep(loryTrainSpec(c, { batch: B, seq: S }));
-  const init = initParams(c, 3);
-  stateBytes.set(impl, 2 * [...compiled.params, ...compiled.state].reduce((a, p) => a + 4 * p.shape.reduce((x, y) => x * y, 1), 0));
-  beforeCreate?.();
-  const trainer = await Trainer.create(compiled, init, {
-    ...modelSessionOptions(c),
-    intraOpThreads: THREADS,
-  });
-  const tokens = randomTokens(B * S, c.vocabSize, 11);
-  const batch = {
-    tokens: { dtype: 'int64' as const, shape: [B, S], data: BigInt64Array.from(tokens, BigInt) },
-    targets: { dtype: 'int64' as const, shape: [B, S], data: BigInt64Array.from(tokens.map((t) => (t * 7 + 3) % c.vocabSize), BigInt) },
-  };
-  let step = 0;
-  return {
-    name: `step-${impl}`,
-    run: async () => {
-      const r = await trainer.step(batch, 1e-4, ++step);
-      for (const d of Object.values(r.diagnostics)) d.dispose();
-    },
-    dispose: () => trainer.dispose(),
-  };
+async function prepareStep(config: string, impl: StepImpl, beforeCreate?: () => void): Promise<Prepared> {
+  const p = await prepareStepOf(stepShape(config), impl, { intraOpThreads: THREADS }, beforeCreate);
+  stateBytes.set(impl, p.stateBytes);
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -212,8 +185,8 @@ async function child(name: string): Promise<void> {
   if (name.startsWith('step-')) {
     // The trainer's parameters and optimizer state count (the table shows how much of it they are);
     // graph compilation in JS does not (it happens before the reset, as in a real run before step 1).
-    const impl = name.slice(5) as StepImpl;
-    prepared = await prepareStep(impl, () => (base = resetPeak()));
+    const [, config, impl] = name.split('-') as [string, string, StepImpl];
+    prepared = await prepareStep(config, impl, () => (base = resetPeak()));
   } else {
     const v = LAYER_VARIANTS.find((x) => layerName(x) === name);
     if (!v) throw new Error(`unknown variant ${name}`);
@@ -227,8 +200,12 @@ async function child(name: string): Promise<void> {
   for (let i = 0; i < 3; i++) await prepared.run();
   const runPeak = status('VmHWM') - runBase;
   const peak = Math.max(created, status('VmHWM') - base);
+  const processPeak = status('VmHWM');
+  // Isolated timing (configs too large to hold every variant in one process): N more steps, timed.
+  const timed = await timeInterleaved([{ ...prepared, name }], arg('child-steps', 0), false);
   prepared.dispose();
-  process.stdout.write(JSON.stringify({ name, peakBytes: peak, runPeakBytes: runPeak }) + '\n');
+  const t = timed.get(name)!;
+  process.stdout.write(JSON.stringify({ name, peakBytes: peak, runPeakBytes: runPeak, processPeakBytes: processPeak, cpu: t.cpu, wall: t.wall, stateBytes: stateBytes.get(name.split('-')[2] as StepImpl) ?? 0 }) + '\n');
 }
 
 interface Peak {
@@ -236,16 +213,64 @@ interface Peak {
   peakBytes: number;
   /** VmHWM of the 3 runs alone above the RSS once the session exists (activations, gradients, scratch). */
   runPeakBytes: number;
+  /** The process's VmHWM since the last reset (the runs), whole: the peak RSS a user sees. */
+  processPeakBytes: number;
+  /** Step children: bytes of parameters and optimizer state (×2 buffers). */
+  stateBytes?: number;
 }
 
-function peakOf(name: string): Peak {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', name, ...process.argv.slice(2)], {
+function peakOf(name: string, steps = 0): Peak & Partial<Times> {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', name, '--child-steps', String(steps), ...process.argv.slice(2)], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
   if (r.status !== 0) throw new Error(`child ${name} failed (${r.status}): ${r.stderr}`);
   const line = r.stdout.trim().split('\n').pop()!;
-  return JSON.parse(line) as Peak;
+  return JSON.parse(line) as Peak & Partial<Times>;
+}
+
+function memAvailableBytes(): number {
+  const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) * 1024 : Infinity;
+}
+
+/**
+ * Steps of a config too large to keep every variant in one process (small: ~9 GB custom, ~15 GB
+ * standard): each round runs each variant in a child process of its own, one at a time, rotating the
+ * order; the child warms up with 3 steps (its peak-memory probe), then times `steps` more.
+ * A variant whose last known peak (or, before any, `guessBytes`) exceeds MemAvailable is skipped:
+ * the machine is shared and an OOM kill would hit a neighbour as likely as this bench.
+ */
+function isolatedSteps(config: string, variants: StepImpl[], rounds: number, steps: number, guessBytes: Record<StepImpl, number>): Map<StepImpl, (Peak & Times) | undefined> {
+  const result = new Map<StepImpl, (Peak & Times) | undefined>();
+  const last = new Map<StepImpl, number>();
+  const MARGIN = 3 * 2 ** 30; // neighbours' memory moves while a child runs
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < variants.length; k++) {
+      const impl = variants[(k + r) % variants.length]!;
+      const need = last.get(impl) ?? guessBytes[impl];
+      if (need + MARGIN > memAvailableBytes()) {
+        console.log(`(skipping ${impl} in round ${r + 1}: needs ≈ ${MiB(need)} MiB + ${MiB(MARGIN)} MiB margin, ${MiB(memAvailableBytes())} MiB available on this shared machine)`);
+        continue;
+      }
+      let p: Peak & Partial<Times>;
+      try {
+        p = peakOf(`step-${config}-${impl}`, steps);
+      } catch (error) {
+        console.log(`(${impl} failed in round ${r + 1}: ${(error as Error).message.split('\n')[0]})`);
+        continue;
+      }
+      last.set(impl, p.processPeakBytes);
+      const acc = result.get(impl);
+      if (!acc) result.set(impl, { ...p, cpu: [...p.cpu!], wall: [...p.wall!] });
+      else {
+        acc.cpu.push(...p.cpu!);
+        acc.wall.push(...p.wall!);
+        acc.processPeakBytes = Math.max(acc.processPeakBytes, p.processPeakBytes);
+      }
+    }
+  }
+  return result;
 }
 
 interface Times {
@@ -254,9 +279,9 @@ interface Times {
   cpu: number[];
 }
 
-async function timeInterleaved(prepared: Prepared[], repeats: number): Promise<Map<string, Times>> {
+async function timeInterleaved(prepared: Prepared[], repeats: number, warmup = true): Promise<Map<string, Times>> {
   const times = new Map<string, Times>(prepared.map((p) => [p.name, { wall: [], cpu: [] }]));
-  for (const p of prepared) await p.run(); // warm-up (arena growth, first-run allocations)
+  if (warmup) for (const p of prepared) await p.run(); // warm-up (arena growth, first-run allocations)
   for (let r = 0; r < repeats; r++) {
     for (let k = 0; k < prepared.length; k++) {
       const p = prepared[(k + r) % prepared.length]!;
@@ -270,6 +295,13 @@ async function timeInterleaved(prepared: Prepared[], repeats: number): Promise<M
     }
   }
   return times;
+}
+
+function cpuModel(): string {
+  const info = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /model name\s*:\s*(.*)/.exec(info)?.[1] ?? 'unknown CPU';
+  const flags = /flags\s*:\s*(.*)/.exec(info)?.[1]?.split(' ') ?? [];
+  return `${model}, ${flags.includes('avx512f') ? 'AVX-512' : flags.includes('avx2') ? 'AVX2' : 'no AVX2'}, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`;
 }
 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(0);
@@ -305,40 +337,198 @@ async function layerBench(): Promise<void> {
   }
 }
 
-async function stepBench(): Promise<void> {
-  const s = STEP;
+async function stepBench(config: string): Promise<void> {
+  const s: StepShape = stepShape(config);
+  const repeats = config === 'small' ? SMALL_REPEATS : REPEATS;
   console.log(
-    `\n## Train step: ${s.layers} layers, d=${s.d}, ${s.heads} heads, f=${stepConfig('custom').dFf}, E=${s.E}, T=${s.T}, ` +
-      `seq ${s.seq}, batch ${s.batch}, vocab ${s.vocab}, AdamW; ${THREADS} intra-op threads`,
+    `\n## Train step, config ${config}: ${s.layers} layers, d=${s.d}, ${s.heads} heads, f=${stepConfig(s, 'custom').dFf}, E=${s.E}, T=${s.T}, ` +
+      `seq ${s.seq}, batch ${s.batch}, vocab ${s.vocab}, AdamW; ${THREADS} intra-op threads; ${repeats} interleaved repeats`,
   );
-  const prepared: Prepared[] = [];
-  for (const impl of STEP_VARIANTS) prepared.push(await prepareStep(impl));
-  const times = await timeInterleaved(prepared, REPEATS);
-  for (const p of prepared) p.dispose();
-  const peaks = new Map(STEP_VARIANTS.map((impl) => [impl, peakOf(`step-${impl}`)]));
-  const med = (impl: StepImpl) => median(times.get(`step-${impl}`)!.wall);
-  const cpu = (impl: StepImpl) => median(times.get(`step-${impl}`)!.cpu);
-  const lo = (impl: StepImpl) => Math.min(...times.get(`step-${impl}`)!.wall);
+  const times = new Map<string, Times>();
+  const peaks = new Map<StepImpl, Peak>();
+  if (config === 'small') {
+    // Isolated: one variant per process at a time (see isolatedSteps); repeats = rounds × 2 steps.
+    const GiB = 2 ** 30;
+    const runs = isolatedSteps(config, SMALL_VARIANTS, Math.max(1, Math.ceil(repeats / 2)), 2, { custom: 10 * GiB, standard: 16 * GiB, dense: 6 * GiB });
+    for (const [impl, r] of runs) {
+      if (!r) continue;
+      times.set(`step-${impl}`, r);
+      peaks.set(impl, r);
+      stateBytes.set(impl, r.stateBytes ?? NaN);
+    }
+  } else {
+    const prepared: Prepared[] = [];
+    for (const impl of STEP_VARIANTS) prepared.push(await prepareStep(config, impl));
+    for (const [k, v] of await timeInterleaved(prepared, repeats)) times.set(k, v);
+    for (const p of prepared) p.dispose();
+    for (const impl of STEP_VARIANTS) peaks.set(impl, peakOf(`step-${config}-${impl}`));
+  }
+  const have = (impl: StepImpl) => times.has(`step-${impl}`);
+  const med = (impl: StepImpl) => (have(impl) ? median(times.get(`step-${impl}`)!.wall) : NaN);
+  const cpu = (impl: StepImpl) => (have(impl) ? median(times.get(`step-${impl}`)!.cpu) : NaN);
+  const lo = (impl: StepImpl) => (have(impl) ? Math.min(...times.get(`step-${impl}`)!.wall) : NaN);
   console.log(
-    `\n| model | wall ms/step (median) | wall ms (min) | CPU ms / threads (median) | tokens/s (median wall) | peak MiB above the runtime | of which params + AdamW state (×2 buffers) | peak MiB of the steps alone |\n|---|---|---|---|---|---|---|---|`,
+    `\n| model | CPU ms / threads (median) | wall ms/step (median) | wall ms (min) | tokens/s (median wall) | peak RSS MiB (process) | peak MiB above the runtime | of which params + AdamW state (×2 buffers) | peak MiB of the steps alone |\n|---|---|---|---|---|---|---|---|---|`,
   );
   for (const impl of STEP_VARIANTS) {
     const label = impl === 'dense' ? 'dense (E=1)' : `Lory E=${s.E}, ${impl}`;
-    console.log(`| ${label} | ${ms(med(impl))} | ${ms(lo(impl))} | ${ms(cpu(impl))} | ${((s.batch * s.seq) / (med(impl) / 1000)).toFixed(0)} | ${MiB(peaks.get(impl)!.peakBytes)} | ${MiB(stateBytes.get(impl)!)} | ${MiB(peaks.get(impl)!.runPeakBytes)} |`);
+    const pk = peaks.get(impl);
+    if (!pk) {
+      console.log(`| ${label} | not run (memory) | | | | | | | |`);
+      continue;
+    }
+    console.log(
+      `| ${label} | ${ms(cpu(impl))} | ${ms(med(impl))} | ${ms(lo(impl))} | ${((s.batch * s.seq) / (med(impl) / 1000)).toFixed(0)} | ${MiB(pk.processPeakBytes)} | ${MiB(pk.peakBytes)} | ${MiB(stateBytes.get(impl)!)} | ${MiB(pk.runPeakBytes)} |`,
+    );
   }
+  const ideal = 1 + s.E / s.T;
+  const verdict = (r: number) => (r <= ideal + 0.05 ? 'within goal' : `over goal by ${(r - ideal - 0.05).toFixed(2)}`);
   console.log(
-    `\nRatios (this run): time custom/standard ${ratio(med('custom'), med('standard'))} (CPU ${ratio(cpu('custom'), cpu('standard'))}), ` +
-      `custom/dense ${ratio(med('custom'), med('dense'))} (CPU ${ratio(cpu('custom'), cpu('dense'))}); ` +
-      `peak memory standard/custom ${ratio(peaks.get('standard')!.peakBytes, peaks.get('custom')!.peakBytes)} ` +
-      `(steps alone ${ratio(peaks.get('standard')!.runPeakBytes, peaks.get('custom')!.runPeakBytes)})`,
+    `\nRatios to dense (CPU time; wall in brackets): custom ${ratio(cpu('custom'), cpu('dense'))} (${ratio(med('custom'), med('dense'))}), ` +
+      `standard ${ratio(cpu('standard'), cpu('dense'))} (${ratio(med('standard'), med('dense'))}); ideal 1 + E/T = ${ideal.toFixed(3)}x, ` +
+      `goal ≤ ${(ideal + 0.05).toFixed(3)}x: custom ${verdict(cpu('custom') / cpu('dense'))}, standard ${verdict(cpu('standard') / cpu('dense'))}. ` +
+      `custom/standard ${ratio(cpu('custom'), cpu('standard'))}; peak RSS standard/custom ${ratio(peaks.get('standard')?.processPeakBytes ?? NaN, peaks.get('custom')?.processPeakBytes ?? NaN)} ` +
+      `(steps alone ${ratio(peaks.get('standard')?.runPeakBytes ?? NaN, peaks.get('custom')?.runPeakBytes ?? NaN)})`,
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-GEMM efficiency: the fused op's GEMMs (native bench) against ORT MatMul on the same shapes
+
+interface NativeGemm {
+  gemm: string;
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  ms: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// AdamW on a config's expert weights: the elementwise-op graph vs the fused ai.lory::AdamWUpdate
+
+async function adamwBench(config: string): Promise<void> {
+  const st = stepShape(config);
+  const c = stepConfig(st, 'custom');
+  const shapes = Array.from({ length: 3 * st.layers }, (_, i) => (i % 3 === 2 ? [st.E, c.dFf, st.d] : [st.E, st.d, c.dFf]));
+  const rt = loadRuntime();
+  const lib = requireFfnImpl('custom');
+  const rand = rng(9);
+  const resident: ResidentValue[] = [];
+  const tensor = (shape: number[], std: number) => {
+    const v = rt.tensor('float32', shape, normalArray(shape.reduce((a, b) => a * b, 1), rand, std));
+    resident.push(v);
+    return v;
+  };
+  const feeds: Record<string, Feed> = {
+    'opt/lr': { dtype: 'float32', shape: [], data: Float32Array.of(1e-3) },
+    'opt/step': { dtype: 'float32', shape: [], data: Float32Array.of(3) },
+  };
+  shapes.forEach((shape, i) => {
+    feeds[`w${i}`] = tensor(shape, 0.02);
+    feeds[`g${i}`] = tensor(shape, 0.001);
+    feeds[`opt/m/w${i}`] = tensor(shape, 0.001);
+    feeds[`opt/v/w${i}`] = tensor(shape, 1e-4);
+  });
+  const prepared: Prepared[] = [];
+  for (const fused of [false, true]) {
+    const g = new G.Graph();
+    const params = shapes.map((shape, i) => g.param(`w${i}`, shape));
+    const grads = shapes.map((shape, i) => g.input(`g${i}`, 'float32', shape));
+    const slots = adamwSlots(g, params);
+    const r = adamw(g, params, grads, slots, { fused });
+    const outputs: Record<string, G.Tensor> = {};
+    r.params.forEach((t, i) => (outputs[`next/w${i}`] = t));
+    r.m.forEach((t, i) => (outputs[`next/m${i}`] = t));
+    r.v.forEach((t, i) => (outputs[`next/v${i}`] = t));
+    const into: Record<string, ResidentValue> = {};
+    shapes.forEach((shape, i) => {
+      for (const k of ['w', 'm', 'v']) {
+        const v = rt.tensor('float32', shape);
+        resident.push(v);
+        into[`next/${k}${i}`] = v;
+      }
+    });
+    const session = await rt.createSession(G.exportModel(g, { outputs }).bytes, { intraOpThreads: THREADS, customOpLibraries: lib });
+    prepared.push({ name: fused ? 'fused' : 'graph', run: () => session.run(feeds, { into }), dispose: () => session.dispose() });
+  }
+  const times = await timeInterleaved(prepared, REPEATS);
+  for (const p of prepared) p.dispose();
+  for (const v of resident) v.dispose();
+  const n = shapes.reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+  const cpu = (k: string) => median(times.get(k)!.cpu);
+  console.log(
+    `\n## AdamW + clipping on the expert weights of config ${config} (${shapes.length} tensors, ${(n / 1e6).toFixed(1)}M parameters; ${THREADS} threads, CPU ms / threads, medians of ${REPEATS})\n\n` +
+      `| optimizer | CPU ms | wall ms |\n|---|---|---|\n` +
+      ['graph', 'fused'].map((k) => `| ${k === 'graph' ? 'elementwise ONNX ops' : 'fused AdamWUpdate'} | ${cpu(k).toFixed(1)} | ${median(times.get(k)!.wall).toFixed(1)} |`).join('\n') +
+      `\n\nfused/graph ${ratio(cpu('fused'), cpu('graph'))}; the fused op moves 7 floats per parameter (${((7 * 4 * n) / 2 ** 20).toFixed(0)} MiB)`,
+  );
+}
+
+const NATIVE_BENCH = join(PROJECT_ROOT, 'kernels', 'build', 'lory-ops', 'moe_layer_bench');
+
+function nativeGemms(shape: { G: number; T: number; d: number; f: number; E: number }): { path: string; gemms: NativeGemm[] } {
+  const args = ['--gemms', '--threads', String(THREADS), '--repeats', String(REPEATS)];
+  for (const [k, v] of Object.entries(shape)) args.push(`--${k}`, String(v));
+  const r = spawnSync(NATIVE_BENCH, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${NATIVE_BENCH} failed (${r.status}): ${r.stderr || r.error?.message} — build it with node kernels/build.mjs lory-ops`);
+  const lines = r.stdout.split('\n');
+  const path = /# GEMM path (\S+)/.exec(r.stdout)?.[1] ?? '?';
+  return { path, gemms: lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as NativeGemm) };
+}
+
+/** ORT MatMul of a[batch,M,K]·b[batch,K,N] (batch 1: a plain 2-D MatMul), CPU time per run. */
+async function ortMatmul(batch: number, M: number, N: number, K: number): Promise<number> {
+  const rt = loadRuntime();
+  const g = new G.Graph();
+  const a = g.input('a', 'float32', batch > 1 ? [batch, M, K] : [M, K]);
+  const b = g.input('b', 'float32', batch > 1 ? [batch, K, N] : [K, N]);
+  const bytes = G.exportModel(g, { outputs: { c: G.matmul(a, b) }, inputs: [a, b] }).bytes;
+  const rand = rng(5);
+  const av = rt.tensor('float32', a.shape as number[], normalArray(batch * M * K, rand, 1));
+  const bv = rt.tensor('float32', b.shape as number[], normalArray(batch * K * N, rand, 0.05));
+  const cv = rt.tensor('float32', batch > 1 ? [batch, M, N] : [M, N]);
+  // No spinning: idle pool threads would otherwise burn CPU time that is not MatMul work.
+  const session = await rt.createSession(bytes, { intraOpThreads: THREADS, allowSpinning: false });
+  const times = await timeInterleaved([{ name: 'mm', run: () => session.run({ a: av, b: bv }, { into: { c: cv } }), dispose: () => {} }], REPEATS);
+  session.dispose();
+  for (const v of [av, bv, cv]) v.dispose();
+  return median(times.get('mm')!.cpu);
+}
+
+async function gemmBench(config: string): Promise<void> {
+  const st = stepShape(config);
+  const f = defaultDff(st.d);
+  const shape = { G: (st.batch * st.seq) / st.T, T: st.T, d: st.d, f, E: st.E };
+  // Native runs before and after ORT's; the smaller median of the two is kept (less interference).
+  const first = nativeGemms(shape);
+  const ort: Array<{ batched: number; dense: number }> = [];
+  for (const gm of first.gemms) {
+    // "a + b" rows are two GEMMs of the op (batch 2·G): ORT runs them as 2·G per-segment products.
+    ort.push({ batched: await ortMatmul(gm.batch, gm.M, gm.N, gm.K), dense: await ortMatmul(1, gm.batch * gm.M, gm.N, gm.K) });
+  }
+  const second = nativeGemms(shape);
+  console.log(
+    `\n## GEMMs of one Lory layer, config ${config} (G=${shape.G} segments, T=${shape.T}, d=${shape.d}, f=${shape.f}, E=${shape.E}); ` +
+      `our kernels (path ${first.path}) vs ORT MatMul (MLAS); CPU ms / ${THREADS} threads, medians of ${REPEATS}\n`,
+  );
+  console.log('| GEMM | batch × (M×K · K×N) | ours ms | ours GFLOP/s | ORT batched MatMul ms | ORT dense MatMul ms (batch·M rows) | ORT dense / ours |\n|---|---|---|---|---|---|---|');
+  first.gemms.forEach((gm, i) => {
+    const ours = Math.min(gm.ms, second.gemms[i]!.ms);
+    const gflop = (2 * gm.batch * gm.M * gm.N * gm.K) / 1e9;
+    console.log(
+      `| ${gm.gemm} | ${gm.batch} × (${gm.M}×${gm.K} · ${gm.K}×${gm.N}) | ${ours.toFixed(1)} | ${(gflop / (ours / 1000)).toFixed(0)} | ${ort[i]!.batched.toFixed(1)} | ${ort[i]!.dense.toFixed(1)} | ${(ort[i]!.dense / ours).toFixed(2)} |`,
+    );
+  });
 }
 
 const childIdx = process.argv.indexOf('--child');
 if (childIdx >= 0) {
   await child(process.argv[childIdx + 1]!);
 } else {
-  console.log(`# moe-ort bench: ${REPEATS} interleaved repeats, medians; ORT ${loadRuntime().info.ortVersion}`);
-  if (PART === 'layer' || PART === 'all') await layerBench();
-  if (PART === 'step' || PART === 'all') await stepBench();
+  console.log(`# moe-ort bench: ${REPEATS} interleaved repeats, medians; ORT ${loadRuntime().info.ortVersion}; ${cpuModel()}`);
+  if (wants('gemm')) for (const c of CONFIGS) await gemmBench(c);
+  if (wants('layer')) await layerBench();
+  if (wants('adamw')) for (const c of CONFIGS) await adamwBench(c);
+  if (wants('step')) for (const c of CONFIGS) await stepBench(c);
 }

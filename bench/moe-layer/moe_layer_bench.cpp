@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "lory/moe_cpu.h"
+#include "gemm_path.h"
 #include "merged_gemm.h"
 #include "moe_tasks.h"
+#include "segment_gemm.h"
 #include "swiglu_pointwise.h"
 #ifdef LORY_BENCH_OPENBLAS
 #include <cblas.h>
@@ -31,6 +33,7 @@ struct Args {
   MoeShape s{32, 128, 512, 1408, 8};
   int threads = 2, repeats = 7;
   bool fused_only = false;
+  bool gemms = false;
 };
 
 double process_cpu_ms() {
@@ -271,6 +274,74 @@ double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return err / std::max(scale, 1e-30);
 }
 
+// The fused op's GEMMs one at a time, parallelised as the op does (column blocks × segment groups),
+// plus one dense GEMM of the same total shape on the same micro-kernels. One JSON line each:
+// {"gemm", "batch", "M", "N", "K", "ms"} — batch·2·M·N·K FLOPs (the merge is not counted).
+int time_gemms(const MoeShape& s, const Weights& w, const ParallelFor& par, int repeats) {
+  const int64_t T = s.T, d = s.d, f = s.f, E = s.E, G = s.G;
+  std::vector<float> a(G * T * f), b(G * T * f), out(G * T * std::max(d, f));
+  const std::vector<float> h = random_vector(G * T * f, 1.f, 7);
+  std::printf("# GEMM path %s\n", gemm_path_name(gemm_path()));
+  auto emit = [&](const char* name, int64_t batch, int64_t M, int64_t N, int64_t K, double ms) {
+    std::printf("{\"gemm\":\"%s\",\"batch\":%lld,\"M\":%lld,\"N\":%lld,\"K\":%lld,\"ms\":%.3f}\n", name, (long long)batch,
+                (long long)M, (long long)N, (long long)K, ms);
+  };
+  const float* x = w.x.data();
+  const float* e = w.e.data();
+  emit("x·W̄gate, x·W̄up (merged, shared pass over x)", 2 * G, T, f, d, median_ms(repeats, [&] {
+         for_column_blocks_and_segments(par, f, G, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
+           const SegmentGemm g2[2] = {
+               {x, T * d, d, MergedB{w.wg.data() + j0, d * f, f, 1, e, E}, E, a.data() + j0, T * f, f, false},
+               {x, T * d, d, MergedB{w.wu.data() + j0, d * f, f, 1, e, E}, E, b.data() + j0, T * f, f, false}};
+           run_segment_gemms(g2, 2, T, nb, d, s0, s1);
+         });
+       }));
+  emit("h·W̄down (merged)", G, T, d, f, median_ms(repeats, [&] {
+         for_column_blocks_and_segments(par, d, G, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
+           const SegmentGemm g1 = {h.data(), T * f, f, MergedB{w.wd.data() + j0, f * d, d, 1, e, E}, E,
+                                   out.data() + j0, T * d, d, false};
+           run_segment_gemms(&g1, 1, T, nb, f, s0, s1);
+         });
+       }));
+  emit("dy·W̄downᵀ (merged, transposed)", G, T, f, d, median_ms(repeats, [&] {
+         for_column_blocks_and_segments(par, f, G, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
+           const SegmentGemm g1 = {w.dy.data(), T * d, d, MergedB{w.wd.data() + j0 * d, f * d, 1, d, e, E}, E,
+                                   a.data() + j0, T * f, f, false};
+           run_segment_gemms(&g1, 1, T, nb, d, s0, s1);
+         });
+       }));
+  emit("da·W̄gateᵀ + db·W̄upᵀ (merged, transposed)", 2 * G, T, d, f, median_ms(repeats, [&] {
+         for_column_blocks_and_segments(par, d, G, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
+           const SegmentGemm g2[2] = {
+               {a.data(), T * f, f, MergedB{w.wg.data() + j0 * f, d * f, 1, f, e, E}, E, out.data() + j0, T * d, d, false},
+               {b.data(), T * f, f, MergedB{w.wu.data() + j0 * f, d * f, 1, f, e, E}, E, out.data() + j0, T * d, d, true}};
+           run_segment_gemms(g2, 2, T, nb, f, s0, s1);
+         });
+       }));
+  {  // weight-gradient tiles G_s = x_sᵀ·da_s from packed strips (pass C's GEMM, K = T), segments in parallel
+    auto up = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
+    std::vector<float> xp(G * T * up(d, kStripRows)), dap(G * T * up(f, kStripCols));
+    for (int64_t g = 0; g < G; ++g) {
+      pack_strips(x + g * T * d, T, d, d, kStripRows, xp.data() + g * T * up(d, kStripRows));
+      pack_strips(h.data() + g * T * f, T, f, f, kStripCols, dap.data() + g * T * up(f, kStripCols));
+    }
+    emit("xᵀ·da per segment (weight-gradient tiles, K = T)", G, d, f, T, median_ms(repeats, [&] {
+           par(size_t(G), [&](size_t task) {
+             thread_local std::vector<float> tile;
+             tile.resize(size_t(d * f));
+             const int64_t g = int64_t(task);
+             strips_gemm(d, f, T, xp.data() + g * T * up(d, kStripRows), dap.data() + g * T * up(f, kStripCols),
+                         tile.data(), f);
+           });
+         }));
+  }
+  OwnGemm own(par);
+  emit("dense x·W (one GEMM over all G·T rows, own micro-kernels)", 1, G * T, f, d, median_ms(repeats, [&] {
+         own.run(false, false, G * T, f, d, x, d, w.wg.data(), f, a.data(), f, false);
+       }));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -279,6 +350,11 @@ int main(int argc, char** argv) {
     const std::string k = argv[i];
     if (k == "--fused-only") {  // for profiling the fused kernel alone
       args.fused_only = true;
+      --i;
+      continue;
+    }
+    if (k == "--gemms") {  // the op's GEMMs one by one, as JSON lines (bench/moe-ort.ts compares them with ORT)
+      args.gemms = true;
       --i;
       continue;
     }
@@ -295,6 +371,7 @@ int main(int argc, char** argv) {
   }
   const MoeShape& s = args.s;
   g_threads = args.threads;
+  if (!args.gemms) std::printf("GEMM path: %s\n", gemm_path_name(gemm_path()));
   const ParallelFor par = thread_for(args.threads);
   Weights w;
   w.x = random_vector(s.x_elems(), 1.f, 1);
@@ -308,6 +385,7 @@ int main(int argc, char** argv) {
               (long long)s.T, (long long)s.d, (long long)s.f, (long long)s.E, args.threads, args.repeats,
               std::getenv("LORY_BENCH_WALL") ? "wall time" : "CPU time / threads");
 
+  if (args.gemms) return time_gemms(s, w, par, args.repeats);
   std::vector<float> y(s.x_elems()), dx(s.x_elems()), de(s.e_elems()), dwg(s.w_elems()), dwu(s.w_elems()),
       dwd(s.w_elems());
   std::vector<float> fwd_scratch(moe_forward_scratch_floats(s)), bwd_scratch(moe_backward_scratch_floats(s));

@@ -164,7 +164,11 @@ export function resolveModelConfig(partial: Partial<Omit<ModelConfig, 'ffnImpl'>
 
 /**
  * 'auto' → the fused custom op when it can serve this model (MoE, float32, library built), else the
- * standard-op layer. The two agree within float32 rounding (src/model/ffn-impl.test.ts).
+ * standard-op layer. The two agree within float32 rounding (src/model/ffn-impl.test.ts). Measured
+ * (docs/kernels.md, "Issue 13"): where both run, custom is the faster train step (tiny: 0.90× the
+ * standard step's CPU time) and needs far less memory (standard's merged weights for every segment:
+ * 1.7× the peak RSS at tiny; at small standard needs ≈ 15.5 GB and does not fit the 23 GB test machine
+ * next to anything else), so no shape lory builds today makes 'standard' the better choice.
  */
 function autoFfnImpl(c: { experts: number; dtype: ModelDtype; moe: MoeKind }): FfnImpl {
   return isLoryMoe(c) && c.dtype === 'float32' && fusedOpAvailable() ? 'custom' : 'standard';

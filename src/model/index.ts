@@ -34,6 +34,7 @@ export {
   routerProbs,
   requireFfnImpl,
   modelSessionOptions,
+  usesFusedAdamW,
   fusedOpLibrary,
   LORY_DOMAIN,
   type Routing,

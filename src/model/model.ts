@@ -12,7 +12,7 @@ import type { Graph, Tensor } from '../graph/index.js';
 import type { ModelOutputs, TrainStepSpec } from '../graph/compile/train-step.js';
 import { checkSequenceLength, checkTrainingSequenceLength, field, headDim, isTokenMoe, type ModelConfig } from './config.js';
 import { ConfigError } from './errors.js';
-import { denseFfn, loryMoe, requireFfnImpl, type Routing } from './moe.js';
+import { denseFfn, loryMoe, requireFfnImpl, usesFusedAdamW, type Routing } from './moe.js';
 import { PARAM, layoutOf, paramSpecs, type FfnLayout } from './params.js';
 import { tokenMoe } from './token-moe.js';
 
@@ -182,6 +182,8 @@ export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: numbe
   checkTrainingSequenceLength(c, shape.seq);
   return {
     ...extra,
+    // The fused AdamW op where lory's op library is built (modelSessionOptions registers it then).
+    optimizer: { fused: usesFusedAdamW(c), ...extra.optimizer },
     build(g: Graph): ModelOutputs {
       const m = buildLory(g, c, { ...shape, routing: 'segment' });
       const diagnostics: Record<string, Tensor> = { ...m.tokenDiagnostics };

@@ -183,7 +183,23 @@ export function requireFfnImpl(impl: FfnImpl, provider: 'cpu' | 'cuda' = 'cpu'):
   return [lib.path];
 }
 
-/** Session options a model's graphs need: the fused op's library when ffn_impl is 'custom'. */
-export function modelSessionOptions(c: { ffnImpl: FfnImpl }, provider: 'cpu' | 'cuda' = 'cpu'): { customOpLibraries: string[] } {
-  return { customOpLibraries: requireFfnImpl(c.ffnImpl, provider) };
+/**
+ * True when a model's train step updates its parameters with lory's fused AdamW op (one pass per
+ * parameter instead of ~15 elementwise ops; it matters most for the E× larger expert weights):
+ * float32 models wherever lory's op library is built. loryTrainSpec and modelSessionOptions both
+ * follow this rule, so the step graph and its session agree.
+ */
+export function usesFusedAdamW(c: { dtype?: string }): boolean {
+  const lib = customOpLibrary('lory-ops');
+  return (c.dtype ?? 'float32') === 'float32' && lib !== undefined && isBuilt(lib);
+}
+
+/**
+ * Session options a model's graphs need: the fused op's library when ffn_impl is 'custom' or the
+ * optimizer is fused (usesFusedAdamW). (On CUDA the fused AdamW op is a CPU op: ORT runs it on the CPU.)
+ */
+export function modelSessionOptions(c: { ffnImpl: FfnImpl; dtype?: string }, provider: 'cpu' | 'cuda' = 'cpu'): { customOpLibraries: string[] } {
+  const libs = requireFfnImpl(c.ffnImpl, provider);
+  if (libs.length === 0 && usesFusedAdamW(c)) libs.push(fusedOpLibrary(provider).path);
+  return { customOpLibraries: libs };
 }

@@ -11,6 +11,7 @@ import type { AnyTypedArray, DType, ResidentValue, RuntimeInfo, Session, Session
 
 export * from './types.js';
 export { FeedError, OrtError } from './errors.js';
+export { readProfile, sumBy, type NodeRun } from './profile.js';
 export { NativeAddonMissingError, bundledOrtLibraryPath, ADDON_PATH, PROJECT_ROOT } from './native.js';
 
 export type OrtLogLevel = 'verbose' | 'info' | 'warning' | 'error' | 'fatal';

@@ -40,6 +40,7 @@ export interface NativeSession {
     into: Array<NativeValue | null>,
     blocking?: boolean,
   ): Promise<Record<string, NativeValue>>;
+  endProfiling(): string;
   dispose(): void;
 }
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { loadRuntime } from './index.js';
+import { loadRuntime, readProfile, sumBy } from './index.js';
 import { singleNodeModel } from './testing.js';
 
 const matmul = singleNodeModel(
@@ -65,6 +65,34 @@ describe('sessions', () => {
       b: { dtype: 'float64', shape: [3, 2], data: new Float64Array([1, 0, 0, 1, 1, 1]) },
     });
     assert.deepEqual(Array.from(c!.read() as Float64Array), [4, 5]);
+    session.dispose();
+  });
+
+  it('records every node run in a profile file when profileFilePrefix is set, and returns its path on endProfiling', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lory-profile-'));
+    try {
+      const session = await runtime.createSession(matmul, { profileFilePrefix: join(dir, 'run'), intraOpThreads: 1 });
+      const feeds = {
+        a: { dtype: 'float64' as const, shape: [2, 3], data: new Float64Array([1, 2, 3, 4, 5, 6]) },
+        b: { dtype: 'float64' as const, shape: [3, 2], data: new Float64Array([1, 0, 0, 1, 1, 1]) },
+      };
+      for (let i = 0; i < 3; i++) await session.run(feeds);
+      const path = session.endProfiling();
+      assert.ok(path.startsWith(join(dir, 'run')) && path.endsWith('.json'), `profile path ${path}`);
+      const runs = readProfile(path);
+      assert.deepEqual(sumBy(runs, (r) => r.op).map(({ key, count }) => ({ key, count })), [{ key: 'MatMul', count: 3 }]);
+      assert.ok(runs.every((r) => r.durUs >= 0 && Number.isFinite(r.durUs)));
+      assert.deepEqual(runs.map((r) => r.run), [0, 1, 2], 'each node run is attributed to its Session.run');
+      assert.equal(session.endProfiling(), '', 'a second endProfiling has nothing left to write');
+      session.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('returns an empty path from endProfiling when profiling was never enabled', async () => {
+    const session = await runtime.createSession(matmul, { intraOpThreads: 1 });
+    assert.equal(session.endProfiling(), '');
     session.dispose();
   });
 

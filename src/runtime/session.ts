@@ -113,6 +113,14 @@ export class OrtSession implements Session {
     }
   }
 
+  endProfiling(): string {
+    try {
+      return this.native.endProfiling();
+    } catch (error) {
+      throw new OrtError(`ending the profile of ${this.label}`, (error as Error).message);
+    }
+  }
+
   dispose(): void {
     this.native.dispose();
   }

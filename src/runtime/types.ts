@@ -24,6 +24,11 @@ export interface SessionOptions {
   allowSpinning?: boolean;
   /** ORT's CPU memory arena (default true). Off trades allocation speed for a smaller peak. */
   cpuMemArena?: boolean;
+  /**
+   * Turn on ORT's profiler: every node run is recorded (Chrome-trace JSON, `<prefix>_<date>.json`,
+   * written when `Session.endProfiling()` is called). Costs a little time per node; for benchmarks.
+   */
+  profileFilePrefix?: string;
   /** ORT session log id, shown in ORT's own log lines. */
   logId?: string;
 }
@@ -79,6 +84,8 @@ export interface Session {
   readonly executionProvider: ExecutionProvider;
   /** Runs on a worker thread; the event loop keeps turning. Resolves to the fetched outputs. */
   run(feeds: Record<string, Feed>, options?: RunOptions): Promise<Record<string, ResidentValue>>;
+  /** Stops ORT's profiler and returns the profile file's path ('' unless `profileFilePrefix` was set). */
+  endProfiling(): string;
   dispose(): void;
 }
 

@@ -141,6 +141,16 @@ export class Trainer {
     return this.slots.get(name)?.cur;
   }
 
+  /** Ends ORT profiling of every session (SessionOptions.profileFilePrefix); the profile files written, by graph. */
+  endProfiling(): Partial<Record<'step' | 'eval' | 'accumulate' | 'apply', string>> {
+    const files: Partial<Record<'step' | 'eval' | 'accumulate' | 'apply', string>> = {};
+    for (const [key, session] of Object.entries(this.sessions) as Array<['step' | 'eval' | 'accumulate' | 'apply', Session]>) {
+      const path = session.endProfiling();
+      if (path) files[key] = path;
+    }
+    return files;
+  }
+
   dispose(): void {
     for (const s of Object.values(this.sessions)) s?.dispose();
     for (const s of this.slots.values()) {

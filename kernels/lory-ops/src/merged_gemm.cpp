@@ -1,11 +1,15 @@
 // GotoBLAS-style blocking: B̄ panel (kc×N, merged here) packed once per kc step and reused by every row
-// strip; A packed in 6-row strips; a 6×16 AVX2/FMA micro-kernel (12 accumulators) with a portable
-// fallback for CPUs without AVX2.
+// strip; A packed in 6-row strips; micro-kernels chosen at run time (gemm_path.h): AVX-512 R×32
+// (micro_avx512.cpp), AVX2/FMA 6×16 (12 accumulators) or portable.
 #include "merged_gemm.h"
+
+#include "gemm_path.h"
+#include "micro_avx512.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -15,17 +19,25 @@ namespace {
 constexpr int64_t MR = 6, NR = 16, MC = 192;
 
 
-bool cpu_has_avx2_fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
+// AVX2 helpers (packing, the 6×16 kernel) serve the avx2 path and the avx512 path's packing alike;
+// the portable path uses none of them.
+bool cpu_has_avx2_fma() { return gemm_path() != GemmPath::kPortable; }
+bool use_avx512() { return gemm_path() == GemmPath::kAvx512; }
 
 // Panel depth. Measured at the bench shape: deeper slabs (fewer C read-modify-writes per micro-kernel
 // call) beat keeping the staged expert panels within L2 (kc 128 → 512: forward 1.5x faster).
+int64_t kc_cap() {
+  static const int64_t cap = [] {
+    const char* env = std::getenv("LORY_KC_MAX");
+    return env != nullptr && *env != '\0' ? std::max<int64_t>(64, std::atoll(env) / 8 * 8) : int64_t(768);
+  }();
+  return cap;
+}
+
 int64_t panel_depth(int64_t K, int64_t N, int64_t terms) {
   int64_t kc = (int64_t(1) << 20) / std::max<int64_t>(1, terms * std::max<int64_t>(N, NR));
   kc = kc / 8 * 8;
-  kc = std::max<int64_t>(64, std::min<int64_t>(kc, 768));
+  kc = std::max<int64_t>(64, std::min<int64_t>(kc, kc_cap()));
   return std::min(K, kc);
 }
 
@@ -247,8 +259,42 @@ int64_t panel_depth_for(int64_t K, int64_t N, int64_t hot_terms) { return panel_
 
 void pack_merged_panel(const MergedB& B, int64_t k0, int64_t kc, int64_t N, float* out) { pack_b(B, k0, kc, N, out); }
 
+// The AVX-512 path: tiles of avx512_tile_rows() rows × 32 columns straight from row-major A; strided A
+// (transposed operands) packed in 6-row strips as on the other paths.
+static void gemm_on_panels_avx512(int64_t M, int64_t kc, const StridedA& A, const float* panel,
+                                  const PanelOutput* outs, int count) {
+  auto block = [&](const float* a, int64_t a_rs, int64_t a_ks, int64_t r0, int64_t rows) {
+    const float* b = panel;
+    for (int o = 0; o < count; ++o) {
+      const PanelOutput& out = outs[o];
+      panel_rows_avx512(rows, out.n, kc, a, a_rs, a_ks, b, out.c + r0 * out.ldc, out.ldc, out.accumulate);
+      b += kc * ((out.n + NR - 1) / NR * NR);
+    }
+  };
+  if (A.cs == 1) {
+    const int64_t mr = avx512_tile_rows();
+    for (int64_t r0 = 0; r0 < M; r0 += mr) {
+      const int64_t rows = std::min(mr, M - r0);
+      // The next block's rows come from memory (A is an activation, not cache resident): ask early.
+      for (int64_t r = r0 + mr; r < std::min(M, r0 + 2 * mr); ++r)
+        for (int64_t k = 0; k < kc; k += 16) __builtin_prefetch(A.p + r * A.rs + k);
+      block(A.p + r0 * A.rs, A.rs, 1, r0, rows);
+    }
+    return;
+  }
+  Buffers& buf = thread_buffers();
+  if (buf.a.size() < size_t(MC * kc + 8)) buf.a.resize(MC * kc + 8);
+  float* ap = align32(buf.a.data());
+  for (int64_t m0 = 0; m0 < M; m0 += MC) {
+    const int64_t mc = std::min(MC, M - m0);
+    pack_a(A, m0, mc, 0, kc, ap);
+    for (int64_t r0 = 0; r0 < mc; r0 += MR) block(ap + r0 * kc, 1, MR, m0 + r0, std::min(MR, mc - r0));
+  }
+}
+
 void gemm_on_panels(int64_t M, int64_t kc, const StridedA& A, const float* panel, const PanelOutput* outs,
                     int count) {
+  if (use_avx512()) return gemm_on_panels_avx512(M, kc, A, panel, outs, count);
   // Runs every 16-column strip of every output against one row strip of A (at `a`, strides a_rs, a_ks).
   auto strip_row = [&](const float* a, int64_t a_rs, int64_t a_ks, int64_t r0, int64_t rows) {
     const float* b = panel;
@@ -329,12 +375,21 @@ __attribute__((target("avx2,fma"))) static void merge_staged_avx2(const float* s
 }
 
 void merge_staged_panels(const float* staged, int64_t terms, int64_t panel_floats, const float* coef, float* panel) {
+  if (use_avx512()) return merge_staged_avx512(staged, terms, panel_floats, coef, panel);
   if (cpu_has_avx2_fma()) return merge_staged_avx2(staged, terms, panel_floats, coef, panel);  // whole NR strips
   for (int64_t v = 0; v < panel_floats; ++v) {
     float acc = 0.f;
     for (int64_t i = 0; i < terms; ++i) acc += coef[i] * staged[i * panel_floats + v];
     panel[v] = acc;
   }
+}
+
+void merge_staged_panels_multi(const float* staged, int64_t terms, int64_t panel_floats, const float* coef,
+                               int64_t coef_stride, int64_t count, float* panels, int64_t panel_stride) {
+  if (use_avx512())
+    return merge_staged_multi_avx512(staged, terms, panel_floats, coef, coef_stride, count, panels, panel_stride);
+  for (int64_t j = 0; j < count; ++j)
+    merge_staged_panels(staged, terms, panel_floats, coef + j * coef_stride, panels + j * panel_stride);
 }
 
 float* thread_panel_buffer(size_t floats) {
@@ -354,6 +409,13 @@ void pack_strips(const float* X, int64_t K, int64_t N, int64_t ld, int64_t width
 }
 
 void strips_gemm(int64_t M, int64_t N, int64_t K, const float* a, const float* b, float* C, int64_t ldc) {
+  if (use_avx512()) {  // a 32-column pair of B strips stays in L1 while the 6-row strips of A stream past
+    for (int64_t j0 = 0; j0 < N; j0 += 32)
+      for (int64_t r0 = 0; r0 < M; r0 += MR)
+        panel_rows_avx512(std::min(MR, M - r0), std::min<int64_t>(32, N - j0), K, a + r0 * K, 1, MR, b + j0 * K,
+                          C + r0 * ldc + j0, ldc, false);
+    return;
+  }
   for (int64_t j0 = 0; j0 < N; j0 += NR)
     for (int64_t r0 = 0; r0 < M; r0 += MR)
       micro_tile(K, a + r0 * K, 1, MR, b + j0 * K, NR, C + r0 * ldc + j0, ldc, std::min(MR, M - r0),

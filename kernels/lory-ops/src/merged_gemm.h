@@ -48,6 +48,11 @@ float* thread_panel_buffer(size_t floats);
 void pack_merged_panel(const MergedB& B, int64_t k0, int64_t kc, int64_t N, float* panel);
 // merging `terms` staged single-matrix panels (each kc×N packed, `panel_floats` apart) with coefficients,
 void merge_staged_panels(const float* staged, int64_t terms, int64_t panel_floats, const float* coef, float* panel);
+// the same for up to kMergeSegments segments at once (coefficient set j at coef + j*coef_stride, panel j at
+// panels + j*panel_stride): the staged panels are read once for all of them,
+constexpr int64_t kMergeSegments = 4;
+void merge_staged_panels_multi(const float* staged, int64_t terms, int64_t panel_floats, const float* coef,
+                               int64_t coef_stride, int64_t count, float* panels, int64_t panel_stride);
 // and C (+)= A(:, 0..kc)·panel, with A already offset to the slab's first column.
 void gemm_on_panel(int64_t M, int64_t N, int64_t kc, const StridedA& A, const float* panel, float* C, int64_t ldc,
                    bool accumulate);

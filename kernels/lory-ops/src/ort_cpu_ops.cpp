@@ -22,16 +22,6 @@ struct ParallelCall {
 
 void run_index(void* data, size_t i) { (*static_cast<ParallelCall*>(data)->body)(i); }
 
-ParallelFor ort_parallel_for(OrtKernelContext* ctx) {
-  return [ctx](size_t n, const std::function<void(size_t)>& body) {
-    ParallelCall call{&body};
-    if (OrtStatus* st = g_ort->KernelContext_ParallelFor(ctx, run_index, n, 0, &call)) {
-      g_ort->ReleaseStatus(st);  // no pool available: same work, one thread
-      for (size_t i = 0; i < n; ++i) body(i);
-    }
-  };
-}
-
 // Scratch from the session's CPU allocator (an arena: reused across runs, no page faults per step).
 struct Scratch {
   OrtAllocator* allocator = nullptr;
@@ -119,9 +109,20 @@ const OrtCustomOp kGradOp = make_op(true);
 
 }  // namespace
 
+ParallelFor ort_parallel_for(OrtKernelContext* ctx) {
+  return [ctx](size_t n, const std::function<void(size_t)>& body) {
+    ParallelCall call{&body};
+    if (OrtStatus* st = g_ort->KernelContext_ParallelFor(ctx, run_index, n, 0, &call)) {
+      g_ort->ReleaseStatus(st);  // no pool available: same work, one thread
+      for (size_t i = 0; i < n; ++i) body(i);
+    }
+  };
+}
+
 OrtStatus* add_cpu_ops(OrtCustomOpDomain* domain) {
   LORY_RETURN_IF_ERROR(g_ort->CustomOpDomain_Add(domain, &kForwardOp));
-  return g_ort->CustomOpDomain_Add(domain, &kGradOp);
+  LORY_RETURN_IF_ERROR(g_ort->CustomOpDomain_Add(domain, &kGradOp));
+  return add_cpu_adamw_op(domain);
 }
 
 }  // namespace lory

@@ -15,6 +15,7 @@ extern const OrtApi* g_ort;  // set once by RegisterCustomOps
 constexpr const char* kDomain = "ai.lory";
 constexpr const char* kForwardOpName = "LoryMoEFFN";
 constexpr const char* kGradOpName = "LoryMoEFFNGrad";
+constexpr const char* kAdamWOpName = "AdamWUpdate";
 
 // Evaluates an OrtStatus*-returning call and returns it from the enclosing function on error.
 #define LORY_RETURN_IF_ERROR(expr)           \

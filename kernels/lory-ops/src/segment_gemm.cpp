@@ -34,7 +34,10 @@ void run_segment_gemms(const SegmentGemm* gemms, int count, int64_t M, int64_t N
   const size_t staged_floats = size_t(max_group * hot_terms * kc_max * n_pad + 8);
   if (staged_storage.size() < staged_floats) staged_storage.resize(staged_floats);
   float* staged = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(staged_storage.data()) + 31) & ~uintptr_t(31));
-  float* panel = thread_panel_buffer(size_t(max_group * kc_max * n_pad));
+  // Merged panels of up to kMergeSegments segments: merging several segments per read of the staged
+  // expert panels divides that (L2-bound) read traffic by as many.
+  const int64_t merge_at_once = kMergeSegments;
+  float* panel = thread_panel_buffer(size_t(merge_at_once * max_group * kc_max * n_pad));
   for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
     const int64_t kc = std::min(kc_max, K - k0), panel_floats = kc * n_pad;
     for (int q0 = 0; q0 < count;) {
@@ -49,20 +52,24 @@ void run_segment_gemms(const SegmentGemm* gemms, int count, int64_t M, int64_t N
           pack_merged_panel(MergedB{g.b.p + i * g.b.term_stride, 0, g.b.rs, g.b.cs, nullptr, 1}, k0, kc, N,
                             staged + (q * terms + i) * panel_floats);
       }
-      for (int64_t s = s0; s < s1; ++s) {
-        const float* b_panel = staged;  // unmerged (terms == 1): the staged panels are already side by side
-        if (lead.b.coef) {
+      const int64_t set_floats = group * panel_floats;  // one segment's merged panels, side by side
+      for (int64_t sm = s0; sm < s1; sm += merge_at_once) {
+        const int64_t ns = std::min(merge_at_once, s1 - sm);
+        if (lead.b.coef)
           for (int q = 0; q < group; ++q)
-            merge_staged_panels(staged + q * terms * panel_floats, terms, panel_floats,
-                                lead.b.coef + s * lead.coef_seg, panel + q * panel_floats);
-          b_panel = panel;
+            merge_staged_panels_multi(staged + q * terms * panel_floats, terms, panel_floats,
+                                      lead.b.coef + sm * lead.coef_seg, lead.coef_seg, ns, panel + q * panel_floats,
+                                      set_floats);
+        for (int64_t s = sm; s < sm + ns; ++s) {
+          // unmerged (terms == 1): the staged panels are already side by side
+          const float* b_panel = lead.b.coef ? panel + (s - sm) * set_floats : staged;
+          PanelOutput outs[kMaxGroup];
+          for (int q = 0; q < group; ++q) {
+            const SegmentGemm& g = gemms[q0 + q];
+            outs[q] = PanelOutput{g.c + s * g.c_seg, g.ldc, N, g.accumulate || k0 > 0};
+          }
+          gemm_on_panels(M, kc, StridedA{lead.a + s * lead.a_seg + k0, lead.lda, 1}, b_panel, outs, group);
         }
-        PanelOutput outs[kMaxGroup];
-        for (int q = 0; q < group; ++q) {
-          const SegmentGemm& g = gemms[q0 + q];
-          outs[q] = PanelOutput{g.c + s * g.c_seg, g.ldc, N, g.accumulate || k0 > 0};
-        }
-        gemm_on_panels(M, kc, StridedA{lead.a + s * lead.a_seg + k0, lead.lda, 1}, b_panel, outs, group);
       }
       q0 = q1;
     }

@@ -1,13 +1,18 @@
 // Native tests of the CPU kernel: fast float32 kernel vs. the float64 reference (forward and all five
 // gradients), finite differences on a tiny shape, shape-error messages. Exits non-zero on any failure.
 #include <cmath>
+#include <initializer_list>
 #include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "gemm_path.h"
+#include "lory/adamw.h"
 #include "lory/moe_cpu.h"
 #include "lory/moe_reference.h"
+#include "merged_gemm.h"
+#include "micro_avx512.h"
 
 using namespace lory;
 
@@ -181,12 +186,141 @@ static void check_shape_errors() {
          "a rank-1 e is rejected");
 }
 
+// The GEMMs on their own, against a float64 loop: every row count of the R×32 tiles (M = 1…31), column
+// remainders, K past one panel depth, row-major and transposed A, merged and plain B, accumulate.
+static void check_gemms(const std::string& label) {
+  std::mt19937 rng(99);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  struct Case {
+    int64_t M, N, K, terms;
+    bool transposed_a, accumulate;
+  };
+  std::vector<Case> cases;
+  for (int64_t M = 1; M <= 31; ++M) cases.push_back({M, 16 * (1 + M % 3) + (M % 5 == 0 ? 0 : M % 17), 37, 3, false, M % 2 == 0});
+  cases.push_back({128, 64, 512, 8, false, false});
+  cases.push_back({64, 200, 900, 2, false, true});  // K over one slab
+  cases.push_back({29, 45, 70, 1, true, false});
+  cases.push_back({13, 33, 21, 4, true, true});
+  double worst = 0;
+  for (const Case& c : cases) {
+    std::vector<float> a(c.M * c.K), b(c.terms * c.K * c.N), coef(c.terms), out(c.M * (c.N + 3));
+    for (auto& v : a) v = u(rng);
+    for (auto& v : b) v = u(rng);
+    for (auto& v : coef) v = 0.5f + 0.5f * u(rng);
+    for (auto& v : out) v = u(rng);
+    const int64_t ldc = c.N + 3;  // padding columns must stay untouched
+    const std::vector<float> before = out;
+    // A(m,k): row-major [M,K], or transposed storage [K,M] read with strides (1, M).
+    const StridedA A = c.transposed_a ? StridedA{a.data(), 1, c.M} : StridedA{a.data(), c.K, 1};
+    const MergedB B{b.data(), c.K * c.N, c.N, 1, c.terms > 1 ? coef.data() : nullptr, c.terms};
+    merged_gemm(c.M, c.N, c.K, A, B, out.data(), ldc, c.accumulate);
+    std::vector<double> ref(c.M * ldc), got(c.M * ldc);
+    bool padding_kept = true;
+    for (int64_t m = 0; m < c.M; ++m)
+      for (int64_t n = 0; n < ldc; ++n) {
+        const int64_t o = m * ldc + n;
+        got[o] = out[o];
+        if (n >= c.N) {
+          ref[o] = before[o];
+          padding_kept = padding_kept && out[o] == before[o];
+          continue;
+        }
+        double acc = c.accumulate ? before[o] : 0.0;
+        for (int64_t k = 0; k < c.K; ++k) {
+          double bk = 0;
+          for (int64_t i = 0; i < c.terms; ++i) bk += (c.terms > 1 ? coef[i] : 1.f) * double(b[i * c.K * c.N + k * c.N + n]);
+          acc += double(c.transposed_a ? a[k * c.M + m] : a[m * c.K + k]) * bk;
+        }
+        ref[o] = acc;
+      }
+    worst = std::max(worst, relative_error(got, ref));
+    if (!padding_kept) expect(false, "merged_gemm wrote past N [" + label + "]");
+  }
+  // strips_gemm (pass C's GEMM, K = T) from packed strips.
+  for (int64_t M : {7, 48, 13})
+    for (int64_t N : {128, 40, 17}) {
+      const int64_t K = 64;
+      std::vector<float> a(M * K), b(K * N), ap((M + 5) / 6 * 6 * K), bp((N + 15) / 16 * 16 * K), c(M * N);
+      for (auto& v : a) v = u(rng);
+      for (auto& v : b) v = u(rng);
+      // a is Aᵀ stored [K, M] (as the kernel packs xᵀ), b is [K, N].
+      pack_strips(a.data(), K, M, M, kStripRows, ap.data());
+      pack_strips(b.data(), K, N, N, kStripCols, bp.data());
+      strips_gemm(M, N, K, ap.data(), bp.data(), c.data(), N);
+      std::vector<double> ref(M * N), got(c.begin(), c.end());
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          double acc = 0;
+          for (int64_t k = 0; k < K; ++k) acc += double(a[k * M + m]) * b[k * N + n];
+          ref[m * N + n] = acc;
+        }
+      worst = std::max(worst, relative_error(got, ref));
+    }
+  char msg[160];
+  std::snprintf(msg, sizeof msg, "GEMMs [%s]: %zu merged_gemm cases + 9 strips_gemm, max rel err %.2e (tol 2e-6)",
+                label.c_str(), cases.size(), worst);
+  expect(worst < 2e-6, msg);
+}
+
+// The fused AdamW update vs its float64 reference (random p, g, m ≥ 0 v, clipping scale ≠ 1, decay ≠ 1),
+// on every path, serial and in parallel chunks (n spans several chunks plus a remainder).
+static void check_adamw(const std::string& label, const ParallelFor& par) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  const int64_t n = 3 * 65536 + 1234;
+  std::vector<float> p(n), g(n), m(n), v(n), po(n, NAN), mo(n, NAN), vo(n, NAN);
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] = u(rng);
+    g[i] = 0.1f * u(rng);
+    m[i] = 0.01f * u(rng);
+    v[i] = 1e-4f * (1.f + u(rng));  // second moments are non-negative
+  }
+  const AdamWHyper h{1.f - 3e-4f * 0.1f, 3e-4f / (1.f - 0.9f * 0.9f), std::sqrt(1.f - 0.95f * 0.95f), 0.7f, 0.9f, 0.95f, 1e-8f};
+  adamw_update(n, p.data(), g.data(), m.data(), v.data(), h, po.data(), mo.data(), vo.data(), par);
+  std::vector<double> pr(n), mr(n), vr(n);
+  adamw_update_reference(n, p.data(), g.data(), m.data(), v.data(), h, pr.data(), mr.data(), vr.data());
+  // Compare the update p' − p (what AdamW changes), not p' itself, so the bound is not hidden under |p|.
+  std::vector<double> dref(n), dgot(n);
+  for (int64_t i = 0; i < n; ++i) dref[i] = pr[i] - p[i], dgot[i] = double(po[i]) - p[i];
+  const double ep = relative_error(dgot, dref), em = relative_error(mo, mr), ev = relative_error(vo, vr);
+  char msg[200];
+  std::snprintf(msg, sizeof msg, "AdamW update [%s]: max rel err of p'-p %.2e, m' %.2e, v' %.2e (tol 1e-5, 1e-6, 1e-6)",
+                label.c_str(), ep, em, ev);
+  expect(ep < 1e-5 && em < 1e-6 && ev < 1e-6, msg);
+}
+
 int main() {
   check_shape_errors();
   check_the_checker();
   check_finite_differences();
   const ParallelFor two = thread_for(2), serial = serial_for();
   const MoeCpuOptions defaults;
+  // Every micro-kernel path this CPU can run, whatever it would pick (the layer tests below use the best).
+  const GemmPath best = gemm_path();
+  std::printf("CPU GEMM path in use: %s\n", gemm_path_name(best));
+  for (GemmPath path : {GemmPath::kPortable, GemmPath::kAvx2, GemmPath::kAvx512}) {
+    if (!set_gemm_path(path)) {
+      std::printf("skip %s path: this CPU lacks it\n", gemm_path_name(path));
+      continue;
+    }
+    check_gemms(gemm_path_name(path));
+    check_adamw(std::string(gemm_path_name(path)) + ", 2 threads", thread_for(2));
+    check_adamw(std::string(gemm_path_name(path)) + ", serial", serial_for());
+    if (path == GemmPath::kAvx512)
+      for (int64_t rows : {6, 14}) {  // other tile heights than the default
+        set_avx512_tile_rows(rows);
+        check_gemms("avx512, " + std::to_string(rows) + "-row tiles");
+        check_against_reference({3, 64, 128, 352, 8}, two, defaults, "avx512, " + std::to_string(rows) + "-row tiles");
+        set_avx512_tile_rows(kDefaultRowsAvx512);
+      }
+    if (path != best) {
+      const std::string tag = std::string(gemm_path_name(path)) + " path";
+      check_against_reference({2, 13, 40, 72, 3}, two, defaults, tag + ", T=13");
+      check_against_reference({3, 64, 128, 352, 8}, two, defaults, tag + ", model-like");
+      check_against_reference({5, 19, 40, 56, 3}, serial, defaults, tag + ", serial");
+    }
+  }
+  set_gemm_path(best);
   check_against_reference({3, 7, 16, 24, 4}, serial, defaults, "serial");
   check_against_reference({2, 13, 40, 72, 3}, two, defaults, "2 threads, T=13");
   check_against_reference({1, 128, 64, 96, 8}, two, defaults, "G=1");

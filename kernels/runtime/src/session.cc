@@ -69,6 +69,12 @@ OrtSessionOptions* BuildOptions(const Napi::Object& js, std::string* provider) {
     ThrowIfError(js.Get("cpuMemArena").As<Napi::Boolean>().Value() ? api.EnableCpuMemArena(options) : api.DisableCpuMemArena(options),
                  "cpuMemArena");
   }
+  if (js.Has("profileFilePrefix") && js.Get("profileFilePrefix").IsString()) {
+    // ORT writes a Chrome-trace JSON (<prefix>_<date>.json) with one event per node run; Session.endProfiling
+    // closes it and returns its path.
+    std::string prefix = js.Get("profileFilePrefix").As<Napi::String>();
+    ThrowIfError(api.EnableProfiling(options, prefix.c_str()), "profileFilePrefix");
+  }
   if (js.Has("logId") && js.Get("logId").IsString()) {
     ThrowIfError(api.SetSessionLogId(options, js.Get("logId").As<Napi::String>().Utf8Value().c_str()), "logId");
   }
@@ -323,6 +329,7 @@ Napi::Function Session::Init(Napi::Env env) {
                                         InstanceAccessor<&Session::GetOutputs>("outputs"),
                                         InstanceAccessor<&Session::GetProvider>("executionProvider"),
                                         InstanceMethod<&Session::Run>("run"),
+                                        InstanceMethod<&Session::EndProfiling>("endProfiling"),
                                         InstanceMethod<&Session::Dispose>("dispose"),
                                     });
   return ctor;
@@ -408,6 +415,21 @@ Napi::Value Session::Run(const Napi::CallbackInfo& info) {
   if (info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value()) RunWorker::RunBlocking(std::unique_ptr<RunWorker>(worker));
   else worker->Queue();
   return promise;
+}
+
+// endProfiling() → path of the profile file ORT wrote ("" when profiling was not enabled).
+Napi::Value Session::EndProfiling(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (session_ == nullptr) throw Napi::Error::New(env, "session has been disposed");
+  if (runs_in_flight_ > 0) throw Napi::Error::New(env, "cannot end profiling while a run is in flight");
+  OrtAllocator* allocator = nullptr;
+  OrtStatus* status = Api().GetAllocatorWithDefaultOptions(&allocator);
+  char* path = nullptr;
+  if (status == nullptr) status = Api().SessionEndProfiling(session_, allocator, &path);
+  if (status != nullptr) throw Napi::Error::New(env, "endProfiling: " + TakeErrorMessage(status));
+  std::string result = path != nullptr ? path : "";
+  if (path != nullptr) allocator->Free(allocator, path);
+  return Napi::String::New(env, result);
 }
 
 void Session::Dispose(const Napi::CallbackInfo& info) {

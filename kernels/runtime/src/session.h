@@ -37,6 +37,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value GetOutputs(const Napi::CallbackInfo& info);
   Napi::Value GetProvider(const Napi::CallbackInfo& info);
   Napi::Value Run(const Napi::CallbackInfo& info);
+  Napi::Value EndProfiling(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
 
   OrtSession* session_ = nullptr;

@@ -6,10 +6,11 @@
  *   p ← p − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε)
  */
 import { add, div, mul, pow, sqrt, sub } from '../ops/elementwise.js';
-import { cast } from '../ops/shape-ops.js';
+import { defineOp } from '../ops/custom.js';
+import { cast, concat, reshape } from '../ops/shape-ops.js';
 import type { DType } from '../onnx/dtype.js';
 import type { Graph, Tensor } from '../tensor.js';
-import { clipByGlobalNorm } from './clip.js';
+import { clipByGlobalNorm, clipScale, globalNorm } from './clip.js';
 
 export interface AdamWConfig {
   beta1: number;
@@ -22,7 +23,26 @@ export interface AdamWConfig {
   weightDecay: Record<string, number>;
   /** Clip gradients to this global L2 norm; 0 disables. */
   clipNorm: number;
+  /**
+   * Update each float32 parameter with one fused `ai.lory::AdamWUpdate` node (lory's op library,
+   * kernels/lory-ops, must be registered with the session) instead of ~15 elementwise ONNX ops: the
+   * same arithmetic in one pass over p, g, m, v. Default false.
+   */
+  fused?: boolean;
 }
+
+/** The fused update's op: (p, g, m, v, hyper[7]) → (p', m', v'); see kernels/lory-ops/include/lory/adamw.h. */
+export const ADAMW_UPDATE_OP = { domain: 'ai.lory', opType: 'AdamWUpdate', version: 1 } as const;
+const adamwUpdate = defineOp<Record<string, never>>({
+  ...ADAMW_UPDATE_OP,
+  infer: (ins) => {
+    const [p, g, m, v, h] = ins;
+    if (!p || !g || !m || !v || !h || [g, m, v].some((t) => t.shape.join() !== p.shape.join()) || h.shape.join() !== '7' || ins.some((t) => t.dtype !== 'float32')) {
+      throw new Error(`AdamWUpdate: expects float32 p, g, m, v of one shape and hyper[7]; got ${ins.map((t) => `${t.dtype}[${t.shape}]`).join(', ')}`);
+    }
+    return [p, m, v].map((t) => ({ dtype: t.dtype, shape: [...t.shape] }));
+  },
+});
 
 /** β=(0.9, 0.95) as in the Lory paper; decay 0.1 on matrices, none on norms/embeddings ('no_decay'). */
 export const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: { decay: 0.1, no_decay: 0 }, clipNorm: 1.0 };
@@ -56,6 +76,7 @@ export function adamwSlots(g: Graph, params: readonly Tensor[], scalarDtype: DTy
 
 export function adamw(g: Graph, params: readonly Tensor[], grads: readonly Tensor[], slots: AdamWSlots, config: Partial<AdamWConfig> = {}): AdamWResult {
   const c: AdamWConfig = { ...ADAMW_DEFAULTS, ...config, weightDecay: config.weightDecay ?? ADAMW_DEFAULTS.weightDecay };
+  if (c.fused && params.every((p) => p.dtype === 'float32')) return fusedAdamw(g, params, grads, slots, c);
   return g.scope('optimizer', () => {
     const { grads: clipped, norm } = g.scope('clip', () => clipByGlobalNorm(grads, c.clipNorm));
     // Scalars shared by every parameter: lr/(1−β₁ᵗ) and √(1−β₂ᵗ).
@@ -76,6 +97,49 @@ export function adamw(g: Graph, params: readonly Tensor[], grads: readonly Tenso
         out.params.push(sub(decayed, mul(as(stepSize), div(m, denom))));
         out.m.push(m);
         out.v.push(v);
+      });
+    });
+    return out;
+  });
+}
+
+/**
+ * The same update with one AdamWUpdate node per parameter: clipping enters as the factor the op
+ * multiplies g by, and the per-group scalars travel in the op's `hyper` input.
+ */
+function fusedAdamw(g: Graph, params: readonly Tensor[], grads: readonly Tensor[], slots: AdamWSlots, c: AdamWConfig): AdamWResult {
+  return g.scope('optimizer', () => {
+    const { norm, scale } = g.scope('clip', () => {
+      const n = globalNorm(grads);
+      return { norm: n, scale: c.clipNorm > 0 ? cast(clipScale(n, c.clipNorm), 'float32') : g.scalar(1, 'float32') };
+    });
+    const one = (t: Tensor) => reshape(cast(t, 'float32'), [1]);
+    const { stepSize, bc2Sqrt } = g.scope('schedule', () => ({
+      stepSize: div(slots.lr, sub(1, pow(g.scalar(c.beta1, slots.step.dtype), slots.step))),
+      bc2Sqrt: sqrt(sub(1, pow(g.scalar(c.beta2, slots.step.dtype), slots.step))),
+    }));
+    // hyper = (decay, step_size, bc2_sqrt, grad_scale, β₁, β₂, ε), one tensor per weight-decay value.
+    const hyperByDecay = new Map<number, Tensor>();
+    const hyperFor = (wd: number): Tensor => {
+      let h = hyperByDecay.get(wd);
+      if (!h) {
+        h = g.scope(`hyper_wd${wd}`, () => {
+          const decay = wd !== 0 ? sub(1, mul(slots.lr, wd)) : g.scalar(1, 'float32');
+          const constants = [c.beta1, c.beta2, c.eps].map((x) => one(g.scalar(x, 'float32')));
+          return concat([one(decay), one(stepSize), one(bc2Sqrt), one(scale), ...constants], 0);
+        });
+        hyperByDecay.set(wd, h);
+      }
+      return h;
+    };
+    const out: AdamWResult = { params: [], m: [], v: [], gradNorm: norm };
+    params.forEach((p, i) => {
+      g.scope(p.name, () => {
+        const wd = c.weightDecay[g.groupOf(p)] ?? c.weightDecay.default ?? 0;
+        const [np, nm, nv] = adamwUpdate([p, grads[i]!, slots.m[i]!, slots.v[i]!, hyperFor(wd)], {});
+        out.params.push(np!);
+        out.m.push(nm!);
+        out.v.push(nv!);
       });
     });
     return out;

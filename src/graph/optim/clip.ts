@@ -10,10 +10,15 @@ export function globalNorm(grads: readonly Tensor[]): Tensor {
   return sqrt(addN(grads.map((t) => cast(reduceSum(mul(t, t)), dtype))));
 }
 
+/** The factor clipping multiplies every gradient by: min(1, maxNorm/(norm + 1e-6)). */
+export function clipScale(norm: Tensor, maxNorm: number): Tensor {
+  return minimum(div(maxNorm, add(norm, 1e-6)), 1);
+}
+
 /** Returns the clipped gradients and the norm before clipping. `maxNorm` ≤ 0 disables clipping. */
 export function clipByGlobalNorm(grads: readonly Tensor[], maxNorm: number): { grads: Tensor[]; norm: Tensor } {
   const norm = globalNorm(grads);
   if (!(maxNorm > 0)) return { grads: [...grads], norm };
-  const scale = minimum(div(maxNorm, add(norm, 1e-6)), 1);
+  const scale = clipScale(norm, maxNorm);
   return { grads: grads.map((t) => mul(t, cast(scale, t.dtype))), norm };
 }
