@@ -115,7 +115,7 @@ describe('artifact stages', () => {
     await assert.rejects(runStage(spec(mine)), /not a lory artifact; lory will not overwrite it/);
     const other = join(root, 'g');
     await runStage(spec(other));
-    await assert.rejects(runStage(spec(other, { kind: 'other-thing', force: true })), /holds a test-thing, not a other-thing/);
+    await assert.rejects(runStage(spec(other, { kind: 'other-thing', force: true })), /holds a test-thing, not an other-thing/);
   });
 
   it('records an artifact input by its content hash, which is the same for equal content made twice', async () => {

@@ -30,11 +30,12 @@ describe('byte-level BPE tokenizer.json written by lory', () => {
   it('encodes text it never saw (emoji, CJK, control characters) and decodes it back byte for byte', async () => {
     const path = join(dir, 'tokenizer.json');
     writeFileSync(path, JSON.stringify(byteLevelTokenizerJson(merges, 300)));
-    const { tokenizer, eosId, vocabSize } = loadTokenizer(path);
+    const loaded = loadTokenizer(path);
+    const { tokenizer, eosId, vocabSize } = loaded;
     assert.equal(eosId, 0);
     assert.equal(vocabSize, 261);
     const texts = ['the theme and then', '🦜 日本語 tab\there\u0001', '  leading and trailing  \n'];
-    const ids = await encodeMany(tokenizer, texts);
+    const ids = await encodeMany(loaded, texts);
     for (let i = 0; i < texts.length; i++) {
       assert.ok(ids[i]!.every((id) => id > 0 && id < vocabSize), 'no EOS or out-of-range id inside a document');
       assert.equal(await tokenizer.decode(ids[i]!, false), texts[i]);
