@@ -101,6 +101,15 @@ export async function allKnn(vectors: Float32Array, d: number, options: KnnOptio
   }
   try {
     checkIndexPlan(description, options.params ?? {}, n, d, options.trainSample ?? DEFAULT_TRAIN_SAMPLE);
+    // Search parameters first: an unknown one fails at once, not after the index is trained.
+    for (const [name, value] of Object.entries(options.params ?? {})) {
+      try {
+        index.setParameter(name, value);
+      } catch (error) {
+        throw new InputError(`--param ${name}=${value}: ${(error as Error).message}`);
+      }
+    }
+
     try {
       if (!index.isTrained) {
         const sample = permutation(n, options.seed ?? 0).subarray(0, Math.min(n, options.trainSample ?? DEFAULT_TRAIN_SAMPLE));
@@ -111,14 +120,6 @@ export async function allKnn(vectors: Float32Array, d: number, options: KnnOptio
       if (error instanceof InputError) throw error;
       throw new InputError(`--index '${description}': ${(error as Error).message}`);
     }
-    for (const [name, value] of Object.entries(options.params ?? {})) {
-      try {
-        index.setParameter(name, value);
-      } catch (error) {
-        throw new InputError(`--param ${name}=${value}: ${(error as Error).message}`);
-      }
-    }
-
     const result: KnnResult = { n, k, neighbors: new Int32Array(n * k).fill(-1), scores: new Float32Array(n * k), index: description, exact };
     if (k === 0) return result;
     for (let s = 0; s < n; s += QUERY_BLOCK) {
