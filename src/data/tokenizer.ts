@@ -127,7 +127,7 @@ export function loadTokenizer(path: string, eos?: string): LoadedTokenizer {
   try {
     tokenizer = tokenizers.Tokenizer.fromFile(path);
   } catch (error) {
-    throw new InputError(`${path}: not a tokenizer.json the tokenizers package can load (${oneLine((error as Error).message)})`);
+    throw new InputError(`${path}: not a tokenizer.json the tokenizers package can load (${tokenizerLoadReason(error)})`);
   }
   const piecewise = piecewiseSafe(path);
   const candidates = eos !== undefined ? [eos] : EOS_CANDIDATES;
@@ -145,6 +145,11 @@ export function loadTokenizer(path: string, eos?: string): LoadedTokenizer {
 /** A native error message on one line, whatever its line breaks ("file\nexpected" → "file expected"). */
 export function oneLine(message: string): string {
   return message.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** The tokenizers package's load error, readable: it runs "Error loading from file" into the reason. */
+export function tokenizerLoadReason(error: unknown): string {
+  return oneLine(String((error as Error)?.message ?? error)).replace(/^Error loading from file(?=\S)/, 'error loading from file: ');
 }
 
 function piecewiseSafe(path: string): boolean {

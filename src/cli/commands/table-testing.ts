@@ -59,11 +59,13 @@ export interface Row {
 
 /**
  * Runs the rows one by one against `out`; after each, `out` must hold what it held before (nothing,
- * or the previous good artifact byte for byte) and no temporary directory or lock may be left beside it.
+ * or the previous good artifact byte for byte) and no temporary or resume directory or lock may be left beside it.
  */
 export function checkRows(rows: Row[], out: string, it: (name: string, options: { skip?: string | false }, fn: () => void) => void): void {
   for (const row of rows) {
     it(`${row.name}: exit ${row.code}, "${String(row.message)}", the output untouched`, { skip: row.skip }, () => {
+      const lorySide = () => (existsSync(dirname(out)) ? readdirSync(dirname(out)).filter((n) => n.startsWith(`.lory-tmp-${basename(out)}-`) || n === `.lory-lock-${basename(out)}`).sort() : []);
+      const sideBefore = lorySide();
       try {
         row.setup?.();
         const before = snapshot(out);
@@ -77,10 +79,7 @@ export function checkRows(rows: Row[], out: string, it: (name: string, options: 
       } finally {
         row.cleanup?.();
       }
-      if (existsSync(dirname(out))) {
-        const left = readdirSync(dirname(out)).filter((n) => n.startsWith(`.lory-tmp-${basename(out)}-pid`) || n === `.lory-lock-${basename(out)}`);
-        assert.deepEqual(left, [], 'temporary files or a lock left beside the output');
-      }
+      assert.deepEqual(lorySide(), sideBefore, 'temporary or resume directories, or a lock, left beside the output');
     });
   }
 }
