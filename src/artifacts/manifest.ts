@@ -60,10 +60,10 @@ export function tryReadManifest(dir: string): Manifest | undefined {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new InputError(`${path}: malformed manifest (${(error as Error).message}); rebuild the artifact with --force`);
+    throw new InputError(`${path}: malformed manifest (${(error as Error).message}); remove the folder and rerun the command that made it`);
   }
   const problem = manifestProblem(parsed);
-  if (problem) throw new InputError(`${path}: malformed manifest (${problem}); rebuild the artifact with --force`);
+  if (problem) throw new InputError(`${path}: malformed manifest (${problem}); remove the folder and rerun the command that made it`);
   return parsed as Manifest;
 }
 

@@ -155,7 +155,13 @@ export async function runStage<S>(spec: StageSpec<S>): Promise<StageResult<S>> {
   try {
     if (existsSync(out)) {
       if (!statSync(out).isDirectory()) throw new InputError(`${spec.out}: exists and is a file; choose another output path`);
-      const existing = tryReadManifest(out);
+      let existing: Manifest | undefined;
+      try {
+        existing = tryReadManifest(out);
+      } catch (error) {
+        // Not knowing what the folder holds, lory cannot tell what a rebuild would delete.
+        throw new InputError(`${spec.out}: ${(error as Error).message.replace(/^.*?: (malformed manifest \(.*\)); remove .*$/, '$1')}; lory will not overwrite it — remove the folder or choose another output path`);
+      }
       if (!existing && readdirSync(out).length > 0) {
         throw new InputError(`${spec.out}: exists and is not a lory artifact; lory will not overwrite it (choose another output path)`);
       }

@@ -94,6 +94,13 @@ describe('lory prepare refuses bad invocations and damaged input', () => {
       code: 2,
       message: 'cannot write: read-only file system (EROFS)',
     },
+    {
+      name: 'an output whose manifest is broken',
+      setup: () => (mkdirSync(join(root, 'broken'), { recursive: true }), writeFileSync(join(root, 'broken', 'manifest.json'), '{"kind": 3}'), writeFileSync(join(root, 'broken', 'data.bin'), 'keep')),
+      args: () => ['prepare', small, '-o', join(root, 'broken'), '--force'],
+      code: 2,
+      message: 'broken: malformed manifest ("kind" is missing or not a string); lory will not overwrite it',
+    },
     // 6. files the manifest does not list are never deleted by a rebuild
     {
       name: 'a rebuild over a folder holding the user\'s own file',
