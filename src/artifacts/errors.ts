@@ -17,3 +17,41 @@ export class InterruptedError extends Error {
     this.name = 'InterruptedError';
   }
 }
+
+/**
+ * File-system failures that are the user's environment, not a bug in lory: a full disk, a read-only
+ * or forbidden folder, a path through a file. Their Node codes, with the reason in words.
+ */
+const ENVIRONMENT_REASONS: Record<string, string> = {
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EFBIG: 'file too large for this file system',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EISDIR: 'is a folder, not a file',
+  ENAMETOOLONG: 'file name too long',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  EIO: 'input/output error',
+};
+
+const WRITE_CODES = new Set(['EROFS', 'ENOSPC', 'EDQUOT', 'EFBIG']);
+const WRITE_CALLS = new Set(['mkdir', 'rename', 'write', 'unlink', 'rmdir', 'rm', 'copyfile', 'ftruncate', 'symlink', 'link', 'close']);
+
+/**
+ * An environment failure as an InputError naming the path and the reason in words (e.g. "work/out:
+ * cannot write: read-only file system (EROFS)"); anything else unchanged. `target` names the output
+ * when the failing path is one of lory's temporary paths beside it.
+ */
+export function asEnvironmentError(error: unknown, target?: { out: string; tempPrefix: string }): unknown {
+  const e = error as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof e.code !== 'string') return error;
+  const reason = ENVIRONMENT_REASONS[e.code];
+  if (!reason) return error;
+  const ours = !e.path || (target !== undefined && e.path.includes(target.tempPrefix));
+  const path = ours ? (target?.out ?? '') : e.path!;
+  const writing = ours || WRITE_CODES.has(e.code) || WRITE_CALLS.has(e.syscall ?? '');
+  return new InputError(`${path}: cannot ${writing ? 'write' : 'read'}: ${reason} (${e.code})`);
+}

@@ -1,7 +1,8 @@
 /** Content hashes: of files (streamed), folders (sorted file list) and parameter objects (canonical JSON). */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { InputError } from './errors.js';
 import { join, relative } from 'node:path';
 
 export async function hashFile(path: string): Promise<string> {
@@ -10,16 +11,26 @@ export async function hashFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Every regular file under `dir`, sorted by relative path (so the order never depends on the file system). */
+/**
+ * Every regular file under `dir`, sorted by relative path (so the order never depends on the file
+ * system). Symbolic links are followed (a corpus folder of links is a corpus), each real folder
+ * once, so a link cycle ends.
+ */
 export async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
+  const seen = new Set<string>();
   async function walk(d: string): Promise<void> {
+    const real = await realpath(d);
+    if (seen.has(real)) return;
+    seen.add(real);
     const entries = await readdir(d, { withFileTypes: true });
     for (const e of entries) {
       if (e.name.startsWith('.')) continue; // hidden files and lory's own temp dirs
       const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) out.push(p);
+      const target = e.isSymbolicLink() ? await stat(p).catch(() => undefined) : e;
+      if (!target) throw new InputError(`${p}: broken symbolic link`);
+      if (target.isDirectory()) await walk(p);
+      else if (target.isFile()) out.push(p);
     }
   }
   await walk(dir);

@@ -46,7 +46,7 @@ const MADE_BY: Record<string, string> = {
   batches: 'lory build-batches',
 };
 
-function describeKind(kind: string): string {
+export function describeKind(kind: string): string {
   const by = MADE_BY[kind];
   const article = /^[aeiou]/i.test(kind) ? 'an' : 'a';
   return by ? `${article} ${kind} (made by \`${by}\`)` : `${article} ${kind}`;
@@ -56,11 +56,35 @@ function describeKind(kind: string): string {
 export function tryReadManifest(dir: string): Manifest | undefined {
   const path = join(dir, MANIFEST_FILE);
   if (!existsSync(path)) return undefined;
+  let parsed: unknown;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new InputError(`${path}: malformed manifest (${(error as Error).message})`);
+    throw new InputError(`${path}: malformed manifest (${(error as Error).message}); remove the folder and rerun the command that made it`);
   }
+  const problem = manifestProblem(parsed);
+  if (problem) throw new InputError(`${path}: malformed manifest (${problem}); remove the folder and rerun the command that made it`);
+  return parsed as Manifest;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What is wrong with a parsed manifest's shape, or undefined when every field lory relies on is there. */
+function manifestProblem(m: unknown): string | undefined {
+  if (!isObject(m)) return 'not a JSON object';
+  if (typeof m.kind !== 'string' || m.kind === '') return '"kind" is missing or not a string';
+  if (typeof m.formatVersion !== 'number') return '"formatVersion" is missing or not a number';
+  if (!isObject(m.tool) || typeof m.tool.version !== 'string') return '"tool.version" is missing';
+  if (!Array.isArray(m.inputs)) return '"inputs" is missing or not a list';
+  if (!isObject(m.params)) return '"params" is missing or not an object';
+  if (!isObject(m.files)) return '"files" is missing or not an object';
+  for (const [name, entry] of Object.entries(m.files)) {
+    if (!isObject(entry) || !Number.isSafeInteger(entry.bytes) || (entry.bytes as number) < 0 || typeof entry.sha256 !== 'string') return `"files.${name}" needs bytes and sha256`;
+    if (name.startsWith('/') || name.split('/').includes('..')) return `"files" names a path outside the artifact: ${name}`;
+  }
+  if (typeof m.contentHash !== 'string') return '"contentHash" is missing';
+  if (!isObject(m.stats)) return '"stats" is missing or not an object';
+  return undefined;
 }
 
 /** Reads an artifact's manifest and refuses a wrong kind or an unsupported format version. */
@@ -75,7 +99,7 @@ export function readManifest<S = Record<string, unknown>>(dir: string, kind: str
       `${dir}: ${kind} format version ${String(manifest.formatVersion)} is not supported by this lory (it reads version ${formatVersion}); rebuild it with --force`,
     );
   }
-  for (const [name, entry] of Object.entries(manifest.files ?? {})) {
+  for (const [name, entry] of Object.entries(manifest.files)) {
     const path = join(dir, name);
     if (!existsSync(path) || statSync(path).size !== entry.bytes) {
       throw new InputError(`${dir}: damaged artifact: ${name} is missing or not ${entry.bytes} bytes; rebuild it with --force`);

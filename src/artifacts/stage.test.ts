@@ -115,7 +115,7 @@ describe('artifact stages', () => {
     await assert.rejects(runStage(spec(mine)), /not a lory artifact; lory will not overwrite it/);
     const other = join(root, 'g');
     await runStage(spec(other));
-    await assert.rejects(runStage(spec(other, { kind: 'other-thing', force: true })), /holds a test-thing, not a other-thing/);
+    await assert.rejects(runStage(spec(other, { kind: 'other-thing', force: true })), /holds a test-thing, not an other-thing/);
   });
 
   it('records an artifact input by its content hash, which is the same for equal content made twice', async () => {
@@ -123,5 +123,41 @@ describe('artifact stages', () => {
     const two = (await runStage(spec(join(root, 'h2')))).manifest;
     assert.equal(artifactInput('x', 'h1', one).hash, two.contentHash);
     assert.equal(canonicalJson({ b: 1, a: [{ d: 2, c: 3 }] }), '{"a":[{"c":3,"d":2}],"b":1}');
+  });
+
+  it('removes resume directories of other params once the output is rebuilt, and all of them on --force', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lory-stage-resume-'));
+    const out = join(dir, 'emb');
+    const failing = (a: number) => spec(out, { params: { a }, resumable: true, build: async (d) => (writeFileSync(join(d, 'chunk-0'), 'x'), Promise.reject(new Error('stop'))) });
+    await assert.rejects(runStage(failing(1)));
+    await assert.rejects(runStage(failing(2)));
+    assert.equal(readdirSync(dir).filter((n) => n.startsWith('.lory-tmp-emb-resume-')).length, 2);
+    await runStage(spec(out, { params: { a: 3 }, resumable: true }));
+    assert.deepEqual(readdirSync(dir), ['emb'], 'a successful run leaves no resume directory of this output');
+    await assert.rejects(runStage(failing(4)));
+    await assert.rejects(runStage(spec(out, { params: { a: 5 }, resumable: true, force: true, build: async () => Promise.reject(new Error('before any chunk')) })));
+    assert.deepEqual(readdirSync(dir), ['emb'], '--force dropped the old resume directory, and a run that failed before finishing anything left none');
+  });
+
+  it('refuses a second writer of the same output while the first is building', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lory-stage-lock-'));
+    const out = join(dir, 'a');
+    let release!: () => void;
+    const slow = runStage(spec(out, { build: async (d) => (await new Promise<void>((r) => (release = r)), writeFileSync(join(d, 'x'), 'first'), { n: 1 }) }));
+    await new Promise((r) => setTimeout(r, 20));
+    await assert.rejects(runStage(spec(out, { params: { a: 2 } })), { name: 'InputError', message: new RegExp(`another lory process \\(pid ${process.pid}\\) is writing ${out}`) });
+    release();
+    await slow;
+    assert.equal(readFileSync(join(out, 'x'), 'utf8'), 'first');
+    assert.deepEqual(readdirSync(dir), ['a'], 'the lock is released');
+  });
+
+  it('refuses to rebuild over files its manifest does not list, and keeps them', async () => {
+    const out = join(root, 'listed');
+    await runStage(spec(out));
+    mkdirSync(join(out, 'nested'));
+    writeFileSync(join(out, 'nested', 'manifest.json'), '{}');
+    await assert.rejects(runStage(spec(out, { force: true })), /holds files its manifest does not list \(nested\/manifest\.json\)/);
+    assert.ok(existsSync(join(out, 'nested', 'manifest.json')));
   });
 });

@@ -5,12 +5,12 @@
  * temporary directory when interrupted and picks it up again when inputs and params are unchanged.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InputError } from './errors.js';
+import { asEnvironmentError, InputError } from './errors.js';
 import { hashFile, listFiles } from './hash.js';
-import { fingerprint, MANIFEST_FILE, tryReadManifest, type FileEntry, type InputRef, type Manifest } from './manifest.js';
+import { describeKind, fingerprint, MANIFEST_FILE, tryReadManifest, type FileEntry, type InputRef, type Manifest } from './manifest.js';
 import { toolVersion } from './version.js';
 
 export interface StageSpec<S> {
@@ -35,6 +35,7 @@ export interface StageResult<S> {
 }
 
 const TMP_PREFIX = '.lory-tmp-';
+const LOCK_PREFIX = '.lory-lock-';
 
 function pidAlive(pid: number): boolean {
   try {
@@ -94,61 +95,172 @@ function contentHash(files: Record<string, FileEntry>): string {
   return hash.digest('hex');
 }
 
+/** Every entry under `dir` (hidden ones too), relative, files only, sorted. */
+function allFiles(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...allFiles(dir, rel));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+/**
+ * Rebuilding replaces the whole folder: refuse when it holds anything its manifest does not list
+ * (the user's notes, a nested artifact), which would otherwise be deleted without a word.
+ */
+function refuseUnlistedFiles(out: string, shown: string, manifest: Manifest): void {
+  const listed = new Set([MANIFEST_FILE, ...Object.keys(manifest.files ?? {})]);
+  const extra = allFiles(out).filter((f) => !listed.has(f));
+  if (extra.length === 0) return;
+  const names = extra.slice(0, 3).join(', ') + (extra.length > 3 ? `, … (${extra.length} in all)` : '');
+  throw new InputError(`${shown}: holds files its manifest does not list (${names}); rebuilding would delete them — move them out or choose another output path`);
+}
+
+/**
+ * One writer per output: a lock file beside it, created exclusively, holding the writer's pid. A lock
+ * whose process is gone (a crash, kill -9) is taken over.
+ */
+function acquireLock(parent: string, name: string, shown: string): () => void {
+  const path = join(parent, `${LOCK_PREFIX}${name}`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let holder = NaN;
+    try {
+      holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
+    } catch {
+      // removed meanwhile: try again
+    }
+    if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
+      throw new InputError(`another lory process (pid ${holder}) is writing ${shown}; wait for it to finish or choose another output path`);
+    }
+    rmSync(path, { force: true });
+  }
+  throw new InputError(`another lory process is writing ${shown}; wait for it to finish or choose another output path`);
+}
+
 export async function runStage<S>(spec: StageSpec<S>): Promise<StageResult<S>> {
   const out = resolve(spec.out);
   const tool = { name: 'lory' as const, version: toolVersion() };
   const wanted = fingerprint({ kind: spec.kind, formatVersion: spec.formatVersion, tool, inputs: spec.inputs, params: spec.params });
-
-  if (existsSync(out)) {
-    if (!statSync(out).isDirectory()) throw new InputError(`${spec.out}: exists and is a file; choose another output path`);
-    const existing = tryReadManifest(out);
-    if (!existing && readdirSync(out).length > 0) {
-      throw new InputError(`${spec.out}: exists and is not a lory artifact; lory will not overwrite it (choose another output path)`);
-    }
-    if (existing && existing.kind !== spec.kind) {
-      throw new InputError(`${spec.out}: holds a ${existing.kind}, not a ${spec.kind}; lory will not overwrite it (choose another output path)`);
-    }
-    const current = !spec.force ? upToDate(out, wanted) : undefined;
-    if (current) return { manifest: current as Manifest<S>, skipped: true };
-  }
-
   const parent = dirname(out);
   const name = basename(out);
-  await mkdir(parent, { recursive: true });
+  const environment = (error: unknown) => asEnvironmentError(error, { out: spec.out, tempPrefix: join(parent, '.lory-') });
+  try {
+    if (existsSync(out)) {
+      if (!statSync(out).isDirectory()) throw new InputError(`${spec.out}: exists and is a file; choose another output path`);
+      let existing: Manifest | undefined;
+      try {
+        existing = tryReadManifest(out);
+      } catch (error) {
+        // Not knowing what the folder holds, lory cannot tell what a rebuild would delete.
+        throw new InputError(`${spec.out}: ${(error as Error).message.replace(/^.*?: (malformed manifest \(.*\)); remove .*$/, '$1')}; lory will not overwrite it — remove the folder or choose another output path`);
+      }
+      if (!existing && readdirSync(out).length > 0) {
+        throw new InputError(`${spec.out}: exists and is not a lory artifact; lory will not overwrite it (choose another output path)`);
+      }
+      if (existing && existing.kind !== spec.kind) {
+        throw new InputError(`${spec.out}: holds ${describeKind(String(existing.kind))}, not ${describeKind(spec.kind)}; lory will not overwrite it (choose another output path)`);
+      }
+      const current = !spec.force ? upToDate(out, wanted) : undefined;
+      if (current) return { manifest: current as Manifest<S>, skipped: true };
+      if (existing) refuseUnlistedFiles(out, spec.out, existing);
+    }
+    await makeParent(parent, spec.out);
+  } catch (error) {
+    throw environment(error);
+  }
+  const release = (() => {
+    try {
+      return acquireLock(parent, name, spec.out);
+    } catch (error) {
+      throw environment(error);
+    }
+  })();
+  try {
+    return await buildAndSwap(spec, out, parent, name, wanted, tool);
+  } catch (error) {
+    throw environment(error);
+  } finally {
+    release();
+  }
+}
+
+async function makeParent(parent: string, shown: string): Promise<void> {
+  try {
+    await mkdir(parent, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new InputError(`${shown}: cannot write: a part of the path is a file, not a folder`);
+    throw error;
+  }
+}
+
+async function buildAndSwap<S>(spec: StageSpec<S>, out: string, parent: string, name: string, wanted: string, tool: Manifest['tool']): Promise<StageResult<S>> {
   const key = createHash('sha256').update(wanted).digest('hex').slice(0, 12);
   const workDir = spec.resumable ? join(parent, `${TMP_PREFIX}${name}-resume-${key}`) : join(parent, `${TMP_PREFIX}${name}-pid${process.pid}-${Date.now().toString(36)}`);
   await removeStaleTemps(parent, name, spec.resumable ? workDir : undefined);
-  if (spec.resumable && spec.force) await rm(workDir, { recursive: true, force: true });
+  // --force starts over: no resume directory of this output survives it, whatever its params.
+  if (spec.resumable && spec.force) await removeResumeDirs(parent, name, undefined);
   await mkdir(workDir, { recursive: true });
-
   let stats: S;
   try {
     stats = await spec.build(workDir);
   } catch (error) {
+    // A resumable stage keeps its work directory only when it holds finished work to resume from.
+    if (!spec.resumable || readdirSync(workDir).length === 0) await rm(workDir, { recursive: true, force: true });
+    throw error;
+  }
+  let manifest: Manifest<S>;
+  try {
+    const files = await describeFiles(workDir);
+    manifest = {
+      kind: spec.kind,
+      formatVersion: spec.formatVersion,
+      tool,
+      createdAt: new Date().toISOString(),
+      inputs: spec.inputs,
+      params: spec.params,
+      files,
+      contentHash: contentHash(files),
+      stats,
+    };
+    // The manifest is written last: a directory without one is never taken for a finished artifact.
+    await writeFile(join(workDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  } catch (error) {
+    // A full disk while finishing: the finished files are whole, but nothing here is worth resuming.
     if (!spec.resumable) await rm(workDir, { recursive: true, force: true });
     throw error;
   }
-  const files = await describeFiles(workDir);
-  const manifest: Manifest<S> = {
-    kind: spec.kind,
-    formatVersion: spec.formatVersion,
-    tool,
-    createdAt: new Date().toISOString(),
-    inputs: spec.inputs,
-    params: spec.params,
-    files,
-    contentHash: contentHash(files),
-    stats,
-  };
-  // The manifest is written last: a directory without one is never taken for a finished artifact.
-  await writeFile(join(workDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
   if (existsSync(out)) {
     const old = join(parent, `${TMP_PREFIX}${name}-pid${process.pid}-old`);
     await rename(out, old);
-    await rename(workDir, out);
+    try {
+      await rename(workDir, out);
+    } catch (error) {
+      await rename(old, out); // put the previous artifact back
+      throw error;
+    }
     await rm(old, { recursive: true, force: true });
   } else {
     await rename(workDir, out);
   }
+  // Resume directories of other params are stale now that the output is rebuilt.
+  if (spec.resumable) await removeResumeDirs(parent, name, undefined);
   return { manifest, skipped: false, workDir };
+}
+
+async function removeResumeDirs(parent: string, name: string, keep: string | undefined): Promise<void> {
+  const prefix = `${TMP_PREFIX}${name}-resume-`;
+  for (const entry of readdirSync(parent)) {
+    if (entry.startsWith(prefix) && /^[0-9a-f]{12}$/.test(entry.slice(prefix.length)) && join(parent, entry) !== keep) {
+      await rm(join(parent, entry), { recursive: true, force: true });
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { readWholeFile } from '../data/binary.js';
@@ -40,6 +40,14 @@ describe('lory build-batches', () => {
     await prepare({ inputs: [FIXTURE_TRAIN], out: tokens, vocabSize: 512 });
     store = openTokenStore(tokens);
     await writeEmbeddingsArtifact({ out: embeddings, tokenStore: store, vectors: domainEmbeddings(store), dim: 16, encoder: { name: 'synthetic', maxTokens: 0 } });
+  });
+
+  it('stops within one block of near-duplicate removal on Ctrl-C, saying where, and writes nothing', async () => {
+    const controller = new AbortController();
+    const out = join(root, 'stopped');
+    const pending = buildBatches({ tokens, embeddings, out, seqLen: 127, signal: controller.signal, onProgress: (phase) => phase === 'near-duplicates' && controller.abort() });
+    await assert.rejects(pending, { name: 'InterruptedError', message: 'build-batches interrupted during near-duplicate removal; nothing was written' });
+    assert.equal(existsSync(out), false);
   });
 
   it('packs instances whose concatenation is the ordered token stream, each document followed by EOS', () => {

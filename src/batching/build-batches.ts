@@ -19,7 +19,7 @@ import { openTokenStore } from '../data/token-store.js';
 import { readEmbeddings, type Embeddings } from '../embed/store.js';
 import { adjacencyFigures, type AdjacencyFigures } from './adjacency.js';
 import { undirectedGraph } from './graph.js';
-import { knnAmongKept, type KnnResult } from './knn.js';
+import { checkIndexPlan, knnAmongKept, type KnnResult } from './knn.js';
 import { DEFAULT_MINHASH, findNearDuplicates } from './minhash.js';
 import { gather, packOrdered, shuffleAndSplit } from './pack.js';
 import { permutation } from './random.js';
@@ -100,6 +100,7 @@ export async function buildBatches(options: BuildBatchesOptions): Promise<StageR
     }
     inputs.push(artifactInput('embeddings', options.embeddings, embeddings.manifest));
   }
+  if (strategy === 'similarity' && embeddings) checkIndexPlan(options.index ?? 'Flat', options.indexParams ?? {}, store.documentCount, embeddings.dim);
   const dedup = options.dedup ?? true;
   const dedupThreshold = options.dedupThreshold ?? DEFAULT_MINHASH.threshold;
   const params = {
@@ -133,10 +134,10 @@ export async function buildBatches(options: BuildBatchesOptions): Promise<StageR
 
       // 1. Near-duplicates, over whole documents.
       let keep: Uint8Array = new Uint8Array(n).fill(1);
-      let duplicates: ReturnType<typeof findNearDuplicates>['duplicates'] = [];
+      let duplicates: Awaited<ReturnType<typeof findNearDuplicates>>['duplicates'] = [];
       if (dedup) {
         const found = await timed('dedup', () =>
-          findNearDuplicates(n, (s, e) => store.texts(s, e), { threshold: dedupThreshold }, (done) => progress('near-duplicates', done, n)),
+          findNearDuplicates(n, (s, e) => store.texts(s, e), { threshold: dedupThreshold }, (done) => progress('near-duplicates', done, n), options.signal),
         );
         keep = found.keep;
         duplicates = found.duplicates;

@@ -50,9 +50,13 @@ export class FaissError extends Error {
 }
 
 function firstLine(error: unknown): string {
-  const text = String((error as Error)?.message ?? error);
-  // FAISS prefixes the C++ function signature and source location; the reason comes last.
-  const reason = /Error: (.*)$/s.exec(text)?.[1] ?? text;
+  let reason = String((error as Error)?.message ?? error);
+  // FAISS prefixes the C++ function signature and source location ("Error in void faiss::…(…) at
+  // ./faiss/x.cpp:123: "), sometimes a qualified name ("ParameterSpace::set_index_parameter:") or the
+  // failed assertion ("'nx >= k' failed: "); the reason comes last.
+  reason = /Error in .*? at \S+:\d+: (.*)$/s.exec(reason)?.[1] ?? reason;
+  reason = /Error: (.*)$/s.exec(reason)?.[1] ?? reason;
+  reason = reason.replace(/^(?:\w+::)+\w+:\s*/, '').replace(/^'[^']*' failed: (?=\S)/, '');
   return reason.split('\n')[0]!.trim();
 }
 

@@ -33,6 +33,40 @@ export interface KnnResult extends KnnLists {
 }
 
 const QUERY_BLOCK = 4096;
+export const DEFAULT_TRAIN_SAMPLE = 100_000;
+
+/**
+ * Checks a FAISS factory string and search parameters against the corpus before any work, so that a
+ * plan that cannot work fails at once with the reason (FAISS itself would fail only after training,
+ * or abort on some asserts): IVF<n> needs n training vectors, PQ<m>[x<b>] needs 2^b and d % m == 0,
+ * nprobe needs an IVF index and 1 <= nprobe <= n, efSearch needs HNSW.
+ */
+export function checkIndexPlan(description: string, params: Record<string, number>, vectors: number, dim: number, trainSample = DEFAULT_TRAIN_SAMPLE): void {
+  const where = `--index '${description}'`;
+  const training = Math.min(vectors, trainSample);
+  const ivf = /(?:^|,)IVF(\d+)/.exec(description);
+  const nlist = ivf ? Number(ivf[1]) : undefined;
+  if (nlist !== undefined && nlist > training) {
+    throw new InputError(`${where}: IVF${nlist} needs at least ${nlist} training vectors, this corpus has ${training}; use fewer lists (e.g. IVF${Math.max(1, 2 ** Math.floor(Math.log2(Math.max(1, training / 39))))},Flat) or the exact 'Flat'`);
+  }
+  for (const pq of description.matchAll(/(?:^|,|_)PQ(\d+)(?:x(\d+))?/g)) {
+    const m = Number(pq[1]);
+    const bits = pq[2] !== undefined ? Number(pq[2]) : 8;
+    if (m < 1 || dim % m !== 0) throw new InputError(`${where}: PQ${m} needs the dimension (${dim}) to be a multiple of ${m}`);
+    if (2 ** bits > training) throw new InputError(`${where}: PQ${m}x${bits} needs at least ${2 ** bits} training vectors, this corpus has ${training}`);
+  }
+  for (const [name, value] of Object.entries(params)) {
+    if (name === 'nprobe') {
+      if (nlist === undefined) throw new InputError(`--param nprobe=${value}: nprobe applies to IVF indexes only, not '${description}'`);
+      if (!Number.isInteger(value) || value < 1 || value > nlist) throw new InputError(`--param nprobe=${value}: must be an integer from 1 to ${nlist} (the lists of IVF${nlist})`);
+    } else if (name === 'efSearch') {
+      if (!/HNSW/.test(description)) throw new InputError(`--param efSearch=${value}: efSearch applies to HNSW indexes only, not '${description}'`);
+      if (!Number.isInteger(value) || value < 1) throw new InputError(`--param efSearch=${value}: must be a positive integer`);
+    } else if (!Number.isFinite(value)) {
+      throw new InputError(`--param ${name}=${value}: must be a finite number`);
+    }
+  }
+}
 
 function rows(vectors: Float32Array, d: number, ids: Uint32Array): Float32Array {
   const out = new Float32Array(ids.length * d);
@@ -66,11 +100,8 @@ export async function allKnn(vectors: Float32Array, d: number, options: KnnOptio
     throw new InputError(`--index '${description}': ${(error as Error).message}`);
   }
   try {
-    if (!index.isTrained) {
-      const sample = permutation(n, options.seed ?? 0).subarray(0, Math.min(n, options.trainSample ?? 100_000));
-      await index.train(rows(vectors, d, sample.slice().sort()));
-    }
-    await index.add(vectors);
+    checkIndexPlan(description, options.params ?? {}, n, d, options.trainSample ?? DEFAULT_TRAIN_SAMPLE);
+    // Search parameters first: an unknown one fails at once, not after the index is trained.
     for (const [name, value] of Object.entries(options.params ?? {})) {
       try {
         index.setParameter(name, value);
@@ -79,6 +110,16 @@ export async function allKnn(vectors: Float32Array, d: number, options: KnnOptio
       }
     }
 
+    try {
+      if (!index.isTrained) {
+        const sample = permutation(n, options.seed ?? 0).subarray(0, Math.min(n, options.trainSample ?? DEFAULT_TRAIN_SAMPLE));
+        await index.train(rows(vectors, d, sample.slice().sort()));
+      }
+      await index.add(vectors);
+    } catch (error) {
+      if (error instanceof InputError) throw error;
+      throw new InputError(`--index '${description}': ${(error as Error).message}`);
+    }
     const result: KnnResult = { n, k, neighbors: new Int32Array(n * k).fill(-1), scores: new Float32Array(n * k), index: description, exact };
     if (k === 0) return result;
     for (let s = 0; s < n; s += QUERY_BLOCK) {

@@ -17,10 +17,10 @@ function words(n: number, seed: number, vocabulary = 5000): string[] {
 }
 
 describe('near-duplicate removal (MinHash of word shingles over whole documents)', () => {
-  it('on Go sources keeps distinct files that share a licence header and drops the real near-copies', () => {
+  it('on Go sources keeps distinct files that share a licence header and drops the real near-copies', async () => {
     // go.jsonl: 4 originals, 14 distinct files with the Go licence header, then the 4 near-copies
     // (go/types vs types2, per-OS variants) — taken from ../shared/corpus.
-    const { keep, duplicates } = findNearDuplicates(goDocs.length, (s, e) => goDocs.slice(s, e).map((d) => d.text));
+    const { keep, duplicates } = await findNearDuplicates(goDocs.length, (s, e) => goDocs.slice(s, e).map((d) => d.text));
     assert.deepEqual(
       duplicates.map((d) => [goDocs[d.dropped]!.id, goDocs[d.kept]!.id]),
       [0, 1, 2, 3].map((i) => [goDocs[18 + i]!.id, goDocs[i]!.id]),
@@ -32,26 +32,26 @@ describe('near-duplicate removal (MinHash of word shingles over whole documents)
     assert.ok(flagged >= 10, `${flagged} of 13 header-sharing files flagged by the prefix rule`);
   });
 
-  it('catches an edited copy and ignores a document that shares only a third of its text', () => {
+  it('catches an edited copy and ignores a document that shares only a third of its text', async () => {
     const base = words(600, 1);
     const edited = [...base];
     for (let i = 0; i < 600; i += 100) edited[i] = 'changed';
     const partial = [...base.slice(0, 200), ...words(400, 2)];
     const texts = [base.join(' '), words(600, 3).join(' '), edited.join(' '), partial.join(' ')];
-    const { keep, duplicates } = findNearDuplicates(texts.length, (s, e) => texts.slice(s, e));
+    const { keep, duplicates } = await findNearDuplicates(texts.length, (s, e) => texts.slice(s, e));
     assert.deepEqual([...keep], [1, 1, 0, 1]);
     assert.equal(duplicates[0]!.kept, 0);
     assert.ok(duplicates[0]!.similarity > 0.8 && duplicates[0]!.similarity < 1);
   });
 
-  it('keeps only the first document of a chain of near-copies', () => {
+  it('keeps only the first document of a chain of near-copies', async () => {
     const a = words(500, 7);
     const b = [...a];
     b[10] = 'x';
     const c = [...b];
     c[300] = 'y';
     const texts = [words(500, 8).join(' '), c.join(' '), a.join(' '), b.join(' ')];
-    const { keep, duplicates } = findNearDuplicates(texts.length, (s, e) => texts.slice(s, e));
+    const { keep, duplicates } = await findNearDuplicates(texts.length, (s, e) => texts.slice(s, e));
     assert.deepEqual([...keep], [1, 1, 0, 0]);
     assert.deepEqual(duplicates.map((d) => d.kept), [1, 1]);
   });

@@ -8,6 +8,7 @@
  * as duplicates. A header is a small share of a file's shingles, so whole-document MinHash keeps
  * those files and still catches copies that differ in a few places.
  */
+import { InterruptedError } from '../artifacts/index.js';
 
 export interface MinHashOptions {
   /** Words per shingle. Default 5. */
@@ -106,12 +107,18 @@ export interface DedupResult {
  * connected components) and keeps the first document of each group. `textOf(start, end)` supplies
  * texts in blocks, so a large corpus never has to be in memory at once.
  */
-export function findNearDuplicates(
+export async function findNearDuplicates(
   n: number,
   textOf: (start: number, end: number) => string[],
   options: Partial<MinHashOptions> = {},
   onProgress?: (done: number) => void,
-): DedupResult {
+  signal?: AbortSignal,
+): Promise<DedupResult> {
+  // Yields to the event loop between blocks, so Ctrl-C is seen within one block of work.
+  const pause = async () => {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (signal?.aborted) throw new InterruptedError('build-batches interrupted during near-duplicate removal; nothing was written');
+  };
   const o = { ...DEFAULT_MINHASH, ...options };
   const length = o.bands * o.rows;
   const hashSeeds = seeds(length, o.seed);
@@ -126,6 +133,7 @@ export function findNearDuplicates(
       signature(sh, hashSeeds, signatures.subarray((s + j) * length, (s + j + 1) * length));
     });
     onProgress?.(Math.min(n, s + block));
+    await pause();
   }
 
   // Union-find; the root of a group is always its smallest id, so the first document is kept.
@@ -139,6 +147,7 @@ export function findNearDuplicates(
   let candidatePairs = 0;
   const checked = new Set<string>();
   for (let b = 0; b < o.bands; b++) {
+    await pause();
     const buckets = new Map<string, number[]>();
     for (let i = 0; i < n; i++) {
       if (empty[i]) continue;

@@ -3,10 +3,11 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { PROJECT_ROOT } from '../runtime/index.js';
 import { UserError } from './errors.js';
 import { runProgram } from './main.js';
+import { applyUsageConventions, buildProgram } from './program.js';
 
 const lory = (...args: string[]) => spawnSync(join(PROJECT_ROOT, 'bin', 'lory'), args, { encoding: 'utf8' });
 
@@ -99,5 +100,36 @@ describe('the lory command line', () => {
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /onnxruntime\s+1\.\d+/);
     assert.match(result.stdout, /test-ops\s+loaded/);
+  });
+});
+
+describe('usage errors of every registered command', () => {
+  // Built from the program itself, so commands added later are covered without editing this test.
+  const commands = buildProgram().commands.map((c) => c.name());
+
+  it('covers the data commands at least', () => {
+    for (const name of ['prepare', 'embed', 'build-batches', 'params', 'verify', 'doctor']) assert.ok(commands.includes(name), name);
+  });
+
+  for (const name of commands) {
+    it(`lory ${name} with an unknown flag exits 2 with one line`, () => {
+      const r = lory(name, '--no-such-flag');
+      assert.equal(r.status, 2, r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      // Commander reports the first problem it meets: the unknown flag, or a required option or argument.
+      assert.match(r.stderr, new RegExp(`^error: (unknown option '--no-such-flag'|required option|missing required argument).* \\(see \`lory ${name} --help\`\\)\n$`));
+    });
+  }
+
+  it('maps an invalid option value inside a subcommand to exit 2, as before the command name', async () => {
+    const program = new Command('lory').option('--debug');
+    program.command('sub').option('--n <n>', 'a number', (v: string) => {
+      if (v !== '1') throw new InvalidArgumentError('must be 1');
+      return 1;
+    });
+    applyUsageConventions(program);
+    const { code, stderr } = await capture(program, ['sub', '--n', '0']);
+    assert.equal(code, 2);
+    assert.equal(stderr, "error: option '--n <n>' argument '0' is invalid. must be 1 (see `lory sub --help`)\n");
   });
 });

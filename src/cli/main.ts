@@ -2,7 +2,7 @@
 import { CommanderError, type Command } from 'commander';
 import { EXIT, isUserError } from './errors.js';
 import { log } from './log.js';
-import { buildProgram } from './program.js';
+import { applyUsageConventions, buildProgram } from './program.js';
 
 export async function main(argv: string[]): Promise<number> {
   return runProgram(buildProgram(), argv);
@@ -10,7 +10,7 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Parses and runs; returns the exit code instead of exiting, so tests can call it. */
 export async function runProgram(program: Command, argv: string[]): Promise<number> {
-  program.exitOverride();
+  applyUsageConventions(program);
   const debug = argv.includes('--debug');
   try {
     await program.parseAsync(argv);

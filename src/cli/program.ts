@@ -10,6 +10,7 @@ import { registerBuildBatches } from './commands/build-batches.js';
 import { registerParams } from './commands/params.js';
 import { registerTrain } from './commands/train.js';
 import { registerRun } from './commands/run.js';
+import { registerVerify } from './commands/verify.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -29,7 +30,6 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'how much to log').choices([...LOG_LEVELS]).default('info'))
     .option('-q, --quiet', 'only print errors (same as --log-level error)')
     .option('--debug', 'print stack traces of internal errors and debug logs')
-    .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false })
     .addHelpText(
       'after',
@@ -52,5 +52,31 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
   registerParams(program);
   registerTrain(program);
   registerRun(program);
+  registerVerify(program);
   return program;
+}
+
+/**
+ * The usage conventions, applied to every command in the tree at parse time (so commands registered
+ * anywhere, by any file, get them): a usage error — unknown option or command, missing or invalid
+ * argument, a bad choice, extra arguments — is one line on stderr and a CommanderError that the CLI
+ * maps to exit 2, never commander's own process.exit(1).
+ */
+export function applyUsageConventions(root: Command): void {
+  const visit = (command: Command) => {
+    command.exitOverride();
+    command.showHelpAfterError(false);
+    const path = command.parent ? commandPath(command) : 'lory';
+    command.configureOutput({
+      outputError: (text, write) => write(`${text.trimEnd().replace(/\s*\n\s*/g, ' ')} (see \`${path} --help\`)\n`),
+    });
+    for (const sub of command.commands) visit(sub);
+  };
+  visit(root);
+}
+
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }

@@ -15,7 +15,7 @@ export class BufferedWriter {
 
   write(bytes: Uint8Array): void {
     if (bytes.byteLength > this.buffer.length - this.used) this.flush();
-    if (bytes.byteLength > this.buffer.length) writeSync(this.fd, bytes);
+    if (bytes.byteLength > this.buffer.length) writeAll(this.fd, bytes);
     else {
       this.buffer.set(bytes, this.used);
       this.used += bytes.byteLength;
@@ -28,7 +28,7 @@ export class BufferedWriter {
   }
 
   flush(): void {
-    if (this.used > 0) writeSync(this.fd, this.buffer, 0, this.used);
+    if (this.used > 0) writeAll(this.fd, this.buffer.subarray(0, this.used));
     this.used = 0;
   }
 
@@ -36,6 +36,14 @@ export class BufferedWriter {
     this.flush();
     closeSync(this.fd);
   }
+}
+
+/**
+ * writeSync may write less than asked (a nearly full disk writes what fits and reports no error);
+ * writing on until every byte is out turns that into the ENOSPC it is, instead of a silently short file.
+ */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done);
 }
 
 /** Reads a whole file into a fresh, aligned ArrayBuffer (typed-array views need alignment). */

@@ -11,7 +11,13 @@ if (!textFile || !outFile) {
   process.stderr.write('usage: bpe-train-child <text file> <out json>\n');
   process.exit(2);
 }
-const tokenizer = new tokenizers.Tokenizer(tokenizers.BPE.empty());
-tokenizer.setPreTokenizer(tokenizers.byteLevelPreTokenizer(false, true));
-tokenizer.train([textFile]);
-tokenizer.save(outFile, false);
+try {
+  const tokenizer = new tokenizers.Tokenizer(tokenizers.BPE.empty());
+  tokenizer.setPreTokenizer(tokenizers.byteLevelPreTokenizer(false, true));
+  tokenizer.train([textFile]);
+  tokenizer.save(outFile, false);
+} catch (error) {
+  // One line the parent reads: the native message, without Node's stack.
+  process.stderr.write(`\n${String((error as Error)?.message ?? error).replace(/\s*\n\s*/g, ' ')}\n`);
+  process.exit(3);
+}

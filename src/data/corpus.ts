@@ -4,9 +4,9 @@
  * Nothing is read whole, so memory stays bounded however large the corpus is.
  */
 import { createReadStream, existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { relative, sep } from 'node:path';
-import { createInterface } from 'node:readline';
+import { pipeline, type Readable } from 'node:stream';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { InputError, listFiles } from '../artifacts/index.js';
 
@@ -54,17 +54,74 @@ function bad(counts: CorpusCounts, options: CorpusOptions, where: string, why: s
   if (counts.badLineExamples.length < 5) counts.badLineExamples.push(`${where}: ${why}`);
 }
 
+/** gzip's magic bytes: the content, not the file name, decides whether a file is decompressed. */
+async function isGzip(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The file's bytes as a stream, gunzipped when they are gzip data. Errors of either stream (a
+ * corrupt or truncated gzip, a read failure) reach the reader once, through the returned stream;
+ * none is left without a listener when the reader stops early.
+ */
+async function openBytes(path: string): Promise<Readable> {
+  const raw = createReadStream(path, { highWaterMark: 1 << 20 });
+  if (!(await isGzip(path))) return raw;
+  const gunzip = createGunzip();
+  pipeline(raw, gunzip, () => {}); // errors surface on `gunzip`, which the reader iterates
+  return gunzip;
+}
+
+/** Lines as bytes (without the newline or a CR before it), however long, in order. */
+async function* byteLines(stream: Readable): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, nl);
+      const line = pending.length > 0 ? Buffer.concat([...pending, piece]) : piece;
+      pending = [];
+      start = nl + 1;
+      yield line.length > 0 && line[line.length - 1] === 13 ? line.subarray(0, line.length - 1) : line;
+    }
+    if (start < chunk.length) pending.push(chunk.subarray(start));
+  }
+  if (pending.length > 0) yield Buffer.concat(pending);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** What a JSON value is, in words ("null", "an array", "number"): typeof says "object" for null. */
+function jsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
 async function* readJsonl(path: string, options: CorpusOptions, counts: CorpusCounts): AsyncGenerator<RawDocument> {
   const field = options.textField ?? 'text';
-  const raw = createReadStream(path, { highWaterMark: 1 << 20 });
-  const stream = path.toLowerCase().endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  const stream = await openBytes(path);
   let lineNo = 0;
   try {
-    for await (const line of lines) {
+    for await (const bytes of byteLines(stream)) {
       lineNo++;
-      if (line.trim() === '') continue;
       const where = `${path}:${lineNo}`;
+      let line: string;
+      try {
+        line = utf8.decode(bytes);
+      } catch {
+        // The same rule as for text files: bytes that are not UTF-8 are a bad line, never U+FFFD.
+        bad(counts, options, where, 'not valid UTF-8');
+        continue;
+      }
+      if (line.trim() === '') continue;
       let record: unknown;
       try {
         record = JSON.parse(line);
@@ -73,7 +130,7 @@ async function* readJsonl(path: string, options: CorpusOptions, counts: CorpusCo
         continue;
       }
       if (!record || typeof record !== 'object' || Array.isArray(record)) {
-        bad(counts, options, where, 'not a JSON object');
+        bad(counts, options, where, `not a JSON object (${jsonType(record)})`);
         continue;
       }
       const { [field]: text, ...meta } = record as Record<string, unknown>;
@@ -82,7 +139,7 @@ async function* readJsonl(path: string, options: CorpusOptions, counts: CorpusCo
         continue;
       }
       if (typeof text !== 'string') {
-        bad(counts, options, where, `"${field}" field is ${Array.isArray(text) ? 'an array' : typeof text}, not a string`);
+        bad(counts, options, where, `"${field}" field is ${jsonType(text)}, not a string`);
         continue;
       }
       if (text.trim() === '') {
@@ -93,22 +150,21 @@ async function* readJsonl(path: string, options: CorpusOptions, counts: CorpusCo
     }
   } catch (error) {
     if (error instanceof InputError) throw error;
-    // A truncated or corrupt gzip stream surfaces here.
-    throw new InputError(`${path}:${lineNo + 1}: cannot read (${(error as Error).message})`);
+    const e = error as NodeJS.ErrnoException;
+    if (typeof e.code === 'string' && e.code.startsWith('Z_')) throw new InputError(`${path}:${lineNo + 1}: cannot read: corrupt or truncated gzip data (${e.message})`);
+    throw error;
   } finally {
-    raw.destroy();
+    stream.destroy();
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 async function readTextFile(path: string, root: string | undefined, options: CorpusOptions, counts: CorpusCounts): Promise<RawDocument | undefined> {
   let bytes: Buffer = await readFile(path);
-  if (path.toLowerCase().endsWith('.gz')) {
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
       bytes = gunzipSync(bytes);
     } catch (error) {
-      throw new InputError(`${path}: cannot gunzip (${(error as Error).message})`);
+      throw new InputError(`${path}: cannot read: corrupt or truncated gzip data (${(error as Error).message})`);
     }
   }
   let text: string;
@@ -116,7 +172,7 @@ async function readTextFile(path: string, root: string | undefined, options: Cor
     text = utf8.decode(bytes);
     if (text.includes('\0')) throw new Error('contains NUL bytes');
   } catch {
-    bad(counts, options, path, 'not UTF-8 text');
+    bad(counts, options, path, 'not valid UTF-8 text');
     return undefined;
   }
   if (text.trim() === '') {

@@ -3,13 +3,15 @@
  * collect training text, one to tokenize), one when a tokenizer is given.
  */
 import { copyFileSync, existsSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import {
   artifactInput,
   fileInput,
   InputError,
   InterruptedError,
+  MANIFEST_FILE,
   readManifest,
+  tryReadManifest,
   runStage,
   type InputRef,
   type StageResult,
@@ -47,6 +49,8 @@ export interface PrepareProgress {
 
 export const DEFAULT_VOCAB_SIZE = 8192;
 const BATCH_DOCUMENTS = 256;
+/** A batch also ends at this much text, so a run of long documents does not pile up in memory. */
+const BATCH_CHARS = 1 << 22;
 
 interface TokenizerSource {
   input: InputRef;
@@ -55,13 +59,48 @@ interface TokenizerSource {
   eos: string | undefined;
 }
 
-function resolveTokenizer(path: string, eos: string | undefined): TokenizerSource | Promise<TokenizerSource> {
+async function resolveTokenizer(path: string, eos: string | undefined): Promise<TokenizerSource> {
   if (!existsSync(path)) throw new InputError(`${path}: tokenizer not found (give a token store directory or a tokenizer.json)`);
+  let source: TokenizerSource;
   if (statSync(path).isDirectory()) {
     const manifest = readManifest<TokenStoreStats>(path, TOKEN_STORE_KIND, TOKEN_STORE_VERSION);
-    return { input: artifactInput('tokenizer', path, manifest), file: join(path, FILES.tokenizer), eos: eos ?? manifest.stats.eosToken };
+    source = { input: artifactInput('tokenizer', path, manifest), file: join(path, FILES.tokenizer), eos: eos ?? manifest.stats.eosToken };
+  } else {
+    source = { input: await fileInput('tokenizer', path), file: path, eos };
   }
-  return fileInput('tokenizer', path).then((input) => ({ input, file: path, eos }));
+  // Checked here, under the user's own path, before anything is copied or written.
+  loadTokenizer(source.file, source.eos);
+  return source;
+}
+
+const inside = (child: string, parent: string) => child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
+
+/**
+ * A corpus must be a corpus: not the output itself, nor a folder holding it (the next run would
+ * read its own previous output), nor a lory artifact (a token store is not text).
+ */
+async function checkCorpusInputs(inputs: string[], out: string, files: string[]): Promise<void> {
+  const target = resolve(out);
+  for (const input of inputs) {
+    const path = resolve(input);
+    if (inside(target, path) || inside(path, target)) {
+      throw new InputError(`${input}: the output ${out} is ${inside(target, path) ? 'inside this input' : 'this input or holds it'}; write the token store outside the corpus`);
+    }
+  }
+  for (const file of files) {
+    if (basename(file) !== MANIFEST_FILE) continue;
+    const manifest = tryReadManifestQuietly(dirname(file));
+    if (manifest) throw new InputError(`${dirname(file)}: is a lory ${manifest.kind} artifact, not a corpus; give JSONL or text files`);
+  }
+}
+
+function tryReadManifestQuietly(dir: string): { kind: string } | undefined {
+  try {
+    const m = tryReadManifest(dir);
+    return m?.tool?.name === 'lory' ? m : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function checkAbort(signal: AbortSignal | undefined): void {
@@ -78,6 +117,7 @@ export async function prepare(options: PrepareOptions): Promise<StageResult<Toke
   progress({ phase: 'hashing', documents: 0, tokens: 0, bytes: 0 });
   const files = await corpusFiles(options.inputs);
   if (files.length === 0) throw new InputError(`no files in ${options.inputs.join(', ')}: the corpus is empty`);
+  await checkCorpusInputs(options.inputs, options.out, files);
   const inputs: InputRef[] = [];
   for (const input of options.inputs) inputs.push(await fileInput('corpus', input));
   const given = options.tokenizer !== undefined ? await resolveTokenizer(options.tokenizer, options.eos) : undefined;
@@ -164,7 +204,7 @@ async function writeTokens(
   let tokenCount = 0;
 
   const flush = async (batch: RawDocument[]) => {
-    const ids = await encodeMany(loaded.tokenizer, batch.map((d) => d.text));
+    const ids = await encodeMany(loaded, batch.map((d) => d.text));
     for (let j = 0; j < batch.length; j++) {
       const doc = batch[j]!;
       const docIds = ids[j]!;
@@ -189,11 +229,14 @@ async function writeTokens(
   };
 
   let batch: RawDocument[] = [];
+  let batchChars = 0;
   for await (const doc of readCorpus(inputs, corpus, counts)) {
     batch.push(doc);
-    if (batch.length === BATCH_DOCUMENTS) {
+    batchChars += doc.text.length;
+    if (batch.length === BATCH_DOCUMENTS || batchChars >= BATCH_CHARS) {
       await flush(batch);
       batch = [];
+      batchChars = 0;
     }
   }
   if (batch.length > 0) await flush(batch);
@@ -216,6 +259,7 @@ async function writeTokens(
     eosId: loaded.eosId,
     domains,
     badLines: counts.badLines,
+    badLineExamples: counts.badLineExamples,
     emptyDocuments: counts.emptyDocuments,
     tokenizer: source,
   };

@@ -11,7 +11,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { readManifest, type Manifest } from '../artifacts/index.js';
+import { InputError, readManifest, type Manifest } from '../artifacts/index.js';
 import { readOffsets, readWholeFile } from './binary.js';
 
 export const TOKEN_STORE_KIND = 'token-store';
@@ -32,6 +32,8 @@ export interface TokenStoreStats {
   /** Documents per `domain` value, when the input has one. */
   domains: Record<string, number>;
   badLines: number;
+  /** The first few bad lines skipped (--skip-bad-lines), as 'file:line: why'. */
+  badLineExamples?: string[];
   emptyDocuments: number;
   tokenizer: 'trained' | 'given';
 }
@@ -64,6 +66,50 @@ export class TokenStore {
   constructor(readonly dir: string) {
     this.manifest = readManifest<TokenStoreStats>(dir, TOKEN_STORE_KIND, TOKEN_STORE_VERSION);
     this.offsets = readOffsets(join(dir, FILES.offsets));
+    this.checkStructure();
+  }
+
+  private damaged(what: string): InputError {
+    return new InputError(`${this.dir}: damaged token store: ${what}; rebuild it with \`lory prepare … --force\``);
+  }
+
+  /**
+   * Damage that keeps file sizes: offsets that are not increasing or point past the tokens, text
+   * offsets past the text, counts that disagree with the manifest. O(documents), on every open.
+   */
+  private checkStructure(): void {
+    const s = this.stats;
+    if (s.dtype !== 'uint16' && s.dtype !== 'uint32') throw this.damaged(`dtype '${String(s.dtype)}' is neither uint16 nor uint32`);
+    const files = this.manifest.files;
+    for (const name of Object.values(FILES)) if (!files[name]) throw this.damaged(`the manifest does not list ${name}`);
+    const tokenCount = files[FILES.tokens]!.bytes / (s.dtype === 'uint16' ? 2 : 4);
+    if (!Number.isSafeInteger(s.documents) || s.documents < 1 || this.offsets.length !== s.documents + 1) {
+      throw this.damaged(`${FILES.offsets} holds ${this.offsets.length} offsets, but the manifest counts ${String(s.documents)} documents`);
+    }
+    if (s.tokens !== tokenCount) throw this.damaged(`${FILES.tokens} holds ${tokenCount} tokens, but the manifest counts ${String(s.tokens)}`);
+    checkOffsets(this.offsets, tokenCount, 1, (why) => this.damaged(`${FILES.offsets}: ${why}`));
+    checkOffsets(this.textOffsets(), files[FILES.text]!.bytes, 0, (why) => this.damaged(`${FILES.textOffsets}: ${why}`));
+    if (this.textOffsets().length !== this.offsets.length) throw this.damaged(`${FILES.textOffsets} holds ${this.textOffsets().length} offsets, not ${this.offsets.length}`);
+  }
+
+  /**
+   * The checks that read every token and metadata line (for \`lory verify\`): each document ends
+   * with EOS, every id is inside the vocabulary, documents.jsonl has a line per document.
+   */
+  checkContents(): void {
+    const tokens = this.tokens();
+    const { eosId, vocabSize } = this.stats;
+    for (let i = 0; i < this.documentCount; i++) {
+      if (tokens[this.offsets[i + 1]! - 1] !== eosId) throw this.damaged(`document ${i} does not end with EOS (${eosId})`);
+    }
+    for (let i = 0; i < tokens.length; i++) if (tokens[i]! >= vocabSize) throw this.damaged(`token ${i} is ${tokens[i]}, outside the vocabulary of ${vocabSize}`);
+    let lines: number;
+    try {
+      lines = this.metadata().length;
+    } catch (error) {
+      throw this.damaged(`${FILES.documents}: ${(error as Error).message}`);
+    }
+    if (lines !== this.documentCount) throw this.damaged(`${FILES.documents} has ${lines} lines for ${this.documentCount} documents`);
   }
 
   get stats(): TokenStoreStats {
@@ -92,7 +138,7 @@ export class TokenStore {
     return this.offsets[i + 1]! - this.offsets[i]! - 1;
   }
 
-  private textOffsets(): Float64Array {
+  textOffsets(): Float64Array {
     this.textOffsetCache ??= readOffsets(join(this.dir, FILES.textOffsets));
     return this.textOffsetCache;
   }
@@ -127,7 +173,13 @@ export class TokenStore {
     this.metaCache ??= readFileSync(join(this.dir, FILES.documents), 'utf8')
       .split('\n')
       .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+      .map((l, i) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          throw this.damaged(`${FILES.documents}: line ${i + 1} is not JSON`);
+        }
+      });
     return this.metaCache;
   }
 
@@ -135,6 +187,17 @@ export class TokenStore {
   domains(): Array<string | undefined> {
     return this.metadata().map((m) => (typeof m.domain === 'string' ? m.domain : undefined));
   }
+}
+
+/** Offsets must start at 0, grow (by at least `minStep`: each document holds its EOS) and end at `end`. */
+function checkOffsets(offsets: Float64Array, end: number, minStep: number, damaged: (why: string) => Error): void {
+  if (offsets[0] !== 0) throw damaged(`the first offset is ${offsets[0]}, not 0`);
+  for (let i = 1; i < offsets.length; i++) {
+    const step = offsets[i]! - offsets[i - 1]!;
+    if (!(step >= minStep)) throw damaged(`offset ${i} (${offsets[i]}) does not follow offset ${i - 1} (${offsets[i - 1]})`);
+  }
+  const last = offsets[offsets.length - 1]!;
+  if (last !== end) throw damaged(`the last offset is ${last}, but the file holds ${end}`);
 }
 
 export function openTokenStore(dir: string): TokenStore {

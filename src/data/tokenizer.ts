@@ -26,6 +26,12 @@ export interface LoadedTokenizer {
   eosToken: string;
   eosId: number;
   vocabSize: number;
+  /**
+   * True when cutting a text before a space that starts a word leaves the tokens unchanged (byte-level
+   * BPE with GPT-2's pre-tokenizer and no normalizer: words never span such a space), so a long
+   * document can be tokenized in pieces.
+   */
+  piecewise: boolean;
 }
 
 function runChild(script: string, args: string[]): Promise<void> {
@@ -34,10 +40,19 @@ function runChild(script: string, args: string[]): Promise<void> {
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code, signal) =>
-      code === 0 ? resolve() : reject(new Error(`BPE training failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').pop() ?? ''}`)),
-    );
+    child.on('exit', (code, signal) => {
+      if (code === 0) return resolve();
+      const reason = stderr.trim().split('\n').pop() ?? '';
+      reject(Object.assign(new Error(`BPE training failed (${signal ?? `exit ${code}`}): ${reason}`), osErrorCode(reason, args[args.length - 1]!)));
+    });
   });
+}
+
+/** The errno a native (Rust) message stands for, so a full disk in the child reads as one, not as a bug. */
+function osErrorCode(message: string, path: string): { code?: string; path?: string; syscall?: string } {
+  const os = /os error (\d+)/.exec(message)?.[1];
+  const code = { '28': 'ENOSPC', '30': 'EROFS', '13': 'EACCES', '122': 'EDQUOT' }[os ?? ''] ?? (/No space left/i.test(message) ? 'ENOSPC' : undefined);
+  return code ? { code, path, syscall: 'write' } : {};
 }
 
 interface TrainedJson {
@@ -112,12 +127,13 @@ export function loadTokenizer(path: string, eos?: string): LoadedTokenizer {
   try {
     tokenizer = tokenizers.Tokenizer.fromFile(path);
   } catch (error) {
-    throw new InputError(`${path}: not a tokenizer.json the tokenizers package can load (${(error as Error).message.split('\n')[0]})`);
+    throw new InputError(`${path}: not a tokenizer.json the tokenizers package can load (${tokenizerLoadReason(error)})`);
   }
+  const piecewise = piecewiseSafe(path);
   const candidates = eos !== undefined ? [eos] : EOS_CANDIDATES;
   for (const token of candidates) {
     const id = tokenizer.tokenToId(token);
-    if (id !== null && id !== undefined) return { tokenizer, eosToken: token, eosId: id, vocabSize: tokenizer.getVocabSize(true) };
+    if (id !== null && id !== undefined) return { tokenizer, eosToken: token, eosId: id, vocabSize: tokenizer.getVocabSize(true), piecewise };
   }
   throw new InputError(
     eos !== undefined
@@ -126,8 +142,90 @@ export function loadTokenizer(path: string, eos?: string): LoadedTokenizer {
   );
 }
 
-/** Token ids of many texts at once (no special tokens: EOS goes between documents, nothing else). */
-export async function encodeMany(tokenizer: Tokenizer, texts: string[]): Promise<number[][]> {
-  const encodings = await tokenizer.encodeBatch(texts, { addSpecialTokens: false });
-  return encodings.map((e) => e.getIds());
+/** A native error message on one line, whatever its line breaks ("file\nexpected" → "file expected"). */
+export function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** The tokenizers package's load error, readable: it runs "Error loading from file" into the reason. */
+export function tokenizerLoadReason(error: unknown): string {
+  return oneLine(String((error as Error)?.message ?? error)).replace(/^Error loading from file(?=\S)/, 'error loading from file: ');
+}
+
+function piecewiseSafe(path: string): boolean {
+  try {
+    const json = JSON.parse(readFileSync(path, 'utf8')) as { normalizer?: unknown; pre_tokenizer?: { type?: string; add_prefix_space?: boolean; use_regex?: boolean } | null };
+    const pre = json.pre_tokenizer;
+    return (json.normalizer ?? null) === null && pre?.type === 'ByteLevel' && pre.add_prefix_space === false && pre.use_regex !== false;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Characters of text per piece. The tokenizers package holds about 200 bytes per character of its
+ * input while encoding (offsets, token strings, ...): one 8 MB document took 1.6 GB whole.
+ */
+export const PIECE_CHARS = 1 << 16;
+
+const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
+
+/**
+ * Cuts a long text into pieces of about PIECE_CHARS characters, each cut just before a space that
+ * starts a word (a space between two non-space characters). A text with no such place in a window
+ * stays in one piece there.
+ */
+export function splitForTokenizing(text: string, pieceChars = PIECE_CHARS): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  while (text.length - start > pieceChars) {
+    let cut = -1;
+    for (let i = start + pieceChars; i > start + pieceChars / 2; i--) {
+      if (text.charCodeAt(i) === 32 && !isSpace(text.charCodeAt(i - 1)) && i + 1 < text.length && !isSpace(text.charCodeAt(i + 1))) {
+        cut = i;
+        break;
+      }
+    }
+    if (cut < 0) {
+      // No word-starting space in the window: look further ahead rather than cut inside a word.
+      cut = text.indexOf(' ', start + pieceChars);
+      while (cut > 0 && (isSpace(text.charCodeAt(cut - 1)) || cut + 1 >= text.length || isSpace(text.charCodeAt(cut + 1)))) cut = text.indexOf(' ', cut + 1);
+      if (cut < 0) break;
+    }
+    pieces.push(text.slice(start, cut));
+    start = cut;
+  }
+  pieces.push(text.slice(start));
+  return pieces;
+}
+
+/**
+ * Token ids of many texts (no special tokens: EOS goes between documents, nothing else). Long texts
+ * are tokenized in pieces where the tokenizer allows it, and no call sees more than about 2·PIECE_CHARS
+ * characters, so memory stays bounded by the pieces, not by the longest document.
+ */
+export async function encodeMany(loaded: Pick<LoadedTokenizer, 'tokenizer' | 'piecewise'>, texts: string[]): Promise<number[][]> {
+  const pieces: string[] = [];
+  const owner: number[] = [];
+  texts.forEach((text, i) => {
+    for (const piece of loaded.piecewise ? splitForTokenizing(text) : [text]) {
+      pieces.push(piece);
+      owner.push(i);
+    }
+  });
+  const out: number[][] = texts.map(() => []);
+  for (let from = 0; from < pieces.length; ) {
+    let to = from + 1;
+    let chars = pieces[from]!.length;
+    while (to < pieces.length && chars + pieces[to]!.length <= 2 * PIECE_CHARS) chars += pieces[to++]!.length;
+    const encodings = await loaded.tokenizer.encodeBatch(pieces.slice(from, to), { addSpecialTokens: false });
+    encodings.forEach((e, j) => {
+      const ids = e.getIds();
+      const target = out[owner[from + j]!]!;
+      if (target.length === 0) out[owner[from + j]!] = ids;
+      else for (const id of ids) target.push(id);
+    });
+    from = to;
+  }
+  return out;
 }

@@ -52,7 +52,7 @@ describe('lory embed', () => {
     for (let i = 0; i < ours.count; i++) assert.ok(Math.abs(cosine(ours.vectors.subarray(i * 384, (i + 1) * 384), ours.vectors.subarray(i * 384, (i + 1) * 384)) - 1) < 1e-6);
   });
 
-  it('resumes an interrupted run without recomputing finished chunks, and ends with the same vectors', async () => {
+  it('resumes an interrupted run without recomputing finished chunks, even with another --chunk, and ends with the same vectors and no work directory', async () => {
     const whole = join(root, 'whole');
     await embed({ tokens, out: whole, maxTokens: 14, chunkSize: 32 });
     const out = join(root, 'resumed');
@@ -66,9 +66,11 @@ describe('lory embed', () => {
     assert.ok(workDir, 'the work directory is kept');
     assert.equal(readdirSync(join(root, workDir)).filter((n) => n.endsWith('.f32')).length, 2);
     const second: number[] = [];
-    const result = await embed({ tokens, out, maxTokens: 14, chunkSize: 32, onChunk: (s) => second.push(s) });
+    // --chunk is not part of the fingerprint: the resumed run keeps the earlier run's chunking.
+    const result = await embed({ tokens, out, maxTokens: 14, chunkSize: 16, onChunk: (s) => second.push(s) });
     assert.deepEqual(first, [0, 32]);
     assert.deepEqual(second, [64, 96, 128], 'only unfinished chunks are computed');
+    assert.deepEqual(readdirSync(root).filter((n) => n.startsWith('.lory-tmp-resumed-')), [], 'no work directory outlives the run');
     assert.ok(readFileSync(join(out, 'embeddings.bin')).equals(readFileSync(join(whole, 'embeddings.bin'))));
     assert.equal(result.manifest.stats.documents, 137);
   });

@@ -5,9 +5,9 @@
  * first unfinished chunk when the same command runs again. `shard` embeds one slice of the store
  * (for many machines); `mergeEmbeddings` joins the slices.
  */
-import { existsSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifactInput, fileInput, InputError, InterruptedError, runStage, type InputRef, type StageResult } from '../artifacts/index.js';
+import { artifactInput, fileInput, InputError, InterruptedError, runStage, tryReadManifest, type InputRef, type StageResult } from '../artifacts/index.js';
 import { BufferedWriter, readWholeFile } from '../data/binary.js';
 import { openTokenStore } from '../data/token-store.js';
 import type { Encoder } from './encoder.js';
@@ -96,16 +96,40 @@ async function chooseEncoder(options: EmbedOptions): Promise<EncoderChoice> {
   };
 }
 
+const CHUNKING_FILE = 'chunking.json';
+
+/**
+ * The chunk size of this work directory: an earlier, interrupted run's (so its finished chunks are
+ * used whatever --chunk says now), else the one asked for, recorded before any chunk is written.
+ */
+function resumeChunking(dir: string, requested: number): number {
+  const path = join(dir, CHUNKING_FILE);
+  if (existsSync(path)) {
+    try {
+      const recorded = (JSON.parse(readFileSync(path, 'utf8')) as { chunkSize?: unknown }).chunkSize;
+      if (typeof recorded === 'number' && Number.isInteger(recorded) && recorded > 0) return recorded;
+    } catch {
+      // unreadable: start the chunking afresh below
+    }
+  }
+  // Chunks without a record of their chunking cannot be trusted to line up: start over.
+  for (const name of readdirSync(dir)) if (name.startsWith('chunk-')) rmSync(join(dir, name));
+  return requested;
+}
+
 const chunkName = (start: number, end: number) => `chunk-${String(start).padStart(12, '0')}-${String(end).padStart(12, '0')}.f32`;
 
 export async function embed(options: EmbedOptions): Promise<StageResult<EmbeddingsStats>> {
   const store = openTokenStore(options.tokens);
   const maxTokens = options.maxTokens ?? DEFAULT_MAX_TOKENS;
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InputError(`--max-tokens must be a positive integer, got ${maxTokens}`);
-  const chunkSize = options.chunkSize ?? 1024;
+  const requestedChunk = options.chunkSize ?? 1024;
+  if (!Number.isInteger(requestedChunk) || requestedChunk < 1) throw new InputError(`--chunk must be a positive integer, got ${requestedChunk}`);
   const choice = await chooseEncoder(options);
   const [start, end] = shardRange(store.documentCount, options.shard);
-  const params = { encoder: choice.name, maxTokens, chunkSize, shard: options.shard ?? null };
+  // --chunk is how the work is cut, not what it computes: it stays out of the fingerprint, so changing
+  // it neither recomputes a finished artifact nor loses a resumable run (which keeps its own chunking).
+  const params = { encoder: choice.name, maxTokens, shard: options.shard ?? null };
 
   return runStage<EmbeddingsStats>({
     out: options.out,
@@ -123,6 +147,7 @@ export async function embed(options: EmbedOptions): Promise<StageResult<Embeddin
           throw new InputError(`--max-tokens ${maxTokens} (+${tokenizer.specials} special) exceeds the ${encoder.maxSequence} tokens the encoder takes`);
         }
         const dim = encoder.dim;
+        const chunkSize = resumeChunking(dir, requestedChunk);
         const chunks: Array<[number, number]> = [];
         for (let s = start; s < end; s += chunkSize) chunks.push([s, Math.min(end, s + chunkSize)]);
         const finished = (c: [number, number]) => {
@@ -154,6 +179,7 @@ export async function embed(options: EmbedOptions): Promise<StageResult<Embeddin
           });
           // Written under a temporary name and renamed: a chunk file is either whole or absent.
           const path = join(dir, chunkName(s, e));
+          if (!existsSync(join(dir, CHUNKING_FILE))) writeFileSync(join(dir, CHUNKING_FILE), JSON.stringify({ chunkSize }));
           writeFileSync(`${path}.tmp`, new Uint8Array(vectors.buffer));
           renameSync(`${path}.tmp`, path);
           saved += e - s;
@@ -163,7 +189,7 @@ export async function embed(options: EmbedOptions): Promise<StageResult<Embeddin
         const writer = new BufferedWriter(join(dir, EMBEDDINGS_FILE));
         for (const c of chunks) writer.write(new Uint8Array(readWholeFile(join(dir, chunkName(...c)))));
         writer.close();
-        for (const name of readdirSync(dir)) if (name.startsWith('chunk-')) rmSync(join(dir, name));
+        for (const name of readdirSync(dir)) if (name.startsWith('chunk-') || name === CHUNKING_FILE) rmSync(join(dir, name));
         const seconds = (performance.now() - began) / 1000;
         return {
           documents: total,
@@ -190,7 +216,18 @@ function interrupted(saved: number, total: number): InterruptedError {
 /** Joins shards of one token store, made with the same encoder settings, into one embeddings artifact. */
 export async function mergeEmbeddings(shards: string[], out: string, force = false): Promise<StageResult<EmbeddingsStats>> {
   if (shards.length === 0) throw new InputError('--merge needs the shard directories');
-  const parts = shards.map((dir) => ({ dir, ...readEmbeddings(dir, { allowShard: true }) }));
+  const parts = shards.map((dir) => {
+    const kind = tryReadManifest(dir)?.kind;
+    if (kind === EMBEDDINGS_KIND) throw new InputError(`${dir}: is whole embeddings, not a shard; --merge joins the shards made with --shard i/n`);
+    return { dir, ...readEmbeddings(dir, { allowShard: true }) };
+  });
+  if (parts.some((p) => p.manifest.kind !== EMBEDDINGS_SHARD_KIND)) throw new InputError('--merge joins shards made with `lory embed --shard i/n`');
+  const seen = new Set<string>();
+  for (const p of parts) {
+    const id = `${p.manifest.stats.shard?.index}/${p.manifest.stats.shard?.count}`;
+    if (seen.has(id)) throw new InputError(`${p.dir}: shard ${id} is given twice`);
+    seen.add(id);
+  }
   const first = parts[0]!.manifest;
   const count = first.stats.shard?.count ?? 1;
   for (const p of parts) {

@@ -43,9 +43,25 @@ export function readEmbeddings(dir: string, options: { allowShard?: boolean } = 
   const kind = isShard ? EMBEDDINGS_SHARD_KIND : EMBEDDINGS_KIND;
   const manifest = readManifest<EmbeddingsStats>(dir, kind, EMBEDDINGS_VERSION);
   const vectors = new Float32Array(readWholeFile(join(dir, EMBEDDINGS_FILE)));
-  const { documents, dim } = manifest.stats;
+  const { documents, dim, start, end } = manifest.stats;
+  if (!Number.isSafeInteger(documents) || !Number.isSafeInteger(dim) || dim < 1 || end - start !== documents) {
+    throw new InputError(`${dir}: damaged embeddings: the manifest counts ${String(documents)} documents of ${String(dim)} dimensions for rows ${String(start)}..${String(end)}; rebuild it with --force`);
+  }
   if (vectors.length !== documents * dim) throw new InputError(`${dir}: ${EMBEDDINGS_FILE} holds ${vectors.length} floats, not ${documents}×${dim}; rebuild it with --force`);
+  checkUnitRows(dir, vectors, dim);
   return { manifest, vectors, dim, count: documents };
+}
+
+/** Every row finite and of unit length: NaN or zeroed rows would poison kNN and every figure after it. */
+export function checkUnitRows(dir: string, vectors: Float32Array, dim: number): void {
+  for (let row = 0; row * dim < vectors.length; row++) {
+    let norm = 0;
+    for (let j = row * dim; j < (row + 1) * dim; j++) norm += vectors[j]! * vectors[j]!;
+    if (!Number.isFinite(norm) || Math.abs(norm - 1) > 1e-3) {
+      const what = Number.isFinite(norm) ? `has length ${Math.sqrt(norm).toPrecision(4)}, not 1` : 'holds a value that is not a finite number';
+      throw new InputError(`${dir}: damaged embeddings: row ${row} of ${EMBEDDINGS_FILE} ${what}; rebuild it with \`lory embed … --force\``);
+    }
+  }
 }
 
 /** Writes the embeddings artifact for `vectors` (rows = documents of the token store). */

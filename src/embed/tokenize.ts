@@ -9,6 +9,7 @@
  */
 import tokenizers, { type Tokenizer } from 'tokenizers';
 import { InputError } from '../artifacts/index.js';
+import { tokenizerLoadReason } from '../data/tokenizer.js';
 
 export class EncoderTokenizer {
   private readonly tokenizer: Tokenizer;
@@ -30,7 +31,7 @@ export class EncoderTokenizer {
     try {
       tokenizer = tokenizers.Tokenizer.fromFile(path);
     } catch (error) {
-      throw new InputError(`${path}: not a tokenizer.json the tokenizers package can load (${(error as Error).message.split('\n')[0]})`);
+      throw new InputError(`${path}: not a tokenizer.json the tokenizers package can load (${tokenizerLoadReason(error)})`);
     }
     // Packaged tokenizers often carry their own truncation and padding (MiniLM's: 128, fixed); lory does both itself.
     tokenizer.disablePadding();

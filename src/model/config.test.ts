@@ -39,7 +39,7 @@ eval: { domains: [books] }
   assert.equal(c.experts, 4);
   assert.equal(c.normEps, 1e-6);
   assert.equal(c.dFf, 256, 'derived from d_model');
-  assert.deepEqual(modelConfigFromPipeline('train: {steps: 1}\n'), resolveModelConfig(), 'no model section: defaults');
+  assert.throws(() => modelConfigFromPipeline('train: {steps: 1}\n'), { name: 'ConfigError', message: /no model: section/ }, 'no model section is an error, not the defaults');
   assert.deepEqual(parseModelConfig(modelConfigToYamlObject(c)), c, 'the YAML spelling round-trips');
 });
 

@@ -286,9 +286,13 @@ export function parseModelConfig(raw: unknown, where?: string): ModelConfig {
   }
 }
 
+/** Top-level sections a pipeline may hold (pipelines/*.yaml and the stages that read them). */
+export const PIPELINE_SECTIONS = ['name', 'out', 'output', 'outputs', 'data', 'prepare', 'tokenizer', 'embed', 'batches', 'model', 'train', 'eval', 'inspect', 'generate', 'runs'] as const;
+
 /**
  * A pipeline YAML's text → its model config. Other top-level sections (data, train, eval, …) are left
- * to their stages. A pipeline without a `model:` section gets the defaults.
+ * to their stages, but must be known ones: a misspelt section would otherwise be ignored. The `model:`
+ * section is required and must not be empty — a typo there would silently give the default model.
  */
 export function modelConfigFromPipeline(yamlText: string, source?: string): ModelConfig {
   let doc: unknown;
@@ -301,7 +305,19 @@ export function modelConfigFromPipeline(yamlText: string, source?: string): Mode
   if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) {
     throw new ConfigError(`${source ? `${source}: ` : ''}a pipeline must be a YAML mapping of sections (model:, data:, train:, …)`);
   }
-  const section = (doc as Record<string, unknown> | null)?.model;
+  const prefix = source ? `${source}: ` : '';
+  const sections = (doc ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(sections)) {
+    if ((PIPELINE_SECTIONS as readonly string[]).includes(key)) continue;
+    const best = PIPELINE_SECTIONS.map((y) => [y, editDistance(key, y)] as const).sort((a, b) => a[1] - b[1])[0]!;
+    const hint = best[1] <= 2 ? `did you mean '${best[0]}'?` : `known sections: ${PIPELINE_SECTIONS.join(', ')}`;
+    throw new ConfigError(`${prefix}${key}: unknown top-level section; ${hint}`);
+  }
+  if (!('model' in sections)) throw new ConfigError(`${prefix}no model: section; a pipeline describes its model under model: (d_model, n_layers, …)`);
+  const section = sections.model;
+  if (section === null || section === undefined || (typeof section === 'object' && !Array.isArray(section) && Object.keys(section).length === 0)) {
+    throw new ConfigError(`${prefix}model: is empty; give the model's fields (d_model, n_layers, …)`);
+  }
   return parseModelConfig(section, source);
 }
 

@@ -66,9 +66,15 @@ Examples:
   $ lory embed --merge work/emb-0 work/emb-1 -o work/embeddings
   $ lory embed work/train -o work/emb-contriever --encoder contriever.onnx --encoder-tokenizer tokenizer.json`,
     )
-    .action(async (tokens: string | undefined, flags: Flags) => {
+    .action(async (tokens: string | undefined, flags: Flags, command: Command) => {
       if (flags.merge) {
         if (tokens !== undefined) throw new InputError('--merge takes shard directories only; leave out the token store');
+        // Flags that shape the embedding itself have no meaning when joining finished shards.
+        const given = ['shard', 'encoder', 'encoderTokenizer', 'maxTokens', 'batchTokens', 'threads', 'chunk'].filter((o) => command.getOptionValueSource(o) === 'cli');
+        if (given.length > 0) {
+          const flag = (o: string) => `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+          throw new InputError(`--merge joins finished shards; ${given.map(flag).join(', ')} ${given.length > 1 ? 'do' : 'does'} not apply to it`);
+        }
         const result = await mergeEmbeddings(flags.merge, flags.out, flags.force);
         process.stdout.write(`${result.skipped ? `${flags.out} is up to date` : `wrote ${flags.out}`}\n${summary(result.manifest.stats)}\n`);
         return;

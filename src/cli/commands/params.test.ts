@@ -63,3 +63,28 @@ test('lory params exits 2 with one line for a missing file or an impossible mode
   assert.equal(r.status, 2);
   assert.equal(r.stderr.trim(), `error: ${bad}: model.d_model (1000) must be divisible by model.n_heads (16)`);
 });
+
+// Class 4 of issue 12: a pipeline whose model: section is misspelt, empty or missing, or that has an
+// unknown top-level section, must not print the default model. The fragments are what any validator
+// says (the model section and the offending key are named), so the rows hold whichever lands.
+const pipelineRows: Array<{ name: string; yaml: string; fragment: RegExp }> = [
+  { name: 'a misspelt model: key', yaml: 'modle:\n  d_model: 256\n  n_layers: 2\n  n_heads: 4\n', fragment: /modle.*(unknown|unrecognized|not a known)|(unknown|unrecognized).*modle/i },
+  { name: 'an empty model: section', yaml: 'model:\ntrain: {steps: 3}\n', fragment: /model/ },
+  { name: 'no model: section at all', yaml: 'train: {steps: 3}\n', fragment: /model/ },
+  { name: 'an unknown top-level section', yaml: 'model:\n  d_model: 256\n  n_layers: 2\n  n_heads: 4\ntrian: {steps: 3}\n', fragment: /trian/ },
+  { name: 'a model: that is a list', yaml: 'model: [1, 2]\n', fragment: /model/ },
+];
+
+for (const row of pipelineRows) {
+  test(`lory params on ${row.name} exits 2 with one line, not the default model`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lory-params-'));
+    const file = join(dir, 'pipeline.yaml');
+    writeFileSync(file, row.yaml);
+    const r = lory('params', file);
+    assert.equal(r.status, 2, r.stdout + r.stderr);
+    assert.equal(r.stdout, '', 'no model printed');
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /^error: .*pipeline\.yaml/);
+    assert.match(r.stderr, row.fragment);
+  });
+}

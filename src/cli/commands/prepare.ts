@@ -80,7 +80,15 @@ Examples:
             `tokenizer   ${s.tokenizer === 'trained' ? 'byte-level BPE trained here' : 'given'}, vocabulary ${s.vocabSize.toLocaleString('en')}`,
           ].join('\n') + '\n',
         );
-        if (s.badLines > 0) log.warn(`skipped ${s.badLines} bad lines (--skip-bad-lines)`);
+        if (s.badLines > 0) {
+          const shown = s.badLineExamples ?? [];
+          log.warn(`skipped ${s.badLines} bad lines (--skip-bad-lines)${shown.length ? `; the first ${shown.length}:` : ''}`);
+          for (const line of shown) log.warn(`  ${line}`);
+        }
+        const asked = (result.manifest.params.tokenizer as { vocabSize?: number }).vocabSize;
+        if (asked !== undefined && s.vocabSize < asked) {
+          log.warn(`the vocabulary has ${s.vocabSize.toLocaleString('en')} tokens, not the ${asked.toLocaleString('en')} asked for: this corpus has no more merges to learn`);
+        }
         if (s.emptyDocuments > 0) log.warn(`skipped ${s.emptyDocuments} documents with empty text`);
       });
     });
