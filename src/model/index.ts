@@ -38,3 +38,4 @@ export {
 export { PARAM, paramSpecs, initParams, layoutOf, type FfnLayout, type ParamSpec, type ParamValues, type ParamArray } from './params.js';
 export { denseToMoe } from './convert.js';
 export { countParams, countFlops, type ParamCount, type FlopCount } from './count.js';
+export { buildLoryDecode, DECODE_INPUT, DECODE_OUTPUT, type DecodeModel } from './decode.js';
