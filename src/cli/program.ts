@@ -8,6 +8,9 @@ import { registerPrepare } from './commands/prepare.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerBuildBatches } from './commands/build-batches.js';
 import { registerParams } from './commands/params.js';
+import { registerEval } from './commands/eval.js';
+import { registerInspectExperts } from './commands/inspect-experts.js';
+import { registerGenerate } from './commands/generate.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -48,5 +51,8 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
   registerEmbed(program);
   registerBuildBatches(program);
   registerParams(program);
+  registerEval(program);
+  registerInspectExperts(program);
+  registerGenerate(program);
   return program;
 }

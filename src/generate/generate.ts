@@ -29,7 +29,7 @@ export interface GenerateOptions extends SamplingOptions {
   threads?: number;
   signal?: AbortSignal;
   /** Called with each generated token as soon as it is drawn. */
-  onToken?(id: number): void;
+  onToken?(id: number): void | Promise<void>;
 }
 
 export interface GenerateResult {
@@ -41,6 +41,18 @@ export interface GenerateResult {
   promptRouting: number[][];
   promptMs: number;
   decodeMs: number;
+}
+
+/** Each setting in range, or an InputError naming its flag. */
+export function checkGenerateOptions(o: GenerateOptions): void {
+  const bad = (flag: string, want: string, got: number) => {
+    throw new InputError(`--${flag} must be ${want}, got ${got}`);
+  };
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) bad('max-tokens', 'a positive integer', o.maxTokens);
+  if (!(o.temperature >= 0 && o.temperature <= 100)) bad('temperature', 'a number in [0, 100] (0: greedy)', o.temperature);
+  if (!Number.isInteger(o.topK) || o.topK < 0) bad('top-k', 'a non-negative integer (0: all tokens)', o.topK);
+  if (!(o.topP > 0 && o.topP <= 1)) bad('top-p', 'a number in (0, 1]', o.topP);
+  if (!Number.isInteger(o.seed) || o.seed < 0) bad('seed', 'a non-negative integer', o.seed);
 }
 
 /** softmax(mean · R) for one layer: mean [d], R [d,E]. */
@@ -70,7 +82,7 @@ export async function generateTokens(model: ModelConfig, weights: Record<string,
   const C = model.contextLength;
   const context = [eos, ...prompt];
   if (context.length >= C) throw new InputError(`the prompt is ${prompt.length} tokens; the model's context holds ${C} (EOS + prompt + at least one new token): shorten the prompt`);
-  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new InputError(`--max-tokens must be a positive integer, got ${o.maxTokens}`);
+  checkGenerateOptions(o);
   const routingMode = o.routing ?? 'prompt';
   if (routingMode === 'segment' && o.cache === false) throw new InputError('--routing segment needs the key/value cache (it re-routes at segment boundaries as it decodes)');
   const moe = isMoe(model);
@@ -117,7 +129,7 @@ export async function generateTokens(model: ModelConfig, weights: Record<string,
         break;
       }
       tokens.push(next);
-      o.onToken?.(next);
+      await o.onToken?.(next);
       if (tokens.length === o.maxTokens) break;
       if (decoder.length >= decoder.capacity) {
         stoppedBy = 'context';
