@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
 import { compileTrainStep } from '../src/graph/compile/train-step.js';
-import { Trainer } from '../src/graph/compile/trainer.js';
+import { Trainer } from '../src/train/trainer.js';
 import { buildTinyLlama, initParams, type TinyLlamaConfig } from '../src/graph/testing/tiny-llama.js';
 import { rng } from '../src/graph/testing/random.js';
 import { loadRuntime } from '../src/runtime/index.js';

@@ -8,6 +8,8 @@ import { registerPrepare } from './commands/prepare.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerBuildBatches } from './commands/build-batches.js';
 import { registerParams } from './commands/params.js';
+import { registerTrain } from './commands/train.js';
+import { registerRun } from './commands/run.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspectExperts } from './commands/inspect-experts.js';
 import { registerGenerate } from './commands/generate.js';
@@ -51,6 +53,8 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
   registerEmbed(program);
   registerBuildBatches(program);
   registerParams(program);
+  registerTrain(program);
+  registerRun(program);
   registerEval(program);
   registerInspectExperts(program);
   registerGenerate(program);

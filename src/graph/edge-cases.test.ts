@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as G from './index.js';
 import { compileTrainStep } from './compile/train-step.js';
-import { Trainer } from './compile/trainer.js';
+import { Trainer } from '../train/trainer.js';
 import { runModel } from './testing/execute.js';
 
 describe('graph edge cases', () => {

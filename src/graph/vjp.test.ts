@@ -40,6 +40,10 @@ const cases: Case[] = [
   { title: 'logSoftmax', dtype: f64, inputs: [{ name: 'x', shape: [2, 5] }], build: (_g, [x]) => G.logSoftmax(x!) },
   { title: 'layerNorm w.r.t. input, gain and bias', dtype: f64, inputs: [{ name: 'x', shape: [2, 3, 4] }, { name: 'gamma', shape: [4] }, { name: 'beta', shape: [4] }], build: (_g, [x, s, b]) => G.layerNorm(x!, s!, b!) },
   { title: 'rmsNorm w.r.t. input and scale', dtype: f64, inputs: [{ name: 'x', shape: [2, 3, 4] }, { name: 'scale', shape: [4] }], build: (_g, [x, s]) => G.rmsNorm(x!, s!) },
+  // Activations far below ε make the gradient hinge on ε: ORT applies the float32 ε attribute even in
+  // float64, so a VJP using the exact float64 ε would be ≈1e-8 relative off (caught at rtol 2e-9).
+  { title: 'rmsNorm in float64 at activations far below ε (VJP uses the float32 ε ORT applies)', dtype: f64, inputs: [{ name: 'x', shape: [2, 8], lo: 1e-5, hi: 1e-4 }, { name: 'scale', shape: [8] }], build: (_g, [x, s]) => G.rmsNorm(x!, s!, 1e-5), tol: { eps: 1e-7, rtol: 2e-9, atol: 1e-9 } },
+  { title: 'layerNorm in float64 at activations far below ε (VJP uses the float32 ε ORT applies)', dtype: f64, inputs: [{ name: 'x', shape: [2, 8], lo: 1e-6, hi: 1e-5 }, { name: 'gamma', shape: [8], grad: false }, { name: 'beta', shape: [8], grad: false }], build: (_g, [x, s, b]) => G.layerNorm(x!, s!, b!, 1e-5), tol: { eps: 1e-8, rtol: 2e-9, atol: 1e-9 } },
   {
     title: 'rope in float64 (Slice/Concat lowering)',
     dtype: f64,

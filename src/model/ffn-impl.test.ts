@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as G from '../graph/index.js';
 import { compileTrainStep } from '../graph/compile/train-step.js';
-import { Trainer } from '../graph/compile/trainer.js';
+import { Trainer } from '../train/trainer.js';
 import { loadModel } from '../graph/testing/execute.js';
 import { gradCheck } from '../graph/testing/gradcheck.js';
 import { normalArray, rng } from '../graph/testing/random.js';

@@ -9,7 +9,7 @@
  *   layers.{l}.ffn_norm         [d]         ones                                no_decay
  *   dense:  layers.{l}.ffn.w_gate, w_up [d, f], w_down [f, d]
  *   MoE:    layers.{l}.ffn.w_gate, w_up [E, d, f], w_down [E, f, d] (expert i is slice i)
- *           layers.{l}.ffn.router  [d, E]   N(0, router_init_std)               decay
+ *           layers.{l}.ffn.router  [d, E]   N(0, router_init_std)               router
  *           w_gate, w_up N(0, init_std); w_down N(0, init_std/√(2·n_layers))   decay
  *   final_norm                  [d]         ones                                no_decay
  *   lm_head                     [d, V]      N(0, init_std)                      decay
@@ -18,6 +18,11 @@
  * 1/√(2·n_layers) as in GPT-2/nanoGPT: each residual branch adds to the stream twice per layer.
  * The MoE expert tensors keep the dense names with an expert axis in front, so dense → MoE conversion
  * is a copy along that axis.
+ *
+ * Weight-decay groups: matrices decay; norm scales and the input embedding do not (decay would pull
+ * the rows of rare tokens to zero between their few gradient updates). The router is its own group,
+ * undecayed by default (train.weight_decay_router): decay pulls it toward zero, i.e. toward uniform
+ * routing, against the specialisation Lory wants, and d×E weights regularise nothing worth it.
  */
 import type { Shape } from '../graph/index.js';
 import { isMoe, type ModelConfig, type ModelDtype } from './config.js';
@@ -33,8 +38,8 @@ export interface ParamSpec {
   shape: number[];
   role: ParamRole;
   init: { kind: 'normal'; std: number } | { kind: 'ones' };
-  /** Optimizer group (graph/optim's convention): matrices decay; norm scales and the input embedding do not. */
-  group: 'decay' | 'no_decay';
+  /** Optimizer group (graph/optim's convention): matrices decay; norm scales and the input embedding do not; the router is 'router'. */
+  group: 'decay' | 'no_decay' | 'router';
   layer?: number;
 }
 
@@ -69,7 +74,7 @@ export function paramSpecs(c: ModelConfig, layout?: FfnLayout): ParamSpec[] {
       specs.push({ name: PARAM.attn(l, w), shape: [d, d], role: 'attention', init: normal(w === 'wo' ? outStd : std), group: 'decay', layer: l });
     }
     specs.push({ name: PARAM.ffnNorm(l), shape: [d], role: 'norm', init: ones, group: 'no_decay', layer: l });
-    if (moe) specs.push({ name: PARAM.router(l), shape: [d, E], role: 'router', init: normal(c.routerInitStd), group: 'decay', layer: l });
+    if (moe) specs.push({ name: PARAM.router(l), shape: [d, E], role: 'router', init: normal(c.routerInitStd), group: 'router', layer: l });
     const lead = moe ? [E] : [];
     specs.push({ name: PARAM.ffn(l, 'w_gate'), shape: [...lead, d, f], role: 'ffn', init: normal(std), group: 'decay', layer: l });
     specs.push({ name: PARAM.ffn(l, 'w_up'), shape: [...lead, d, f], role: 'ffn', init: normal(std), group: 'decay', layer: l });

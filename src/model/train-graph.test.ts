@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compileTrainStep } from '../graph/compile/train-step.js';
-import { Trainer } from '../graph/compile/trainer.js';
+import { Trainer } from '../train/trainer.js';
 import type { HostTensor } from '../runtime/index.js';
 import { resolveModelConfig } from './config.js';
 import { ROUTING_DIAG, loryTrainSpec } from './model.js';

@@ -61,6 +61,8 @@ export interface CompiledTrainStep {
   state: StateSlot[];
   /** Scalar inputs of the update: learning rate and the 1-based update number. */
   schedule: { lr: string; step: string };
+  /** Dtype of the scalar inputs (lr, step, grad scale): the parameters' (float64 models get float64 scalars). */
+  scalarDtype: DType;
   /** Scalar input of `apply`: multiplier on the accumulated gradients (1/micro-batches for a mean). */
   gradScale: string;
   diagnostics: string[];
@@ -90,7 +92,9 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledTrainStep {
   for (const [k, t] of Object.entries(diagnostics)) diag[`diag/${k}`] = t;
 
   const grads = grad(loss, params);
-  const slots = adamwSlots(g, params);
+  // The schedule scalars follow the parameters: a float32 lr would round float64 updates.
+  const scalarDtype: DType = params.some((p) => p.dtype === 'float64') ? 'float64' : 'float32';
+  const slots = adamwSlots(g, params, scalarDtype);
   const forced = [...batch, ...params, ...slots.m, ...slots.v, slots.lr, slots.step];
   const opt = adamw(g, params, grads, slots, spec.optimizer);
   const stepOut: Record<string, Tensor> = { loss, grad_norm: opt.gradNorm, ...diag };
@@ -109,6 +113,7 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledTrainStep {
       ...slots.v.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], kind: 'adam_v' as const })),
     ],
     schedule: { lr: slots.lr.name, step: slots.step.name },
+    scalarDtype,
     gradScale: 'opt/grad_scale',
     diagnostics: Object.keys(diag),
     step: compiled(g, stepOut, state, forced, 'train_step'),
@@ -121,7 +126,7 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledTrainStep {
     g.scope('accumulate', () => params.forEach((_, i) => (accOut[NEXT(acc[i]!.name)] = add(acc[i]!, grads[i]!))));
     result.accumulate = compiled(g, accOut, acc, [...batch, ...params, ...acc], 'accumulate');
 
-    const scale = g.input(result.gradScale, 'float32', []);
+    const scale = g.input(result.gradScale, scalarDtype, []);
     const applied = g.scope('apply', () => {
       const scaled = acc.map((a) => mul(a, cast(scale, a.dtype)));
       return adamw(g, params, scaled, slots, spec.optimizer);

@@ -60,6 +60,12 @@ function normInputGrad(gh: Tensor, xhat: Tensor, r: Tensor, centred: boolean): T
   return mul(r, inner);
 }
 
+/**
+ * ONNX declares the norms' epsilon a float32 attribute, so ORT adds float32(ε) even in float64 graphs;
+ * the VJP must differentiate that forward, not one with the exact ε.
+ */
+const ortEpsilon = (eps: number) => Math.fround(eps);
+
 const LayerNormDef: OpDef = {
   type: 'layerNorm',
   onnxName: 'LayerNorm',
@@ -69,7 +75,7 @@ const LayerNormDef: OpDef = {
   },
   vjp: (n, [g], needs) => {
     const [x, gamma, beta] = n.inputs as [Tensor, Tensor, Tensor | undefined];
-    const eps = n.attrs.eps as number;
+    const eps = ortEpsilon(n.attrs.eps as number);
     // The forward's mean and 1/σ are recomputed: ORT's LayerNormalization only emits them in float32.
     const xc = sub(x, reduceMean(x, -1, true));
     const r = pow(add(reduceMean(mul(xc, xc), -1, true), eps), -0.5);
@@ -96,7 +102,7 @@ const RmsNormDef: OpDef = {
   },
   vjp: (n, [g], needs) => {
     const [x, scale] = n.inputs as [Tensor, Tensor];
-    const r = pow(add(reduceMean(mul(x, x), -1, true), n.attrs.eps as number), -0.5);
+    const r = pow(add(reduceMean(mul(x, x), -1, true), ortEpsilon(n.attrs.eps as number)), -0.5);
     const xhat = mul(x, r);
     return [needs[0] ? normInputGrad(mul(g!, scale), xhat, r, false) : undefined, needs[1] ? sumTo(mul(g!, xhat), scale.shape) : undefined];
   },

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as G from '../index.js';
-import { compileTrainStep } from './train-step.js';
+import * as G from '../graph/index.js';
+import { compileTrainStep } from '../graph/compile/train-step.js';
 import { Trainer } from './trainer.js';
-import { normalArray, rng } from '../testing/random.js';
-import { buildTinyLlama, initParams } from '../testing/tiny-llama.js';
-import type { HostTensor } from '../testing/execute.js';
+import { normalArray, rng } from '../graph/testing/random.js';
+import { buildTinyLlama, initParams } from '../graph/testing/tiny-llama.js';
+import type { HostTensor } from '../graph/testing/execute.js';
 
 const N = 16;
 const IN = 8;
@@ -118,6 +118,29 @@ test('a 1-layer transformer memorises a fixed batch', async () => {
     const last = (await trainer.eval(batch)).loss;
     assert.ok(first > 2, `initial loss ${first}`);
     assert.ok(last < 0.05, `loss after 150 steps: ${last}`);
+  } finally {
+    trainer.dispose();
+  }
+});
+
+test('a float64 model gets float64 lr, step and grad-scale inputs: one AdamW update equals the float64 formula exactly', async () => {
+  // lr = 0.1 is not a float32 number: a float32 lr input would move p by fround(0.1) ≈ 0.1 + 1.5e-9.
+  const c = compileTrainStep({
+    build: (g) => ({ loss: G.reduceSum(G.mul(g.param('w', [3], { dtype: 'float64' }), g.input('x', 'float64', [3]))) }),
+    optimizer: { clipNorm: 0, weightDecay: {} },
+    accumulation: true,
+  });
+  assert.equal(c.scalarDtype, 'float64');
+  for (const name of [c.schedule.lr, c.schedule.step]) assert.equal(c.step.inputs.find((v) => v.name === name)!.dtype, 'float64');
+  assert.equal(c.apply!.inputs.find((v) => v.name === c.gradScale)!.dtype, 'float64');
+  const w0 = Float64Array.of(0.5, -1.25, 2);
+  const x = Float64Array.of(0.3, -0.7, 1.1); // dL/dw = x
+  const trainer = await Trainer.create(c, { w: w0 });
+  try {
+    await trainer.step({ x: { dtype: 'float64', shape: [3], data: x } }, 0.1, 1);
+    const w = trainer.read('w') as Float64Array;
+    // Step 1: m̂ = g, v̂ = g², so p ← p − lr·g/(|g| + ε).
+    w0.forEach((p, i) => assert.equal(w[i], p - 0.1 * (x[i]! / (Math.sqrt(x[i]! * x[i]!) + 1e-8)), `w[${i}]`));
   } finally {
     trainer.dispose();
   }

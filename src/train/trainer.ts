@@ -3,9 +3,9 @@
  * Each state slot has two buffers: a run reads the current one and writes `next/<slot>` into the
  * spare (RunOptions.into), then the two swap: no allocation and no copy into JS per step.
  */
-import type { AnyTypedArray } from '../onnx/dtype.js';
-import { loadRuntime, type Feed, type HostTensor, type ResidentValue, type Session, type SessionOptions } from '../../runtime/index.js';
-import { NEXT, type CompiledGraph, type CompiledTrainStep, type StateSlot } from './train-step.js';
+import type { AnyTypedArray } from '../graph/onnx/dtype.js';
+import { loadRuntime, type Feed, type HostTensor, type ResidentValue, type Session, type SessionOptions } from '../runtime/index.js';
+import { NEXT, type CompiledGraph, type CompiledTrainStep, type StateSlot } from '../graph/compile/train-step.js';
 
 interface Slot {
   info: StateSlot;
@@ -20,7 +20,6 @@ export interface StepResult {
   diagnostics: Record<string, ResidentValue>;
 }
 
-const scalar = (x: number): HostTensor => ({ dtype: 'float32', shape: [], data: Float32Array.of(x) });
 
 export class Trainer {
   /** A run in flight: state ping-pongs between two buffers, so runs must not overlap. */
@@ -57,6 +56,12 @@ export class Trainer {
       throw error;
     }
     return new Trainer(compiled, slots, sessions);
+  }
+
+  /** A schedule scalar in the dtype the compiled step declares (float64 for float64 models). */
+  private scalar(x: number): HostTensor {
+    const dtype = this.compiled.scalarDtype;
+    return { dtype, shape: [], data: dtype === 'float64' ? Float64Array.of(x) : Float32Array.of(x) };
   }
 
   private async run(key: 'step' | 'eval' | 'accumulate' | 'apply', extra: Record<string, Feed>): Promise<Record<string, ResidentValue>> {
@@ -101,7 +106,7 @@ export class Trainer {
   /** One full update on one batch. `step` is the 1-based update number (bias correction). */
   async step(batch: Record<string, Feed>, lr: number, step: number): Promise<StepResult> {
     const s = this.compiled.schedule;
-    const res = await this.run('step', { ...batch, [s.lr]: scalar(lr), [s.step]: scalar(step) });
+    const res = await this.run('step', { ...batch, [s.lr]: this.scalar(lr), [s.step]: this.scalar(step) });
     return Trainer.collect(res, this.compiled.step.stateMap);
   }
 
@@ -120,7 +125,7 @@ export class Trainer {
   async apply(lr: number, step: number, gradScale: number): Promise<StepResult> {
     if (!this.sessions.apply) throw new Error('Trainer.apply: compile with { accumulation: true }');
     const s = this.compiled.schedule;
-    const res = await this.run('apply', { [s.lr]: scalar(lr), [s.step]: scalar(step), [this.compiled.gradScale]: scalar(gradScale) });
+    const res = await this.run('apply', { [s.lr]: this.scalar(lr), [s.step]: this.scalar(step), [this.compiled.gradScale]: this.scalar(gradScale) });
     return Trainer.collect(res, this.compiled.apply!.stateMap);
   }
 

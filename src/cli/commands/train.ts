@@ -1,0 +1,76 @@
+/** `lory train`: packed instances + a pipeline's model and train sections → a run directory with checkpoints and metrics. */
+import type { Command } from 'commander';
+import { InputError, InterruptedError } from '../../artifacts/index.js';
+import { loadPipeline, resolvedRunConfig } from '../../pipeline/load.js';
+import { train } from '../../train/loop.js';
+import { runStageCommand } from '../stage-command.js';
+import { commandLine, trainReporter, withSigterm } from './train-report.js';
+
+interface Flags {
+  out: string;
+  config: string;
+  run?: string;
+  valid?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description("train a model (dense or Lory) on packed instances, with the pipeline's model: and train: sections")
+    .argument('<batches>', 'packed instances (made by `lory build-batches`)')
+    .requiredOption('-o, --out <dir>', 'the run directory (checkpoints/, metrics.jsonl, config.json); an unfinished run there is resumed')
+    .requiredOption('-c, --config <pipeline.yaml>', 'pipeline file: its model: and train: sections (or a runs: entry) say what to train')
+    .option('--run <name>', 'which runs: entry of the pipeline to train (needed when it lists several)')
+    .option('--valid <batches>', "validate on these batches' valid.bin (default: the training batches' own)")
+    .option('--force', 'start over even when the run directory holds a finished or unfinished run')
+    .option('--json', 'stream one JSON line per event (start, step, valid, convert, checkpoint) on stdout')
+    .addHelpText(
+      'after',
+      `
+Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 130; the same command resumes.
+
+Examples:
+  $ lory train work/demo/batches-similarity -o work/demo/runs/lory --config pipelines/demo.yaml --run lory
+  $ lory train work/batches -o work/run --config my.yaml --json | jq -c 'select(.type=="valid")'`,
+    )
+    .action(async (batches: string, flags: Flags) => {
+      const loaded = loadPipeline(flags.config);
+      const names = loaded.runs.map((r) => r.name);
+      const run = flags.run ? loaded.runs.find((r) => r.name === flags.run) : loaded.runs.length === 1 ? loaded.runs[0] : undefined;
+      if (!run) {
+        throw new InputError(flags.run ? `${flags.config}: no run named '${flags.run}'; its runs: ${names.join(', ')}` : `${flags.config} lists several runs (${names.join(', ')}); pick one with --run`);
+      }
+      await runStageCommand({ name: 'train', startText: `compiling the ${run.model.experts > 1 ? 'Lory' : 'dense'} train step`, interruptText: 'interrupted; finishing the step and writing a checkpoint (Ctrl-C again to exit now)' }, async (progress, sigint) => {
+        const stop = withSigterm(sigint);
+        try {
+          const result = await train({
+            batches,
+            out: flags.out,
+            model: run.model,
+            train: run.train,
+            config: resolvedRunConfig(loaded, run),
+            ...(flags.valid ? { valid: flags.valid } : {}),
+            force: flags.force ?? false,
+            signal: stop.signal,
+            onEvent: trainReporter(run.name, progress, flags.json ?? false),
+          });
+          const s = result.manifest!.stats;
+          const line = result.skipped ? `${flags.out} is up to date (--force trains again)` : `trained ${s.steps} steps in ${s.seconds.toFixed(1)} s`;
+          progress.succeed(line);
+          if (!flags.json) {
+            process.stdout.write(
+              `run              ${result.runDir}\nfinal loss       ${s.finalLoss.toFixed(4)} (train), ${s.validLoss?.toFixed(4) ?? '—'} (validation), best ${s.bestValidLoss?.toFixed(4) ?? '—'}\n` +
+                `throughput       ${s.medianTokensPerSecond.toFixed(0)} tokens/s (median), MFU ${(100 * s.medianMfu).toFixed(2)}% of a ${(s.peakFlops / 1e9).toFixed(1)} GFLOP/s GEMM peak\n`,
+            );
+          }
+        } catch (error) {
+          if (error instanceof InterruptedError) throw new InterruptedError(`${error.message}: ${commandLine()}`);
+          throw error;
+        } finally {
+          stop.dispose();
+        }
+      });
+    });
+}

@@ -1,0 +1,148 @@
+/**
+ * Pipeline file → validated, resolved config: the zod schema checks the whole file (every problem is
+ * reported, each naming its field path), then each run's model section goes through the model's own
+ * resolveModelConfig and the sequence-length checks, and the files the pipeline names must exist.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { InputError } from '../artifacts/index.js';
+import { checkTrainingSequenceLength, modelConfigToYamlObject, parseModelConfig, type ModelConfig } from '../model/index.js';
+import { pipelineSchema, type Pipeline, type TrainSection } from './schema.js';
+import { closest } from './suggest.js';
+
+export interface ResolvedRun {
+  name: string;
+  batches: 'similarity' | 'random';
+  model: ModelConfig;
+  train: TrainSection;
+}
+
+export interface LoadedPipeline {
+  file: string;
+  pipeline: Pipeline;
+  runs: ResolvedRun[];
+}
+
+const formatPath = (path: ReadonlyArray<PropertyKey>) =>
+  path.reduce<string>((s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)), '');
+
+/** The schema at `path` (through optional/default wrappers, objects and arrays). */
+function schemaAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): z.ZodType | undefined {
+  let s: z.ZodType | undefined = schema;
+  const unwrap = (x: z.ZodType): z.ZodType => {
+    let cur = x as unknown as { _zod: { def: { type: string; innerType?: z.ZodType } } };
+    while (['optional', 'default', 'nullable', 'prefault'].includes(cur._zod.def.type) && cur._zod.def.innerType) cur = cur._zod.def.innerType as never;
+    return cur as unknown as z.ZodType;
+  };
+  for (const key of path) {
+    if (!s) return undefined;
+    const def: { type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType } = (unwrap(s) as unknown as { _zod: { def: { type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType } } })._zod.def;
+    if (def.type === 'object' && typeof key === 'string') s = def.shape?.[key];
+    else if (def.type === 'array' && typeof key === 'number') s = def.element;
+    else return undefined;
+  }
+  return s;
+}
+
+function description(s: z.ZodType | undefined): string | undefined {
+  let cur = s as unknown as { description?: string; _zod: { def: { innerType?: unknown } } } | undefined;
+  while (cur) {
+    if (cur.description) return cur.description;
+    cur = cur._zod.def.innerType as typeof cur;
+  }
+  return undefined;
+}
+
+function knownKeys(s: z.ZodType | undefined): string[] {
+  let cur = s as unknown as { _zod: { def: { type: string; innerType?: unknown; shape?: Record<string, unknown> } } } | undefined;
+  while (cur && cur._zod.def.type !== 'object') cur = cur._zod.def.innerType as typeof cur;
+  return cur?._zod.def.shape ? Object.keys(cur._zod.def.shape) : [];
+}
+
+const show = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+
+export function formatIssue(issue: z.core.$ZodIssue): string[] {
+  const at = formatPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownKeys(schemaAt(pipelineSchema, issue.path));
+    return issue.keys.map((key) => {
+      const best = closest(key, known);
+      const hint = best ? `; did you mean '${best}'?` : known.length ? `; known fields: ${known.join(', ')}` : '';
+      return `${at ? `${at}.` : ''}${key}: unknown field${hint}`;
+    });
+  }
+  const what = description(schemaAt(pipelineSchema, issue.path));
+  const input = (issue as { input?: unknown }).input;
+  if (issue.code === 'invalid_type' && input === undefined) return [`${at}: missing; expected ${what ?? issue.expected}`];
+  if (what) return [`${at || 'pipeline'}: expected ${what}, got ${show(input)}`];
+  return [`${at || 'pipeline'}: ${issue.message}`];
+}
+
+/** Parse and validate a pipeline's text. `source` prefixes every message (the file name). */
+export function parsePipeline(text: string, source: string, options: { checkFiles?: boolean } = {}): LoadedPipeline {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (error) {
+    const msg = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
+    throw new InputError(`${source}: not valid YAML: ${msg}`);
+  }
+  if (doc === null || doc === undefined || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new InputError(`${source}: a pipeline must be a YAML mapping of sections (model:, train:, …)`);
+  }
+  const parsed = pipelineSchema.safeParse(doc, { reportInput: true });
+  if (!parsed.success) {
+    const lines = parsed.error.issues.flatMap(formatIssue);
+    throw new InputError(lines.map((l) => `${source}: ${l}`).join('\n'));
+  }
+  const pipeline = parsed.data;
+  const problems: string[] = [];
+  const entries = pipeline.runs ?? [{ name: 'model', batches: pipeline.batches.strategies[0]!, model: {}, train: {} }];
+  const runs: ResolvedRun[] = [];
+  entries.forEach((entry, i) => {
+    const where = pipeline.runs ? `runs[${i}].` : '';
+    try {
+      const model = parseModelConfig({ ...pipeline.model, ...entry.model });
+      checkTrainingSequenceLength(model, pipeline.batches.seq_len);
+      runs.push({ name: entry.name, batches: entry.batches, model, train: { ...pipeline.train, ...entry.train } });
+    } catch (error) {
+      if ((error as Error).name !== 'ConfigError') throw error;
+      const msg = (error as Error).message;
+      problems.push(/^model\./.test(msg) ? `${where}${msg}` : `${where}model: ${msg}`);
+    }
+    if (pipeline.runs && !pipeline.batches.strategies.includes(entry.batches)) {
+      problems.push(`runs[${i}].batches: '${entry.batches}' is not built; add it to batches.strategies (${pipeline.batches.strategies.join(', ')})`);
+    }
+  });
+  const names = entries.map((e) => e.name);
+  names.forEach((n, i) => names.indexOf(n) !== i && problems.push(`runs[${i}].name: '${n}' is used twice`));
+  if (options.checkFiles) {
+    if (!pipeline.data) problems.push('data: missing; `lory run` needs data.train (the corpus to prepare)');
+    const files = [
+      ...[pipeline.data?.train ?? []].flat().map((f, i, all) => [all.length > 1 ? `data.train[${i}]` : 'data.train', f] as const),
+      ...[pipeline.data?.heldout ?? []].flat().map((f, i, all) => [all.length > 1 ? `data.heldout[${i}]` : 'data.heldout', f] as const),
+      ...(pipeline.tokenizer.path ? [['tokenizer.path', pipeline.tokenizer.path] as const] : []),
+      ...(pipeline.embed.encoder ? [['embed.encoder', pipeline.embed.encoder] as const] : []),
+      ...(pipeline.embed.encoder_tokenizer ? [['embed.encoder_tokenizer', pipeline.embed.encoder_tokenizer] as const] : []),
+    ];
+    for (const [field, file] of files) if (!existsSync(file)) problems.push(`${field}: ${file} does not exist`);
+  }
+  if (problems.length) throw new InputError(problems.map((l) => `${source}: ${l}`).join('\n'));
+  return { file: source, pipeline, runs };
+}
+
+export function loadPipeline(file: string, options: { checkFiles?: boolean } = {}): LoadedPipeline {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new InputError(`cannot read pipeline ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  return parsePipeline(text, file, options);
+}
+
+/** The resolved config of one run, as saved with its artifacts (snake_case, defaults filled in). */
+export function resolvedRunConfig(p: LoadedPipeline, run: ResolvedRun): Record<string, unknown> {
+  return { pipeline: p.file, name: p.pipeline.name ?? null, run: run.name, batches: { ...p.pipeline.batches, strategy: run.batches }, model: modelConfigToYamlObject(run.model), train: run.train };
+}

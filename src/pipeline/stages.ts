@@ -1,0 +1,216 @@
+/**
+ * The stages `lory run` runs, in order. Each registry entry expands into the concrete stages a
+ * pipeline asks for (one per batching strategy, one per training run, …), each with its output under
+ * `out:`. Every stage skips itself when its artifact's manifest is up to date (the stage functions
+ * decide that), so rerunning after an interruption continues where it stopped. A stage added later
+ * (evaluation, expert inspection) is one more entry in STAGES.
+ *
+ *   <out>/tokens            prepare          token store of data.train (+ tokenizer)
+ *   <out>/heldout           prepare-heldout  token store of data.heldout with the same tokenizer
+ *   <out>/embeddings        embed            document embeddings (similarity batching only)
+ *   <out>/batches-<s>       batches-<s>      packed instances, one per batches.strategies entry
+ *   <out>/runs/<name>       train-<name>     a training run per runs entry
+ */
+import { join } from 'node:path';
+import { InputError } from '../artifacts/index.js';
+import { buildBatches } from '../batching/build-batches.js';
+import { prepare } from '../data/prepare.js';
+import { embed } from '../embed/embed.js';
+import { train, type TrainEvent, type TrainStats } from '../train/loop.js';
+import { resolvedRunConfig, type LoadedPipeline, type ResolvedRun } from './load.js';
+
+export interface StageContext {
+  loaded: LoadedPipeline;
+  force: boolean;
+  signal?: AbortSignal;
+  /** A line of progress for the current stage. */
+  progress(text: string): void;
+  /** Training events (per step), for a caller that shows or streams them. */
+  onTrainEvent?(run: string, event: TrainEvent): void;
+}
+
+export interface StageOutcome {
+  skipped: boolean;
+  /** The artifact written (or found up to date). */
+  output: string;
+  stats?: unknown;
+}
+
+export interface PlannedStage {
+  name: string;
+  /** The registry entry it came from (for --from/--until by group). */
+  group: string;
+  output: string;
+  describe: string;
+  run(ctx: StageContext): Promise<StageOutcome>;
+}
+
+export interface StageEntry {
+  group: string;
+  expand(p: LoadedPipeline): PlannedStage[];
+}
+
+const list = (x: string | string[] | undefined) => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
+
+export const outputs = (p: LoadedPipeline) => {
+  const out = p.pipeline.out;
+  return {
+    tokens: join(out, 'tokens'),
+    heldout: join(out, 'heldout'),
+    embeddings: join(out, 'embeddings'),
+    batches: (strategy: string) => join(out, `batches-${strategy}`),
+    run: (name: string) => join(out, 'runs', name),
+  };
+};
+
+const needsEmbeddings = (p: LoadedPipeline) => p.pipeline.batches.strategies.includes('similarity');
+
+export const STAGES: StageEntry[] = [
+  {
+    group: 'prepare',
+    expand: (p) => [
+      {
+        name: 'prepare',
+        group: 'prepare',
+        output: outputs(p).tokens,
+        describe: 'tokenize data.train (training the tokenizer unless tokenizer.path is given)',
+        run: async (ctx) => {
+          const data = p.pipeline.data!;
+          const tok = p.pipeline.tokenizer;
+          const r = await prepare({
+            inputs: list(data.train),
+            out: outputs(p).tokens,
+            ...(tok.path ? { tokenizer: tok.path, ...(tok.eos ? { eos: tok.eos } : {}) } : { vocabSize: tok.vocab_size }),
+            textField: data.text_field,
+            force: ctx.force,
+            signal: ctx.signal,
+            onProgress: (x) => ctx.progress(`prepare: ${x.phase}, ${x.documents} documents`),
+          });
+          return { skipped: r.skipped, output: outputs(p).tokens, stats: r.manifest.stats };
+        },
+      },
+    ],
+  },
+  {
+    group: 'prepare-heldout',
+    expand: (p) =>
+      p.pipeline.data?.heldout
+        ? [
+            {
+              name: 'prepare-heldout',
+              group: 'prepare-heldout',
+              output: outputs(p).heldout,
+              describe: 'tokenize data.heldout with the training tokenizer',
+              run: async (ctx) => {
+                const r = await prepare({
+                  inputs: list(p.pipeline.data!.heldout),
+                  out: outputs(p).heldout,
+                  tokenizer: outputs(p).tokens,
+                  textField: p.pipeline.data!.text_field,
+                  force: ctx.force,
+                  signal: ctx.signal,
+                  onProgress: (x) => ctx.progress(`prepare-heldout: ${x.phase}, ${x.documents} documents`),
+                });
+                return { skipped: r.skipped, output: outputs(p).heldout, stats: r.manifest.stats };
+              },
+            },
+          ]
+        : [],
+  },
+  {
+    group: 'embed',
+    expand: (p) =>
+      needsEmbeddings(p)
+        ? [
+            {
+              name: 'embed',
+              group: 'embed',
+              output: outputs(p).embeddings,
+              describe: 'embed every training document (similarity batching)',
+              run: async (ctx) => {
+                const e = p.pipeline.embed;
+                const r = await embed({
+                  tokens: outputs(p).tokens,
+                  out: outputs(p).embeddings,
+                  ...(e.encoder ? { encoder: e.encoder } : {}),
+                  ...(e.encoder_tokenizer ? { encoderTokenizer: e.encoder_tokenizer } : {}),
+                  maxTokens: e.max_tokens,
+                  force: ctx.force,
+                  signal: ctx.signal,
+                  onProgress: (x) => ctx.progress(`embed: ${x.done}/${x.total} documents`),
+                });
+                return { skipped: r.skipped, output: outputs(p).embeddings, stats: r.manifest.stats };
+              },
+            },
+          ]
+        : [],
+  },
+  {
+    group: 'batches',
+    expand: (p) =>
+      p.pipeline.batches.strategies.map((strategy) => ({
+        name: `batches-${strategy}`,
+        group: 'batches',
+        output: outputs(p).batches(strategy),
+        describe: `pack training instances in ${strategy} order`,
+        run: async (ctx) => {
+          const b = p.pipeline.batches;
+          const r = await buildBatches({
+            tokens: outputs(p).tokens,
+            ...(needsEmbeddings(p) ? { embeddings: outputs(p).embeddings } : {}),
+            out: outputs(p).batches(strategy),
+            strategy,
+            seqLen: b.seq_len,
+            k: b.k,
+            seed: b.seed,
+            validFraction: b.valid_fraction,
+            dedup: b.dedup,
+            force: ctx.force,
+            signal: ctx.signal,
+            onProgress: (phase) => ctx.progress(`batches-${strategy}: ${phase}`),
+          });
+          return { skipped: r.skipped, output: outputs(p).batches(strategy), stats: r.manifest.stats };
+        },
+      })),
+  },
+  {
+    group: 'train',
+    expand: (p) => p.runs.map((run) => trainStage(p, run)),
+  },
+];
+
+function trainStage(p: LoadedPipeline, run: ResolvedRun): PlannedStage {
+  return {
+    name: `train-${run.name}`,
+    group: 'train',
+    output: outputs(p).run(run.name),
+    describe: `train '${run.name}' (${run.model.experts > 1 ? `Lory, ${run.model.experts} experts` : 'dense'}) on ${run.batches} batches`,
+    run: async (ctx) => {
+      const r = await train({
+        batches: outputs(p).batches(run.batches),
+        out: outputs(p).run(run.name),
+        model: run.model,
+        train: run.train,
+        config: resolvedRunConfig(p, run),
+        force: ctx.force,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onEvent: (e) => ctx.onTrainEvent?.(run.name, e),
+      });
+      return { skipped: r.skipped, output: outputs(p).run(run.name), stats: r.manifest?.stats as TrainStats | undefined };
+    },
+  };
+}
+
+/** The stages of a pipeline in order, cut to [from, until] (stage names or groups). */
+export function planStages(p: LoadedPipeline, range: { from?: string; until?: string } = {}): PlannedStage[] {
+  const all = STAGES.flatMap((s) => s.expand(p));
+  const find = (key: string, last: boolean) => {
+    const idx = all.map((s, i) => (s.name === key || s.group === key ? i : -1)).filter((i) => i >= 0);
+    if (!idx.length) throw new InputError(`no stage '${key}' in this pipeline; its stages: ${all.map((s) => s.name).join(', ')}`);
+    return last ? idx[idx.length - 1]! : idx[0]!;
+  };
+  const from = range.from ? find(range.from, false) : 0;
+  const until = range.until ? find(range.until, true) : all.length - 1;
+  if (from > until) throw new InputError(`--from ${range.from} comes after --until ${range.until}`);
+  return all.slice(from, until + 1);
+}
