@@ -25,14 +25,16 @@ function detail(r: PerplexityResult): string {
     row(r.total, '**total**'),
     ['*macro average*', '', '', fixed(r.macro.meanNll, 4), fixed(r.macro.perplexity, 2), fixed(r.macro.bitsPerByte, 4)],
   ];
-  const experts = r.checkpoint.experts > 1 ? `${r.checkpoint.experts} experts` : 'dense';
+  const model = r.checkpoint.experts > 1 ? `${r.checkpoint.experts} experts, ${describeRouting(r)}` : 'dense';
   const self = r.total.selfRoutedTokens;
   return [
-    `### ${r.checkpoint.path} — step ${r.checkpoint.step}, ${experts}, ${describeRouting(r)}`,
+    `### ${r.checkpoint.path} — step ${r.checkpoint.step}, ${model}`,
     '',
     table(['row', 'documents', 'tokens', 'mean NLL', 'perplexity', 'bits/byte'], rows, ['l', 'r', 'r', 'r', 'r', 'r']),
     '',
-    `Window ${r.window} tokens, stride ${r.stride}: every token scored once; a token at document position i sees at least min(i, ${r.window - r.stride}) earlier tokens.` +
+    (r.stride === r.window
+      ? `Windows of ${r.window} tokens without overlap (stride = window): every token scored once, with the tokens before it in its window as context (a smaller --stride gives each at least window − stride).`
+      : `Windows of ${r.window} tokens, stride ${r.stride}: every token scored once; a token at document position i sees at least min(i, ${r.window - r.stride}) earlier tokens.`) +
       (self > 0 ? ` ${int(self)} scored tokens (${fixed((100 * self) / r.total.tokens, 1)}%) sit in a window's ${r.routing === 'prompt' ? 'routing prompt' : 'first segment'}, whose routing weights also saw the tokens after them (the paper's segment-1 exception).` : ''),
   ].join('\n');
 }
