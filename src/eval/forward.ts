@@ -30,6 +30,11 @@ export class ResidentParams {
     }
     return v;
   }
+  /** Overwrite parameter `name` in place (e.g. experts merged for new routing weights). */
+  set(name: string, data: ParamArray): void {
+    this.host[name] = data;
+    this.values.get(name)?.write(data);
+  }
   dispose(): void {
     for (const v of this.values.values()) v.dispose();
     this.values.clear();

@@ -4,12 +4,15 @@
  *                  native memory, ping-ponged between two buffers: one position of work per token.
  *   FullDecoder    no cache: the whole context recomputed for every token (the reference, and the
  *                  baseline the bench compares against).
- * MoE layers take fixed routing weights [E] per layer; the cached decoder also returns each layer's
- * FFN input of the new position, from which segment routing averages.
+ * MoE layers take fixed routing weights [E] per layer. The cached decoder merges the experts for those
+ * weights once (src/model/merge.ts) and runs the dense decode graph with the merged FFN, re-merging
+ * only when the weights change (segment routing: once per segment); it also returns each layer's FFN
+ * input of the new position, from which segment routing averages.
  */
 import * as G from '../graph/index.js';
 import { compileForward, type ForwardGraph, type ResidentParams } from '../eval/forward.js';
-import { buildLoryDecode, DECODE_INPUT, headDim, isMoe, modelSessionOptions, type ParamArray } from '../model/index.js';
+import { buildLoryDecode, DECODE_INPUT, headDim, isMoe, mergeLayerExperts, modelSessionOptions, PARAM, paramSpecs, type ModelConfig, type ParamArray } from '../model/index.js';
+import { ResidentParams as Params } from '../eval/forward.js';
 import { loadRuntime, type Feed, type ResidentValue, type Session } from '../runtime/index.js';
 
 export interface StepResult {
@@ -34,7 +37,10 @@ const floatArray = (dtype: string, n: number): ParamArray => (dtype === 'float64
 
 export class CachedDecoder implements Decoder {
   private pos = 0;
+  private merged: number[] | undefined;
   private constructor(
+    private readonly model: ModelConfig,
+    private readonly weights: Record<string, ParamArray>,
     private readonly params: ResidentParams,
     private readonly session: Session,
     readonly capacity: number,
@@ -42,8 +48,15 @@ export class CachedDecoder implements Decoder {
     private readonly wantFfnInputs: boolean,
   ) {}
 
-  static async create(params: ResidentParams, o: { capacity?: number; threads?: number; ffnInputs?: boolean } = {}): Promise<CachedDecoder> {
-    const c = params.config;
+  static async create(model: ModelConfig, weights: Record<string, ParamArray>, o: { capacity?: number; threads?: number; ffnInputs?: boolean } = {}): Promise<CachedDecoder> {
+    // The graph is the dense model's; a MoE model's FFN slots take its experts merged for the routing.
+    const c: ModelConfig = { ...model, experts: 1 };
+    const host: Record<string, ParamArray> = {};
+    for (const s of paramSpecs(c)) {
+      const size = s.shape.reduce((a, b) => a * b, 1);
+      host[s.name] = isMoe(model) && s.role === 'ffn' ? (c.dtype === 'float64' ? new Float64Array(size) : new Float32Array(size)) : weights[s.name]!;
+    }
+    const params = new Params(c, host);
     const C = o.capacity ?? c.contextLength;
     const g = new G.Graph();
     const m = buildLoryDecode(g, c, { batch: 1, capacity: C });
@@ -55,14 +68,27 @@ export class CachedDecoder implements Decoder {
     const session = await loadRuntime().createSession(exported.bytes, { ...modelSessionOptions(c), ...(o.threads ? { intraOpThreads: o.threads } : {}) });
     const shape = [1, c.nHeads, C, headDim(c)];
     const set = () => Array.from({ length: 2 * c.nLayers }, () => loadRuntime().tensor(c.dtype, shape));
-    return new CachedDecoder(params, session, C, [set(), set()], o.ffnInputs ?? false);
+    return new CachedDecoder(model, weights, params, session, C, [set(), set()], o.ffnInputs ?? false);
   }
 
   get length(): number {
     return this.pos;
   }
 
+  /** Merge the experts for `routing` into the FFN parameters, unless they already hold that merge. */
+  private mergeFor(routing: ParamArray[]): void {
+    if (!isMoe(this.model)) return;
+    const flat = routing.flatMap((w) => [...w]);
+    if (this.merged && this.merged.length === flat.length && this.merged.every((v, i) => v === flat[i])) return;
+    for (let l = 0; l < this.model.nLayers; l++) {
+      const m = mergeLayerExperts(this.model, this.weights, l, routing[l]!);
+      for (const w of ['w_gate', 'w_up', 'w_down'] as const) this.params.set(PARAM.ffn(l, w), m[w]);
+    }
+    this.merged = flat;
+  }
+
   async step(token: number, routing: ParamArray[]): Promise<StepResult> {
+    this.mergeFor(routing);
     const c = this.params.config;
     const L = c.nLayers;
     const C = this.capacity;
@@ -82,7 +108,6 @@ export class CachedDecoder implements Decoder {
     for (let l = 0; l < L; l++) {
       feeds[DECODE_INPUT.pastKey(l)] = cur[l]!;
       feeds[DECODE_INPUT.pastValue(l)] = cur[L + l]!;
-      if (isMoe(c)) feeds[`routing/layer${l}`] = { dtype: c.dtype, shape: [1, c.experts], data: routing[l]! };
     }
     for (const info of this.session.inputs) if (!(info.name in feeds)) feeds[info.name] = this.params.get(info.name);
     const into: Record<string, ResidentValue> = {};
@@ -112,6 +137,7 @@ export class CachedDecoder implements Decoder {
 
   dispose(): void {
     this.session.dispose();
+    this.params.dispose();
     for (const set of this.caches) for (const v of set) v.dispose();
   }
 }

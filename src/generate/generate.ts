@@ -95,7 +95,7 @@ export async function generateTokens(model: ModelConfig, weights: Record<string,
   try {
     // Routing for the prompt (prompt mode) or for segment 1 (segment mode).
     const first = moe ? await promptRoutingOf(params, routingMode === 'prompt' ? context : context.slice(0, Math.min(T, context.length)), threads) : [];
-    decoder = o.cache === false ? await FullDecoder.create(params, { pad: eos, ...(threads ? { threads } : {}) }) : await CachedDecoder.create(params, { ffnInputs: moe && routingMode === 'segment', ...(threads ? { threads } : {}) });
+    decoder = o.cache === false ? await FullDecoder.create(params, { pad: eos, ...(threads ? { threads } : {}) }) : await CachedDecoder.create(model, weights, { ffnInputs: moe && routingMode === 'segment', ...(threads ? { threads } : {}) });
     let routing = first;
     // Segment routing: running sums of each layer's FFN inputs over the current segment.
     const sums = moe && routingMode === 'segment' ? Array.from({ length: model.nLayers }, () => new Float64Array(model.dModel)) : undefined;

@@ -8,15 +8,17 @@
  *   position     [1]          int64   the new token's position p (RoPE angle)
  *   write_mask   [1,1,C,1]    float   1 at p, 0 elsewhere: K' = K·(1 − m) + k·m writes row p exactly
  *   attend_mask  [1,1,1,C]    bool    true for keys j ≤ p (causal; rows past p are never read)
- * MoE layers use fixed routing (`routing/layer{l}` [B,E]): the prompt's weights (the paper's inference
- * mode), or weights the caller re-decides at segment boundaries from the exported FFN inputs.
+ * The graph is the dense model's. A Lory model decodes with its experts merged for fixed routing
+ * weights (merge.ts): the prompt's weights (the paper's inference mode), or weights the caller
+ * re-decides at segment boundaries from the exported FFN inputs — one merged FFN per layer instead of
+ * re-merging E experts at every step.
  */
 import * as G from '../graph/index.js';
 import type { Graph, Tensor } from '../graph/index.js';
 import { headDim, isMoe, type ModelConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { INPUT } from './model.js';
-import { denseFfn, loryMoe, requireFfnImpl } from './moe.js';
+import { denseFfn } from './moe.js';
 import { PARAM, paramSpecs } from './params.js';
 
 export const DECODE_INPUT = {
@@ -47,13 +49,12 @@ export interface DecodeModel {
 }
 
 /** Declare the one-position decode step of `c` on `g` for `batch` sequences and a cache of `capacity`. */
-export function buildLoryDecode(g: Graph, c: ModelConfig, o: { batch: number; capacity: number; skipOpLibraryCheck?: boolean }): DecodeModel {
+export function buildLoryDecode(g: Graph, c: ModelConfig, o: { batch: number; capacity: number }): DecodeModel {
   const { batch: B, capacity: C } = o;
   const [d, H, hd] = [c.dModel, c.nHeads, headDim(c)];
   const dt = c.dtype;
-  const moe = isMoe(c);
+  if (isMoe(c)) throw new ConfigError(`the decode graph is dense: merge the ${c.experts} experts for the routing weights first (mergeLayerExperts) and decode with experts: 1`);
   if (!Number.isInteger(C) || C < 1 || C > c.contextLength) throw new ConfigError(`cache capacity ${C} must be in [1, ${c.contextLength}] (model.context_length)`);
-  if (moe && !o.skipOpLibraryCheck) requireFfnImpl(c.ffnImpl);
   const params: Record<string, Tensor> = {};
   for (const s of paramSpecs(c)) params[s.name] = g.param(s.name, s.shape, { dtype: dt, group: s.group });
   const p = (name: string) => params[name]!;
@@ -64,7 +65,6 @@ export function buildLoryDecode(g: Graph, c: ModelConfig, o: { batch: number; ca
   const attendMask = g.input(DECODE_INPUT.attendMask, 'bool', [1, 1, 1, C]);
   const pastK = Array.from({ length: c.nLayers }, (_, l) => g.input(DECODE_INPUT.pastKey(l), dt, [B, H, C, hd]));
   const pastV = Array.from({ length: c.nLayers }, (_, l) => g.input(DECODE_INPUT.pastValue(l), dt, [B, H, C, hd]));
-  const routing = moe ? Array.from({ length: c.nLayers }, (_, l) => g.input(INPUT.routing(l), dt, [B, c.experts])) : [];
 
   const tables = G.ropeTables(g, C, hd, dt, c.ropeBase); //                       cos, sin [C,hd/2]
   const cos = G.embedding(tables.cos, position); //                               [1,hd/2]  row p
@@ -96,12 +96,10 @@ export function buildLoryDecode(g: Graph, c: ModelConfig, o: { batch: number; ca
       const xf = G.rmsNorm(h1, p(PARAM.ffnNorm(l)), c.normEps); //                 [B,1,d]   FFN input
       ffnInputs.push(xf);
       const [wg, wu, wd] = [p(PARAM.ffn(l, 'w_gate')), p(PARAM.ffn(l, 'w_up')), p(PARAM.ffn(l, 'w_down'))];
-      const y = moe
-        ? g.scope('moe', () => loryMoe(c.ffnImpl, xf, { router: p(PARAM.router(l)), wg, wu, wd }, { kind: 'fixed', e: routing[l]! }).y)
-        : g.scope('ffn', () => denseFfn(xf, wg, wu, wd)); //                       [B,1,d]
+      const y = g.scope('ffn', () => denseFfn(xf, wg, wu, wd)); //                 [B,1,d]
       return G.add(h1, y); //                                                      [B,1,d]
     });
   }
   const logits = g.scope('head', () => G.matmul(G.rmsNorm(h, p(PARAM.finalNorm), c.normEps), p(PARAM.lmHead))); // [B,1,V]
-  return { tokens, logits, presentKeys, presentValues, ffnInputs, inputs: [tokens, position, writeMask, attendMask, ...pastK, ...pastV, ...routing], params };
+  return { tokens, logits, presentKeys, presentValues, ffnInputs, inputs: [tokens, position, writeMask, attendMask, ...pastK, ...pastV], params };
 }

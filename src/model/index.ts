@@ -39,3 +39,4 @@ export { PARAM, paramSpecs, initParams, layoutOf, type FfnLayout, type ParamSpec
 export { denseToMoe } from './convert.js';
 export { countParams, countFlops, type ParamCount, type FlopCount } from './count.js';
 export { buildLoryDecode, DECODE_INPUT, DECODE_OUTPUT, type DecodeModel } from './decode.js';
+export { mergeLayerExperts } from './merge.js';
