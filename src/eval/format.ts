@@ -72,6 +72,12 @@ export function perplexityMarkdown(report: PerplexityReport): string {
   return `${parts.join('\n')}\n`;
 }
 
+/** The short form `lory run` ends with: the side-by-side table (or the one result's rows). */
+export function perplexitySummary(report: PerplexityReport): string {
+  const body = report.results.length > 1 ? comparison(report.results) : detail(report.results[0]!);
+  return `## Perplexity on ${report.data}${report.by ? ` by ${report.by}` : ''}\n\n${body}\n\n`;
+}
+
 export function perplexityJson(report: PerplexityReport): string {
   return `${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
 }

@@ -19,9 +19,9 @@ import { buildBatches } from '../batching/build-batches.js';
 import { prepare } from '../data/prepare.js';
 import { embed } from '../embed/embed.js';
 import { train, type TrainEvent, type TrainStats } from '../train/loop.js';
-import { perplexityMarkdown } from '../eval/format.js';
+import { perplexitySummary } from '../eval/format.js';
+import { evalPerplexityToDir, PERPLEXITY_FILES } from '../eval/report-artifact.js';
 import type { PerplexityReport } from '../eval/perplexity.js';
-import { evalPerplexityToDir } from '../eval/report-artifact.js';
 import { inspectExperts, inspectSummary, type ExpertReport } from '../inspect/inspect.js';
 import { resolvedRunConfig, type LoadedPipeline, type ResolvedRun } from './load.js';
 
@@ -215,7 +215,7 @@ function evalStage(p: LoadedPipeline): PlannedStage {
       });
       return { skipped: r.skipped, output: outputs(p).eval, stats: r.report };
     },
-    summary: (outcome) => `\n${perplexityMarkdown(outcome.stats as PerplexityReport)}`,
+    summary: (outcome) => `\n${perplexitySummary(outcome.stats as PerplexityReport)}(every table, with definitions: ${join(outcome.output, PERPLEXITY_FILES.markdown)})\n`,
   };
 }
 
