@@ -100,16 +100,30 @@ export function parsePipeline(text: string, source: string, options: { checkFile
   const problems: string[] = [];
   const entries = pipeline.runs ?? [{ name: 'model', batches: pipeline.batches.strategies[0]!, model: {}, train: {} }];
   const runs: ResolvedRun[] = [];
+  // `lory train` reads the sequence length from the batches it is given; the pipeline's applies when it builds them.
+  const seqLenApplies = options.checkFiles === true || (doc as { batches?: { seq_len?: unknown } }).batches?.seq_len !== undefined;
   entries.forEach((entry, i) => {
     const where = pipeline.runs ? `runs[${i}].` : '';
-    try {
-      const model = parseModelConfig({ ...pipeline.model, ...entry.model });
-      checkTrainingSequenceLength(model, pipeline.batches.seq_len);
-      runs.push({ name: entry.name, batches: entry.batches, model, train: { ...pipeline.train, ...entry.train } });
-    } catch (error) {
+    const configError = (error: unknown, field: string) => {
       if ((error as Error).name !== 'ConfigError') throw error;
       const msg = (error as Error).message;
-      problems.push(/^model\./.test(msg) ? `${where}${msg}` : `${where}model: ${msg}`);
+      problems.push(/^model\./.test(msg) ? `${where}${msg}` : `${where}${field}: ${msg}`);
+    };
+    let model: ModelConfig;
+    try {
+      model = parseModelConfig({ ...pipeline.model, ...entry.model });
+    } catch (error) {
+      configError(error, 'model');
+      return;
+    }
+    // Only the fields the entry spells out replace the top-level ones (zod filled the rest with defaults).
+    const given = Object.keys(((doc as { runs?: Array<{ train?: object }> }).runs?.[i]?.train ?? {}) as object);
+    const overrides = Object.fromEntries(Object.entries(entry.train).filter(([k]) => given.includes(k)));
+    runs.push({ name: entry.name, batches: entry.batches, model, train: { ...pipeline.train, ...overrides } });
+    try {
+      if (seqLenApplies) checkTrainingSequenceLength(model, pipeline.batches.seq_len);
+    } catch (error) {
+      configError(error, 'batches.seq_len');
     }
     if (pipeline.runs && !pipeline.batches.strategies.includes(entry.batches)) {
       problems.push(`runs[${i}].batches: '${entry.batches}' is not built; add it to batches.strategies (${pipeline.batches.strategies.join(', ')})`);

@@ -31,7 +31,8 @@ const paths = () => describe(z.union([z.string().min(1), z.array(z.string().min(
  * fields), with values left to resolveModelConfig, whose checks and messages stay the authority.
  * Unknown fields are refused here, with a "did you mean".
  */
-export const modelSection = () => z.strictObject(Object.fromEntries(YAML_FIELDS.map(([yaml]) => [yaml, z.unknown().optional()])) as Record<string, z.ZodOptional<z.ZodUnknown>>);
+export const modelSection = () =>
+  describe(z.strictObject(Object.fromEntries(YAML_FIELDS.map(([yaml]) => [yaml, z.unknown().optional()])) as Record<string, z.ZodOptional<z.ZodUnknown>>), 'a mapping of model fields (d_model: 1024, …)');
 
 export const trainSection = z.strictObject({
   /** Optimizer updates. */

@@ -291,9 +291,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     phase = await makePhase(ck.model, t, seq, ck.params, ck.adam);
     // Metrics past the checkpoint belong to steps that will run again.
     if (existsSync(metricsPath)) {
+      // (A kill -9 mid-append can leave a torn last line: it is dropped with the rest.)
+      const stepOf = (l: string) => {
+        try {
+          return (JSON.parse(l) as { step: number }).step;
+        } catch {
+          return Infinity;
+        }
+      };
       const kept = readFileSync(metricsPath, 'utf8')
         .split('\n')
-        .filter((l) => l && (JSON.parse(l) as { step: number }).step <= step);
+        .filter((l) => l && stepOf(l) <= step);
       writeFileSync(metricsPath, kept.map((l) => `${l}\n`).join(''));
     }
   } else {
@@ -315,7 +323,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastLoss = NaN;
   const emit = (e: TrainEvent) => o.onEvent?.(e);
   const log = (line: object) => appendFileSync(metricsPath, `${JSON.stringify(line)}\n`);
-  emit({ type: 'start', step, steps: t.steps, ...(resumedFrom ? { resumedFrom } : {}), phase: phase.model === dense && convertAt > 0 ? 'dense' : 'moe', peakFlops, tokensPerStep, convertAt });
+  emit({ type: 'start', step, steps: t.steps, ...(resumedFrom ? { resumedFrom } : {}), phase: convertAt > 0 && step < convertAt ? 'dense' : 'moe', peakFlops, tokensPerStep, convertAt });
 
   // The next micro-batch, read ahead; `cursorBefore` is where the data stood before it was read.
   let ahead: { batch: MicroBatch; cursorBefore: DataCursor } | undefined;

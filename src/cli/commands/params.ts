@@ -1,7 +1,7 @@
 /** `lory params`: parameters (total, active) and FLOPs per token of the model a pipeline describes. */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
-import { checkSequenceLength, countFlops, countParams, isMoe, modelConfigFromPipeline, type FlopCount, type ModelConfig, type ParamCount } from '../../model/index.js';
+import { checkSequenceLength, countFlops, countParams, isMoe, type FlopCount, type ModelConfig, type ParamCount } from '../../model/index.js';
+import { loadPipeline } from '../../pipeline/load.js';
 import { UserError } from '../errors.js';
 
 interface Report {
@@ -22,16 +22,14 @@ export function human(n: number, kind: 'params' | 'flops' = 'params'): string {
 
 const grouped = (n: number) => n.toLocaleString('en-US');
 
-function load(file: string, seq: number | undefined): Report {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new UserError(`cannot read pipeline ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-  const model = modelConfigFromPipeline(text, file);
-  if (seq !== undefined) checkSequenceLength(model, seq);
-  return { pipeline: file, model, params: countParams(model), flopsPerToken: countFlops(model, seq ?? model.contextLength) };
+/** Every run's model of a pipeline (validated whole by the pipeline schema); one report per run. */
+function load(file: string, seq: number | undefined): Report[] {
+  const loaded = loadPipeline(file);
+  return loaded.runs.map((run) => {
+    if (seq !== undefined) checkSequenceLength(run.model, seq);
+    const name = loaded.pipeline.runs ? `${file} (${run.name})` : file;
+    return { pipeline: name, model: run.model, params: countParams(run.model), flopsPerToken: countFlops(run.model, seq ?? run.model.contextLength) };
+  });
 }
 
 function detail(r: Report): string {
@@ -93,7 +91,7 @@ Examples:
         seq = Number(options.seq);
         if (!Number.isInteger(seq) || seq < 1) throw new UserError(`--seq must be a positive integer, got '${options.seq}'`);
       }
-      const reports = files.map((f) => load(f, seq));
+      const reports = files.flatMap((f) => load(f, seq));
       if (options.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
       else process.stdout.write(`${reports.length === 1 ? detail(reports[0]!) : table(reports)}\n`);
     });
