@@ -4,7 +4,7 @@ import { tempDir } from '../data/testing.js';
 import { openTokenStore } from '../data/token-store.js';
 import { modelRunner } from '../model/testing.js';
 import type { ModelConfig } from '../model/index.js';
-import { evalPerplexity } from './perplexity.js';
+import { evalPerplexity, windowBatch } from './perplexity.js';
 import { perplexityMarkdown } from './format.js';
 import { byteTokenizer, heldOutStore, tinyCheckpoint, tinyModel, type Doc } from './testing.js';
 
@@ -111,4 +111,10 @@ test('refuses a store from another tokenizer, a missing metadata field, a bad st
   const { truncateSync } = await import('node:fs');
   truncateSync(`${ck.dir}/model.safetensors`, 100);
   await assert.rejects(evalPerplexity({ checkpoints: [ck.run], data: store }), oneLine(/model\.safetensors/));
+});
+
+test('windows per run shrink so that one batch of logits stays within 512 MiB', () => {
+  assert.equal(windowBatch(8, 256, tinyModel({ vocabSize: 2048 })), 8);
+  assert.equal(windowBatch(8, 4096, tinyModel({ vocabSize: 32000, contextLength: 4096 })), 1, '4096 × 32000 floats is 500 MiB');
+  assert.equal(windowBatch(8, 1024, tinyModel({ vocabSize: 32000, contextLength: 1024 })), 4);
 });

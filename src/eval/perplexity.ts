@@ -98,6 +98,15 @@ function finishRow(name: string, documents: number, tokens: number, bytes: numbe
   return { name, documents, tokens, bytes, nll, meanNll, perplexity: Math.exp(meanNll), bitsPerByte: bytes > 0 ? nll / Math.LN2 / bytes : NaN, selfRoutedTokens: selfRouted };
 }
 
+/** Logits of one batch come back to JS ([B,W,V] floats): cap B so they stay within this many bytes. */
+export const MAX_LOGITS_BYTES = 512 * 2 ** 20;
+
+/** The requested windows per run, fewer when their logits would exceed MAX_LOGITS_BYTES (at least 1). */
+export function windowBatch(requested: number, window: number, c: ModelConfig): number {
+  const bytes = window * c.vocabSize * (c.dtype === 'float64' ? 8 : 4);
+  return Math.max(1, Math.min(requested, Math.floor(MAX_LOGITS_BYTES / bytes)));
+}
+
 /** The window and stride a model is evaluated with, checked. */
 export function resolveWindow(c: ModelConfig, window: number | undefined, stride: number | undefined, source: string): { window: number; stride: number } {
   const W = window ?? c.contextLength;
@@ -204,14 +213,14 @@ export async function evalPerplexity(o: PerplexityOptions): Promise<PerplexityRe
   const by = o.by === undefined ? 'domain' : o.by;
   const h = openHeldOut(o.data, by);
   const modes = o.routing ?? ['segment', 'prompt'];
-  const batch = o.batch ?? 8;
+  const requested = o.batch ?? 8;
   // Read and check everything first: a bad last checkpoint should not cost the time of the first.
   const loaded = o.checkpoints.map((path) => {
     const ckpt = readCheckpoint(path, { which: o.which ?? 'latest' });
     checkTokenizer(h, ckpt);
     const { window, stride } = resolveWindow(ckpt.model, o.window, o.stride, ckpt.dir);
     const runs: Array<EvalRouting | 'dense'> = isMoe(ckpt.model) ? modes : ['dense'];
-    return { path, ckpt, window, stride, runs };
+    return { path, ckpt, window, stride, runs, batch: windowBatch(requested, window, ckpt.model) };
   });
   let windowsTotal = 0;
   for (const l of loaded) windowsTotal += plan(h, l.window, l.stride).length * l.runs.length;
@@ -226,7 +235,7 @@ export async function evalPerplexity(o: PerplexityOptions): Promise<PerplexityRe
         await scoreCheckpoint(
           l.ckpt,
           h,
-          { window: l.window, stride: l.stride, routing, ...(o.promptTokens !== undefined ? { promptTokens: o.promptTokens } : {}), batch, ...(o.threads ? { threads: o.threads } : {}), ...(o.signal ? { signal: o.signal } : {}) },
+          { window: l.window, stride: l.stride, routing, ...(o.promptTokens !== undefined ? { promptTokens: o.promptTokens } : {}), batch: l.batch, ...(o.threads ? { threads: o.threads } : {}), ...(o.signal ? { signal: o.signal } : {}) },
           (n) => {
             windowsDone += n;
             report();
