@@ -72,6 +72,8 @@ describe('pipeline files', () => {
   it('refuses an unknown batching strategy inside a list', () => refuse(`${GOOD.replace('{ seq_len: 128 }', '{ seq_len: 128, strategies: [similarity, randm] }')}`, `p.yaml: batches.strategies[1]: expected 'similarity' or 'random', got "randm"`));
   it('refuses a run on batches the pipeline does not build, and a duplicate run name', () =>
     refuse(`${GOOD}\nruns:\n  - { name: a, batches: random }\n  - { name: a }\n`, /runs\[0\]\.batches: 'random' is not built; add it to batches\.strategies.*\n.*runs\[1\]\.name: 'a' is used twice/s));
+  it('refuses a model vocabulary smaller than the tokenizer the pipeline trains', () =>
+    refuse(`${GOOD}\ntokenizer: { vocab_size: 1000 }`, 'p.yaml: model.vocab_size (512) is smaller than tokenizer.vocab_size (1000): token ids would fall outside the embedding'));
   it('refuses files that do not exist when the pipeline is run', () => refuse(GOOD.replace('fixtures/corpus/train.jsonl', 'no/such.jsonl'), 'p.yaml: data.train: no/such.jsonl does not exist', true));
   it('refuses a pipeline without data when it is run', () => refuse(GOOD.replace('data: { train: fixtures/corpus/train.jsonl }', ''), /p\.yaml: data: missing; `lory run` needs data\.train/, true));
   it('refuses text that is not YAML or not a mapping', () => {

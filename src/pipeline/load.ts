@@ -120,6 +120,9 @@ export function parsePipeline(text: string, source: string, options: { checkFile
     const given = Object.keys(((doc as { runs?: Array<{ train?: object }> }).runs?.[i]?.train ?? {}) as object);
     const overrides = Object.fromEntries(Object.entries(entry.train).filter(([k]) => given.includes(k)));
     runs.push({ name: entry.name, batches: entry.batches, model, train: { ...pipeline.train, ...overrides } });
+    if (!pipeline.tokenizer.path && (doc as { tokenizer?: unknown }).tokenizer !== undefined && model.vocabSize < pipeline.tokenizer.vocab_size) {
+      problems.push(`${where}model.vocab_size (${model.vocabSize}) is smaller than tokenizer.vocab_size (${pipeline.tokenizer.vocab_size}): token ids would fall outside the embedding`);
+    }
     try {
       if (seqLenApplies) checkTrainingSequenceLength(model, pipeline.batches.seq_len);
     } catch (error) {

@@ -13,6 +13,7 @@
  *   <out>/eval              eval-perplexity  perplexity per held-out domain of every run, side by side
  *   <out>/experts-<name>    inspect-<name>   expert routing report (report.html) per Lory run
  */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../artifacts/index.js';
 import { buildBatches } from '../batching/build-batches.js';
@@ -275,4 +276,14 @@ export function planStages(p: LoadedPipeline, range: { from?: string; until?: st
   const until = range.until ? find(range.until, true) : all.length - 1;
   if (from > until) throw new InputError(`--from ${range.from} comes after --until ${range.until}`);
   return all.slice(from, until + 1);
+}
+
+/** The resolved pipeline (defaults filled in, each run's model and train settings) beside the artifacts it makes. */
+export function writeResolvedPipeline(p: LoadedPipeline): string {
+  const path = join(p.pipeline.out, 'pipeline.resolved.json');
+  mkdirSync(p.pipeline.out, { recursive: true });
+  const resolved = { source: p.file, ...p.pipeline, runs: p.runs.map((run) => resolvedRunConfig(p, run)) };
+  writeFileSync(`${path}.tmp-${process.pid}`, `${JSON.stringify(resolved, null, 2)}\n`);
+  renameSync(`${path}.tmp-${process.pid}`, path);
+  return path;
 }

@@ -159,9 +159,30 @@ export function listCheckpoints(runDir: string): string[] {
     .sort();
 }
 
-/** Delete all but the newest `keepLast` checkpoints, never the one `best` or `latest` names. */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Half-written checkpoints and pointer files left by processes killed mid-write (their pid is gone). */
+function removeStaleTemps(root: string): void {
+  for (const entry of readdirSync(root)) {
+    const pid = /^\.lory-tmp-step-\d{9}-pid(\d+)-/.exec(entry)?.[1] ?? /^(?:latest|best)\.tmp-(\d+)$/.exec(entry)?.[1];
+    if (pid !== undefined && Number(pid) !== process.pid && !pidAlive(Number(pid))) rmSync(join(root, entry), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Delete all but the newest `keepLast` checkpoints, never the one `best` or `latest` names, and what
+ * killed processes left half-written.
+ */
 export function pruneCheckpoints(runDir: string, keepLast: number): string[] {
   const root = join(runDir, CHECKPOINTS_DIR);
+  if (existsSync(root)) removeStaleTemps(root);
   const all = listCheckpoints(runDir);
   const pinned = new Set([FILES.best, FILES.latest].map((f) => readPointer(root, f)).filter((x): x is string => !!x));
   const removed: string[] = [];

@@ -27,7 +27,6 @@ import {
   modelConfigToYamlObject,
   modelSessionOptions,
   paramSpecs,
-  ROUTING_DIAG,
   type ModelConfig,
   type ParamArray,
   type ParamValues,
@@ -36,7 +35,8 @@ import type { ResidentValue } from '../runtime/index.js';
 import { listCheckpoints, readCheckpoint, writeCheckpoint, pruneCheckpoints, type CheckpointState, type DataCursor } from './checkpoint.js';
 import { InstanceReader, openBatches, type MicroBatch } from './data.js';
 import { measureGemmPeak } from './peak.js';
-import { routingStats, type RoutingStats } from './routing-stats.js';
+import { StepDiagnostics } from './diagnostics.js';
+import type { RoutingStats } from './routing-stats.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { Trainer } from './trainer.js';
 
@@ -338,19 +338,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   };
   const consumedCursor = (): DataCursor => (ahead ? { ...ahead.cursorBefore } : { ...cursor });
 
-  const collect = (diagnostics: Record<string, ResidentValue>, routing: Map<number, number[]>, scalars: Record<string, number>) => {
+  const collect = (diagnostics: Record<string, ResidentValue>, into: StepDiagnostics) => {
     for (const [name, v] of Object.entries(diagnostics)) {
-      const data = v.read();
+      into.add(name, v.read() as Float32Array | Float64Array);
       v.dispose();
-      const layer = /^diag\/routing\/layer(\d+)$/.exec(name);
-      if (layer) {
-        const l = Number(layer[1]);
-        const acc = routing.get(l) ?? [];
-        for (const x of data as Float32Array) acc.push(x);
-        routing.set(l, acc);
-      } else if (data.length === 1) {
-        scalars[name] = Number(data[0]);
-      }
     }
   };
 
@@ -402,15 +393,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const s = step + 1;
       const lr = lrAt(schedule, s);
       const t0 = performance.now();
-      const routing = new Map<number, number[]>();
-      const scalars: Record<string, number> = {};
+      const diagnostics = new StepDiagnostics();
       let loss: number;
       let gradNorm: number;
       if (t.accumulation === 1) {
         const run = phase.trainer.step(feeds(take(), B, seq), lr, s);
         readAhead();
         const r = await run;
-        collect(r.diagnostics, routing, scalars);
+        collect(r.diagnostics, diagnostics);
         loss = r.loss;
         gradNorm = r.gradNorm ?? NaN;
       } else {
@@ -419,7 +409,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           const run = phase.trainer.accumulate(feeds(take(), B, seq));
           readAhead();
           const r = await run;
-          collect(r.diagnostics, routing, scalars);
+          collect(r.diagnostics, diagnostics);
           sum += r.loss;
         }
         const r = await phase.trainer.apply(lr, s, 1 / t.accumulation);
@@ -443,10 +433,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         mfu: flops / seconds / peakFlops,
         stepMs: seconds * 1000,
       };
-      if (routing.size) {
-        metrics.routing = [...routing.entries()].sort((a, b) => a[0] - b[0]).map(([layer, e]) => ({ layer, ...routingStats(e, phase.model.experts) }));
-      }
-      if (Object.keys(scalars).length) metrics.diag = scalars;
+      Object.assign(metrics, diagnostics.summary(phase.model.experts));
       log(metrics);
       emit(metrics);
       losses.push(loss);
@@ -526,4 +513,3 @@ async function writeRunManifest(out: string, inputs: InputRef[], params: Record<
   return manifest;
 }
 
-export { ROUTING_DIAG };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FIXTURE_HELDOUT, FIXTURE_TRAIN, tempDir } from '../../data/testing.js';
@@ -40,6 +40,8 @@ describe('lory run', () => {
     assert.match(first.stdout, /lory\s+Lory 2E, 1×32, V=300\s+random\s+6\s+\d\.\d{4}\s+\d\.\d{4}/);
     assert.equal(readCheckpoint(join(out, 'runs', 'lory')).model.experts, 2);
     assert.equal(readCheckpoint(join(out, 'runs', 'lory')).state.phase, 'moe');
+    const resolved = JSON.parse(readFileSync(join(out, 'pipeline.resolved.json'), 'utf8'));
+    assert.deepEqual([resolved.train.beta2, resolved.runs[1].train.dense_warmup, resolved.runs[1].model.experts], [0.95, 0.34, 2], 'defaults filled in, per-run overrides applied');
 
     const again = lory('run', file);
     assert.equal(again.status, 0, again.stderr);
@@ -108,5 +110,6 @@ describe('kill -9 during training', () => {
       .filter((l) => l.type === 'step')
       .map((l) => l.step);
     assert.deepEqual(steps, Array.from({ length: 60 }, (_, i) => i + 1), 'one metrics line per step, none torn or repeated');
+    assert.deepEqual(readdirSync(join(run, 'checkpoints')).filter((n) => n.startsWith('.') || n.includes('.tmp-')), [], 'no half-written leftovers');
   });
 });

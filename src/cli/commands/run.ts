@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { InterruptedError } from '../../artifacts/index.js';
 import { loadPipeline } from '../../pipeline/load.js';
-import { planStages, type StageOutcome } from '../../pipeline/stages.js';
+import { planStages, writeResolvedPipeline, type StageOutcome } from '../../pipeline/stages.js';
 import type { TrainEvent, TrainStats } from '../../train/loop.js';
 import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
@@ -42,6 +42,7 @@ Examples:
         for (const s of stages) process.stdout.write(`${s.name.padEnd(w)}  ${s.output}  (${s.describe})\n`);
         return;
       }
+      writeResolvedPipeline(loaded);
       const results: Array<{ name: string; outcome: StageOutcome }> = [];
       await runStageCommand({ name: 'run', startText: `${file}: ${stages.length} stages`, interruptText: 'interrupted; stopping at the next checkpoint (Ctrl-C again to exit now)' }, async (progress, sigint) => {
         const stop = withSigterm(sigint);

@@ -13,7 +13,7 @@ const LORY = join(PROJECT_ROOT, 'bin', 'lory');
 // A tiny Lory model on the 320-token fixture batches; many steps so a signal lands mid-run.
 const PIPELINE = `
 model: { vocab_size: 320, d_model: 32, n_layers: 2, n_heads: 2, d_ff: 64, context_length: 32, segment_length: 8, experts: 4, ffn_impl: standard }
-train: { steps: 400, micro_batch: 4, lr: 3.0e-3, dense_warmup: 0.01, valid_every: 0, valid_batches: 2, checkpoint_every: 1000, threads: 1 }
+train: { steps: 200, micro_batch: 4, lr: 3.0e-3, dense_warmup: 0.01, valid_every: 0, valid_batches: 2, checkpoint_every: 1000, threads: 1 }
 `;
 
 const losses = (run: string) =>
@@ -60,9 +60,9 @@ describe('lory train', () => {
       const args = ['train', batches, '-o', run, '--config', config];
       const stopped = await interruptAt([...args, '--json'], 6, signal);
       assert.equal(stopped.code, 130, stopped.stderr);
-      assert.match(stopped.stderr, /training stopped after step \d+ of 400; checkpoint saved in .*; run the same command again to resume: lory train /);
+      assert.match(stopped.stderr, /training stopped after step \d+ of 200; checkpoint saved in .*; run the same command again to resume: lory train /);
       const ck = readCheckpoint(run);
-      assert.ok(ck.step >= stopped.sentAt && ck.step < 400, `checkpoint at step ${ck.step}, signal after step ${stopped.sentAt}`);
+      assert.ok(ck.step >= stopped.sentAt && ck.step < 200, `checkpoint at step ${ck.step}, signal after step ${stopped.sentAt}`);
       assert.equal(losses(run).length, ck.step);
 
       const resumed = spawnSync(LORY, args, { cwd: PROJECT_ROOT, encoding: 'utf8' });
