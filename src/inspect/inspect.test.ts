@@ -69,6 +69,7 @@ test('inspect-experts refuses a dense checkpoint and a missing domain field, in 
   assert.equal(existsSync(out), false, 'nothing written');
   const lory = await tinyCheckpoint(tinyModel(), tok);
   await assert.rejects(inspectExperts({ checkpoint: lory.dir, data: store, out, by: 'source' }), (e: Error) => e.name === 'InputError' && /line 1 has no 'source' field/.test(e.message));
+  await assert.rejects(inspectExperts({ checkpoint: lory.dir, data: store, out, by: 'none' }), (e: Error) => e.name === 'InputError' && /--by must name the metadata field/.test(e.message));
 });
 
 function close(a: number, b: number, tol: number) {

@@ -9,7 +9,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifactInput, readManifest, runStage, toolVersion } from '../artifacts/index.js';
+import { artifactInput, InputError, readManifest, runStage, toolVersion } from '../artifacts/index.js';
 import { checkTokenizer, openHeldOut } from '../eval/heldout.js';
 import { heatmapSpec, specialisationSpec, utilisationSpec } from '../report/figures.js';
 import { reportHtml, type HtmlFigure } from '../report/html.js';
@@ -64,6 +64,7 @@ export interface InspectResult {
 }
 
 export async function inspectExperts(o: InspectOptions): Promise<InspectResult> {
+  if (o.by === 'none') throw new InputError('inspect-experts compares routing across domains: --by must name the metadata field that labels each document (default domain), not none');
   const ckpt = readCheckpoint(o.checkpoint, { which: o.which ?? 'latest' });
   const h = openHeldOut(o.data, o.by ?? 'domain');
   checkTokenizer(h, ckpt);
