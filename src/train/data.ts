@@ -4,7 +4,7 @@
  * order (build-batches already shuffled it with its seed); every later epoch reads a permutation
  * drawn from (seed, epoch), so the cursor {epoch, position} and the seed say exactly what comes next.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, readManifest, type Manifest } from '../artifacts/index.js';
 import { mulberry32 } from '../random/index.js';
@@ -26,6 +26,9 @@ export function openBatches(dir: string): BatchesInfo {
   const manifest = readManifest<BatchesInfo['manifest']['stats']>(dir, BATCHES_KIND, BATCHES_VERSION);
   const tokens = manifest.inputs.find((i) => i.role === 'tokens');
   if (!tokens) throw new InputError(`${dir}: batches manifest names no token store`);
+  if (!existsSync(tokens.path)) {
+    throw new InputError(`${dir}: the token store it was built from, ${tokens.path}, is not found (build-batches records the path as given, relative to where it ran)`);
+  }
   return { dir, manifest, seqLen: manifest.stats.seqLen, dtype: manifest.stats.dtype, tokensDir: tokens.path };
 }
 
