@@ -11,6 +11,9 @@ import { registerParams } from './commands/params.js';
 import { registerTrain } from './commands/train.js';
 import { registerRun } from './commands/run.js';
 import { registerVerify } from './commands/verify.js';
+import { registerEval } from './commands/eval.js';
+import { registerInspectExperts } from './commands/inspect-experts.js';
+import { registerGenerate } from './commands/generate.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -53,6 +56,9 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
   registerTrain(program);
   registerRun(program);
   registerVerify(program);
+  registerEval(program);
+  registerInspectExperts(program);
+  registerGenerate(program);
   return program;
 }
 

@@ -45,3 +45,5 @@ export { PARAM, paramSpecs, initParams, layoutOf, type FfnLayout, type ParamSpec
 export { tokenMoe, topKMoe, expertChoiceMoe, expertsOnSlots, loadBalancingLoss, routerZLoss, topKCapacity, expertChoiceCapacity, type TokenMoeOutput } from './token-moe.js';
 export { denseToMoe } from './convert.js';
 export { countParams, countFlops, expertSlotsPerToken, type ParamCount, type FlopCount } from './count.js';
+export { buildLoryDecode, DECODE_INPUT, DECODE_OUTPUT, type DecodeModel } from './decode.js';
+export { mergeLayerExperts } from './merge.js';

@@ -93,7 +93,21 @@ export function parsePipeline(text: string, source: string, options: { checkFile
   }
   const parsed = pipelineSchema.safeParse(doc, { reportInput: true });
   if (!parsed.success) {
-    const lines = parsed.error.issues.flatMap(formatIssue);
+    // A misspelt required section ('modle:') is one mistake: its "did you mean" line says it all, so
+    // the "missing" line for the field it suggests is left out.
+    const suggested = new Set<string>();
+    for (const issue of parsed.error.issues) {
+      if (issue.code !== 'unrecognized_keys') continue;
+      const known = knownKeys(schemaAt(pipelineSchema, issue.path));
+      const at = formatPath(issue.path);
+      for (const key of issue.keys) {
+        const best = closest(key, known);
+        if (best) suggested.add(at ? `${at}.${best}` : best);
+      }
+    }
+    const missingButSuggested = (issue: z.core.$ZodIssue) =>
+      issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined && suggested.has(formatPath(issue.path));
+    const lines = parsed.error.issues.filter((i) => !missingButSuggested(i)).flatMap(formatIssue);
     throw new InputError(lines.map((l) => `${source}: ${l}`).join('\n'));
   }
   const pipeline = parsed.data;

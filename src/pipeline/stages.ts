@@ -10,6 +10,8 @@
  *   <out>/embeddings        embed            document embeddings (similarity batching only)
  *   <out>/batches-<s>       batches-<s>      packed instances, one per batches.strategies entry
  *   <out>/runs/<name>       train-<name>     a training run per runs entry
+ *   <out>/eval              eval-perplexity  perplexity per held-out domain of every run, side by side
+ *   <out>/experts-<name>    inspect-<name>   expert routing report (report.html) per Lory run
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +20,11 @@ import { buildBatches } from '../batching/build-batches.js';
 import { prepare } from '../data/prepare.js';
 import { embed } from '../embed/embed.js';
 import { train, type TrainEvent, type TrainStats } from '../train/loop.js';
+import { perplexitySummary } from '../eval/format.js';
+import { evalPerplexityToDir, PERPLEXITY_FILES } from '../eval/report-artifact.js';
+import type { PerplexityReport } from '../eval/perplexity.js';
+import { inspectExperts, inspectSummary, type ExpertReport } from '../inspect/inspect.js';
+import { isLoryMoe } from '../model/index.js';
 import { resolvedRunConfig, type LoadedPipeline, type ResolvedRun } from './load.js';
 
 export interface StageContext {
@@ -44,6 +51,8 @@ export interface PlannedStage {
   output: string;
   describe: string;
   run(ctx: StageContext): Promise<StageOutcome>;
+  /** Lines `lory run` prints at the end of its summary (e.g. the perplexity table). */
+  summary?(outcome: StageOutcome): string;
 }
 
 export interface StageEntry {
@@ -61,6 +70,8 @@ export const outputs = (p: LoadedPipeline) => {
     embeddings: join(out, 'embeddings'),
     batches: (strategy: string) => join(out, `batches-${strategy}`),
     run: (name: string) => join(out, 'runs', name),
+    eval: join(out, 'eval'),
+    experts: (name: string) => join(out, `experts-${name}`),
   };
 };
 
@@ -178,9 +189,61 @@ export const STAGES: StageEntry[] = [
     group: 'train',
     expand: (p) => p.runs.map((run) => trainStage(p, run)),
   },
+  {
+    group: 'eval',
+    expand: (p) => (p.pipeline.data?.heldout && p.runs.length ? [evalStage(p)] : []),
+  },
+  {
+    group: 'inspect',
+    expand: (p) => (p.pipeline.data?.heldout ? p.runs.filter((r) => isLoryMoe(r.model)).map((r) => inspectStage(p, r)) : []),
+  },
 ];
 
 const MOE_NAMES = { lory: 'Lory', top_k: 'top-k', expert_choice: 'expert choice' } as const;
+
+/** Perplexity of every run's latest checkpoint on the held-out store, the first run as the baseline. */
+function evalStage(p: LoadedPipeline): PlannedStage {
+  return {
+    name: 'eval-perplexity',
+    group: 'eval',
+    output: outputs(p).eval,
+    describe: `perplexity per held-out domain of ${p.runs.map((r) => r.name).join(', ')} (segment and prompt routing)`,
+    run: async (ctx) => {
+      const r = await evalPerplexityToDir({
+        checkpoints: p.runs.map((run) => outputs(p).run(run.name)),
+        data: outputs(p).heldout,
+        out: outputs(p).eval,
+        force: ctx.force,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onProgress: (x) => ctx.progress(`eval-perplexity: ${x.checkpoint} [${x.routing}] ${x.windowsDone}/${x.windowsTotal} windows`),
+      });
+      return { skipped: r.skipped, output: outputs(p).eval, stats: r.report };
+    },
+    summary: (outcome) => `\n${perplexitySummary(outcome.stats as PerplexityReport)}(every table, with definitions: ${join(outcome.output, PERPLEXITY_FILES.markdown)})\n`,
+  };
+}
+
+/** Expert routing of a Lory run's latest checkpoint on the held-out documents, by domain. */
+function inspectStage(p: LoadedPipeline, run: ResolvedRun): PlannedStage {
+  return {
+    name: `inspect-${run.name}`,
+    group: 'inspect',
+    output: outputs(p).experts(run.name),
+    describe: `expert routing of '${run.name}' by held-out domain (report.html)`,
+    run: async (ctx) => {
+      const r = await inspectExperts({
+        checkpoint: outputs(p).run(run.name),
+        data: outputs(p).heldout,
+        out: outputs(p).experts(run.name),
+        force: ctx.force,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onProgress: (done, total) => ctx.progress(`inspect-${run.name}: ${done}/${total} windows`),
+      });
+      return { skipped: r.skipped, output: r.dir, stats: r.report };
+    },
+    summary: (outcome) => `\nexpert routing of '${run.name}':\n${inspectSummary(outcome.stats as ExpertReport, outcome.output)}`,
+  };
+}
 
 function trainStage(p: LoadedPipeline, run: ResolvedRun): PlannedStage {
   return {

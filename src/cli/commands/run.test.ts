@@ -33,7 +33,9 @@ describe('lory run', () => {
     writeFileSync(file, pipeline(out));
     const first = lory('run', file);
     assert.equal(first.status, 0, first.stderr);
-    for (const stage of ['prepare', 'prepare-heldout', 'batches-random', 'train-dense', 'train-lory']) assert.match(first.stderr, new RegExp(`✓ ${stage} `));
+    for (const stage of ['prepare', 'prepare-heldout', 'batches-random', 'train-dense', 'train-lory', 'eval-perplexity', 'inspect-lory']) assert.match(first.stderr, new RegExp(`✓ ${stage} `));
+    assert.match(first.stdout, /## Perplexity on .*heldout by domain/, 'the run ends with the perplexity table ...');
+    assert.match(first.stdout, /report: .*experts-lory\/report\.html\n$/, '... and the path of the expert report');
     assert.match(first.stdout, /dense\s+dense, 1×32, V=300\s+random\s+6\s+\d\.\d{4}\s+\d\.\d{4}/);
     assert.match(first.stdout, /lory\s+Lory 2E, 1×32, V=300\s+random\s+6\s+\d\.\d{4}\s+\d\.\d{4}/);
     assert.equal(readCheckpoint(join(out, 'runs', 'lory')).model.experts, 2);
@@ -54,7 +56,7 @@ describe('lory run', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { stage?: string; skipped?: boolean })
       .filter((l) => l.stage);
-    assert.deepEqual(stages.map((s) => [s.stage, s.skipped]), [['train-lory', false]]);
+    assert.deepEqual(stages.map((s) => [s.stage, s.skipped]), [['train-lory', false], ['eval-perplexity', false], ['inspect-lory', false]]);
     assert.equal(readFileSync(join(out, 'runs', 'dense', 'metrics.jsonl'), 'utf8'), metrics, 'the dense run is untouched');
   });
 
@@ -66,7 +68,7 @@ describe('lory run', () => {
     assert.equal(list.status, 0, list.stderr);
     assert.deepEqual(
       list.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]),
-      ['prepare', 'prepare-heldout', 'batches-random', 'train-dense', 'train-lory'],
+      ['prepare', 'prepare-heldout', 'batches-random', 'train-dense', 'train-lory', 'eval-perplexity', 'inspect-lory'],
     );
     assert.equal(existsSync(join(dir, 'out')), false, '--list runs nothing');
     const bad = lory('run', file, '--from', 'evaluate');

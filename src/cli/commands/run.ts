@@ -74,7 +74,13 @@ Examples:
         } finally {
           stop.dispose();
         }
-        if (!flags.json) process.stdout.write(summary(loaded.pipeline.out, loaded.runs, results));
+        if (!flags.json) {
+          process.stdout.write(summary(loaded.pipeline.out, loaded.runs, results));
+          for (const r of results) {
+            const stage = stages.find((s) => s.name === r.name);
+            if (stage?.summary) process.stdout.write(stage.summary(r.outcome));
+          }
+        }
       });
     });
 }
