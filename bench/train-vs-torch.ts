@@ -23,7 +23,14 @@
  *
  * Run: node dist/bench/train-vs-torch.js [--configs tiny,small] [--experts 8,16,32] [--threads 2]
  *      [--repeats-tiny 10] [--repeats-small 4] [--warmup-tiny 2] [--warmup-small 1]
- *      [--phasing-small pairs|together] [--openblas-coretype auto|NAME] [--gemm-n 2048] [--json FILE]
+ *      [--small-standard-with-pytorch] [--openblas-coretype auto|NAME] [--gemm-n 2048] [--json FILE]
+ *
+ * Memory decides which processes are alive at once (an idle worker keeps its memory): tiny runs one
+ * alternation per expert count (both dense models, lory custom and standard, PyTorch Lory, the GEMM
+ * yardsticks); small runs one per row (the lory model and its PyTorch counterpart). Small Lory
+ * `standard` peaks near 16 GB, so by default it alternates with the yardsticks only and its row shows
+ * the PyTorch Lory figures of the `custom` row's alternation (marked); --small-standard-with-pytorch
+ * pairs it with PyTorch as well, where memory allows.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -73,8 +80,8 @@ interface BenchConfig {
   experts: number[];
   warmup: number;
   repeats: number;
-  /** 'together': every variant alive and alternating at once; 'pairs': one lory variant and its PyTorch counterpart at a time (memory). */
-  phasing: 'together' | 'pairs';
+  /** 'per-experts': one alternation per expert count, both dense models in each; 'pairs': one per row. */
+  phasing: 'per-experts' | 'pairs';
 }
 
 const parseList = (v: string, flag: string) =>
@@ -93,7 +100,7 @@ const CONFIGS: Record<'tiny' | 'small', BenchConfig> = {
     experts: parseList(opt('experts') ?? '8,16,32', 'experts'),
     warmup: num('warmup-tiny', 2),
     repeats: num('repeats-tiny', 10),
-    phasing: 'together',
+    phasing: 'per-experts',
   },
   small: {
     name: 'small',
@@ -103,10 +110,10 @@ const CONFIGS: Record<'tiny' | 'small', BenchConfig> = {
     experts: [8],
     warmup: num('warmup-small', 1),
     repeats: num('repeats-small', 4),
-    phasing: (opt('phasing-small') ?? 'pairs') as 'pairs' | 'together',
+    phasing: 'pairs',
   },
 };
-if (!['pairs', 'together'].includes(CONFIGS.small.phasing)) usage(`--phasing-small: expected 'pairs' or 'together', got '${CONFIGS.small.phasing}'`);
+const STANDARD_WITH_TORCH = process.argv.includes('--small-standard-with-pytorch');
 const CONFIG_NAMES = (opt('configs') ?? 'tiny,small').split(',');
 for (const n of CONFIG_NAMES) if (!(n in CONFIGS)) usage(`--configs: unknown config '${n}' (tiny, small)`);
 
@@ -140,16 +147,18 @@ const GEMM_VARIANTS: Variant[] = [
   { id: 'gemm:torch', side: 'torch', kind: 'gemm', experts: 0 },
 ];
 
-/** Which variants are alive and alternating together. */
+/** Which variants are alive and alternating together, alternation by alternation. */
 function phases(c: BenchConfig): Variant[][] {
   const steps = stepVariants(c);
-  if (c.phasing === 'together') return [[...steps, ...GEMM_VARIANTS]];
   const by = (id: string) => steps.find((v) => v.id === id)!;
+  if (c.phasing === 'per-experts') {
+    return c.experts.map((E) => [by('lory:dense'), by('torch:dense'), by(`lory:custom:${E}`), by(`lory:standard:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS]);
+  }
   return [
     [by('lory:dense'), by('torch:dense'), ...GEMM_VARIANTS],
     ...c.experts.flatMap((E) => [
       [by(`lory:custom:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS],
-      [by(`lory:standard:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS],
+      [by(`lory:standard:${E}`), ...(STANDARD_WITH_TORCH ? [by(`torch:lory:${E}`)] : []), ...GEMM_VARIANTS],
     ]),
   ];
 }
@@ -282,26 +291,32 @@ interface Row {
   label: string;
   lory: Measured;
   torch: Measured;
+  /** The lory worker's alternation (its GEMM yardstick gives the row's MFU). */
   phase: PhaseResult;
+  /** False where the PyTorch figures come from another alternation (memory): ratios of medians then. */
+  paired: boolean;
   flopsPerStep: number;
 }
 
 function rowsOf(c: BenchConfig, results: PhaseResult[]): Row[] {
-  const find = (id: string, partner?: string) => {
-    const phase = results.find((p) => p.measured.has(id) && (!partner || p.measured.has(partner)))!;
-    return { phase, m: phase.measured.get(id)! };
-  };
   const E = c.experts[0]!;
   const flops = (experts: number) => countFlops(loryConfig(benchModel(c, experts), 'standard', c.seq), c.seq).train * c.batch * c.seq;
   const row = (label: string, loryId: string, torchId: string, experts: number): Row => {
-    const { phase, m } = find(loryId, torchId);
-    return { label, lory: m, torch: phase.measured.get(torchId)!, phase, flopsPerStep: flops(experts) };
+    const phase = results.find((p) => p.measured.has(loryId))!;
+    const together = phase.measured.get(torchId);
+    const torch = together ?? results.find((p) => p.measured.has(torchId))!.measured.get(torchId)!;
+    return { label, lory: phase.measured.get(loryId)!, torch, phase, paired: together !== undefined, flopsPerStep: flops(experts) };
   };
   return [
     row('dense', 'lory:dense', 'torch:dense', 1),
     row(`Lory E=${E}, lory \`custom\` / PyTorch`, `lory:custom:${E}`, `torch:lory:${E}`, E),
     row(`Lory E=${E}, lory \`standard\` / PyTorch`, `lory:standard:${E}`, `torch:lory:${E}`, E),
   ];
+}
+
+/** Median over rounds of a/b within the same round (both in one alternation), else the ratio of medians. */
+function ratioOf(a: number[], b: number[], paired: boolean): number {
+  return paired ? median(a.map((x, i) => x / b[i]!)) : median(a) / median(b);
 }
 
 const peakOf = (p: PhaseResult) => Math.max(median(p.gemm.ort), median(p.gemm.torch));
@@ -312,8 +327,12 @@ function printConfig(c: BenchConfig, results: PhaseResult[], coreType: CoreTypeC
   const m = c.model;
   const tokens = c.batch * c.seq;
   out(`\n## ${c.name}: vocab ${m.vocab}, d ${m.d}, ${m.layers} layers, ${m.heads} heads, d_ff ${m.dff}, seq ${c.seq}, batch ${c.batch} (${tokens} tokens/step); Lory E=${c.experts[0]}, T=${m.segment}`);
-  out(`\n${c.warmup} warm-up + ${c.repeats} recorded rounds; ${THREADS} threads each side; ${c.phasing === 'together' ? 'all variants alternating in the same rounds' : 'each row its own alternation (lory variant and its PyTorch counterpart), to bound memory'}.`);
-  out('\n| model | GFLOP/step | lory ms/step | lory CPU ms/thread | lory tokens/s | lory MFU | lory peak RSS GiB | PyTorch ms/step | PyTorch CPU ms/thread | PyTorch tokens/s | PyTorch MFU | PyTorch peak RSS GiB | PyTorch / lory time |');
+  out(
+    `\n${c.warmup} warm-up + ${c.repeats} recorded rounds; ${THREADS} threads each side; ` +
+      (c.phasing === 'per-experts' ? `one alternation per expert count (this table: E=${c.experts[0]}'s)` : 'each row its own alternation (the lory variant and its PyTorch counterpart), to bound memory') +
+      '. PyTorch / lory: median over rounds of the ratio within a round (wall; CPU time per thread in brackets).',
+  );
+  out('\n| model | GFLOP/step | lory ms/step | lory CPU ms/thread | lory tokens/s | lory MFU | lory peak RSS GiB | PyTorch ms/step | PyTorch CPU ms/thread | PyTorch tokens/s | PyTorch MFU | PyTorch peak RSS GiB | PyTorch / lory |');
   out('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rowsOf(c, results)) {
     const peak = peakOf(r.phase) * 1e9;
@@ -321,12 +340,17 @@ function printConfig(c: BenchConfig, results: PhaseResult[], coreType: CoreTypeC
       const wall = median(x.samples.wall);
       return [f0(wall), f0(median(x.samples.cpu) / THREADS), f0(tokens / (wall / 1000)), pct(r.flopsPerStep / (wall / 1000) / peak), GiB(x.peakRssKb)];
     };
-    const ratio = median(r.torch.samples.wall) / median(r.lory.samples.wall);
-    out(`| ${r.label} | ${f2(r.flopsPerStep / 1e9)} | ${side(r.lory).join(' | ')} | ${side(r.torch).join(' | ')} | ${f2(ratio)}x |`);
+    const wall = ratioOf(r.torch.samples.wall, r.lory.samples.wall, r.paired);
+    const cpu = ratioOf(r.torch.samples.cpu, r.lory.samples.cpu, r.paired);
+    const mark = r.paired ? '' : ' †';
+    out(`| ${r.label} | ${f2(r.flopsPerStep / 1e9)} | ${side(r.lory).join(' | ')} | ${side(r.torch).join(' | ')}${mark} | ${f2(wall)}x (${f2(cpu)}x)${mark} |`);
   }
-  out(`\nGEMM yardstick (${GEMM_N}³ float32, ${THREADS} threads, median over the rounds; MFU is against the higher of the two):`);
+  if (rowsOf(c, results).some((r) => !r.paired)) {
+    out(`\n† PyTorch figures from the \`custom\` row's alternation (lory \`standard\` ran beside the GEMM yardsticks only, for memory); the ratio is of medians from different alternations: trust it less.`);
+  }
+  out(`\nGEMM yardstick (${GEMM_N}³ float32, ${THREADS} threads, median over the rounds; MFU is against the higher of the two in the row's alternation):`);
   results.forEach((p, i) => {
-    const label = results.length > 1 ? ` (row ${i + 1}'s alternation)` : '';
+    const label = results.length > 1 ? ` (alternation ${i + 1}: ${[...p.measured.keys()].filter((k) => !k.startsWith('gemm')).join(', ')})` : '';
     out(`- ORT MatMul ${f0(median(p.gemm.ort))} GFLOP/s, PyTorch mm (OpenBLAS ${coreType.probes.find((x) => x.requested === (coreType.value ?? DETECTED))?.core ?? coreType.value}) ${f0(median(p.gemm.torch))} GFLOP/s${label}`);
   });
   return lines;
@@ -340,12 +364,24 @@ interface LossCheck {
 }
 const LOSS_RTOL = 1e-4;
 
+/** Every lory model against its PyTorch counterpart (the step-1 loss is deterministic: any alternation will do). */
 function lossChecks(c: BenchConfig, results: PhaseResult[]): LossCheck[] {
-  return rowsOf(c, results).map((r) => {
-    const [l0, l1] = r.lory.samples.losses;
-    const [t0, t1] = r.torch.samples.losses;
+  const find = (id: string) => results.find((p) => p.measured.has(id))?.measured.get(id);
+  const pairs: [string, string, string][] = [
+    ['dense', 'lory:dense', 'torch:dense'],
+    ...c.experts.flatMap((E): [string, string, string][] => [
+      [`Lory E=${E}, \`custom\``, `lory:custom:${E}`, `torch:lory:${E}`],
+      [`Lory E=${E}, \`standard\``, `lory:standard:${E}`, `torch:lory:${E}`],
+    ]),
+  ];
+  return pairs.flatMap(([label, loryId, torchId]) => {
+    const lory = find(loryId)?.samples.losses;
+    const torch = find(torchId)?.samples.losses;
+    if (!lory || !torch) return [];
+    const [l0, l1] = lory;
+    const [t0, t1] = torch;
     const ok = l0 != null && t0 != null && Math.abs(l0 - t0) <= LOSS_RTOL * Math.abs(t0);
-    return { label: `${c.name} ${r.label}`, lory: [l0 ?? null, l1 ?? null], torch: [t0 ?? null, t1 ?? null], ok };
+    return [{ label: `${c.name} ${label}`, lory: [l0 ?? null, l1 ?? null], torch: [t0 ?? null, t1 ?? null], ok }];
   });
 }
 
@@ -359,30 +395,22 @@ function printLossChecks(checks: LossCheck[]): string[] {
   return lines;
 }
 
-/** Median over rounds of (Lory step / dense step in the same round); needs both in one alternation. */
-function pairedRatio(p: PhaseResult, id: string, dense: string): number | undefined {
-  const a = p.measured.get(id)?.samples.wall;
-  const b = p.measured.get(dense)?.samples.wall;
-  if (!a || !b) return undefined;
-  return median(a.map((x, i) => x / b[i]!));
-}
-
 function printMergeOverhead(c: BenchConfig, results: PhaseResult[]): string[] {
   const lines = [`\n## Merge overhead (${c.name}): Lory step / dense step at equal active size, T=${c.model.segment}`, ''];
-  lines.push('Median over rounds of the ratio of the two steps in the same round (wall time).', '');
-  lines.push('| E | ideal 1 + E/T | model FLOP ratio | paper, A100 (T=256) | lory `custom` | lory `standard` | PyTorch |');
-  lines.push('|---|---|---|---|---|---|---|');
+  lines.push('Each E its own alternation with both dense models; median over rounds of the ratio of the two steps in the same round (wall; CPU time per thread in brackets).', '');
+  lines.push('| E | ideal 1 + E/T | model FLOP ratio | paper, A100 (T=256) | lory `custom` | lory `standard` | PyTorch | ms/step: lory dense, custom, standard; PyTorch dense, Lory |');
+  lines.push('|---|---|---|---|---|---|---|---|');
   const flops = (E: number) => countFlops(loryConfig(benchModel(c, E), 'standard', c.seq), c.seq).train;
-  const p = results[0]!;
-  const fmt = (x: number | undefined) => (x === undefined ? '—' : `${f2(x)}x`);
   for (const E of c.experts) {
+    const p = results.find((r) => r.measured.has(`lory:custom:${E}`))!;
+    const w = (id: string) => p.measured.get(id)!.samples;
+    const both = (id: string, dense: string) => `${f2(ratioOf(w(id).wall, w(dense).wall, true))}x (${f2(ratioOf(w(id).cpu, w(dense).cpu, true))}x)`;
+    const ms = [`lory:dense`, `lory:custom:${E}`, `lory:standard:${E}`, 'torch:dense', `torch:lory:${E}`].map((id) => f0(median(w(id).wall))).join(', ');
     lines.push(
       `| ${E} | ${f2(1 + E / c.model.segment)}x | ${f2(flops(E) / flops(1))}x | ${PAPER_SLOWDOWN[E] ? `${f2(PAPER_SLOWDOWN[E]!)}x` : '—'} | ` +
-        `${fmt(pairedRatio(p, `lory:custom:${E}`, 'lory:dense'))} | ${fmt(pairedRatio(p, `lory:standard:${E}`, 'lory:dense'))} | ${fmt(pairedRatio(p, `torch:lory:${E}`, 'torch:dense'))} |`,
+        `${both(`lory:custom:${E}`, 'lory:dense')} | ${both(`lory:standard:${E}`, 'lory:dense')} | ${both(`torch:lory:${E}`, 'torch:dense')} | ${ms} |`,
     );
   }
-  const ms = (id: string) => (p.measured.get(id) ? f0(median(p.measured.get(id)!.samples.wall)) : '—');
-  lines.push('', `Step medians, ms: lory dense ${ms('lory:dense')}, PyTorch dense ${ms('torch:dense')}; ` + c.experts.map((E) => `E=${E}: custom ${ms(`lory:custom:${E}`)}, standard ${ms(`lory:standard:${E}`)}, PyTorch ${ms(`torch:lory:${E}`)}`).join('; ') + '.');
   return lines;
 }
 
@@ -427,7 +455,7 @@ async function main(): Promise<void> {
       const ps = phases(c);
       for (let i = 0; i < ps.length; i++) results.push(await runPhase(c, ps[i]!, dir, inputs, coreType.value, `${c.name} ${i + 1}/${ps.length}`));
       for (const l of printConfig(c, results, coreType)) out(l);
-      if (c.experts.length > 1 && c.phasing === 'together') for (const l of printMergeOverhead(c, results)) out(l);
+      if (c.phasing === 'per-experts') for (const l of printMergeOverhead(c, results)) out(l);
       checks.push(...lossChecks(c, results));
       (json.configs as Record<string, unknown>)[c.name] = results.map((p) => ({ gemm: p.gemm, workers: Object.fromEntries([...p.measured].map(([id, m]) => [id, { ...m.samples, ready: m.ready, peakRssKb: m.peakRssKb }])) }));
     }
