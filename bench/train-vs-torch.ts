@@ -24,6 +24,7 @@
  * Run: node dist/bench/train-vs-torch.js [--configs tiny,small] [--experts 8,16,32] [--threads 2]
  *      [--repeats-tiny 10] [--repeats-small 4] [--warmup-tiny 2] [--warmup-small 1]
  *      [--small-standard-with-pytorch] [--openblas-coretype auto|NAME] [--gemm-n 2048] [--json FILE]
+ *      [--wait-minutes 30]
  *
  * Memory decides which processes are alive at once (an idle worker keeps its memory): tiny runs one
  * alternation per expert count (both dense models, lory custom and standard, PyTorch Lory, the GEMM
@@ -32,14 +33,14 @@
  * the PyTorch Lory figures of the `custom` row's alternation (marked); --small-standard-with-pytorch
  * pairs it with PyTorch as well, where memory allows.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ADAMW_DEFAULTS } from '../src/graph/optim/adamw.js';
 import { countFlops } from '../src/model/count.js';
 import type { FfnImpl } from '../src/model/config.js';
-import { initParams } from '../src/model/params.js';
+import { initParams, paramSpecs } from '../src/model/params.js';
 import { randomTokens } from '../src/model/testing.js';
 import { loadRuntime } from '../src/runtime/index.js';
 import { median } from './stats.js';
@@ -147,18 +148,33 @@ const GEMM_VARIANTS: Variant[] = [
   { id: 'gemm:torch', side: 'torch', kind: 'gemm', experts: 0 },
 ];
 
+interface Phase {
+  variants: Variant[];
+  /**
+   * MemAvailable (GiB) to wait for before starting its processes: the sum of their peak RSS as measured
+   * on these configs, plus 2 GiB. Idle workers keep their memory, and running out on a shared machine
+   * would have the kernel kill someone's process.
+   */
+  needGiB: number;
+}
+
 /** Which variants are alive and alternating together, alternation by alternation. */
-function phases(c: BenchConfig): Variant[][] {
+function phases(c: BenchConfig): Phase[] {
   const steps = stepVariants(c);
   const by = (id: string) => steps.find((v) => v.id === id)!;
   if (c.phasing === 'per-experts') {
-    return c.experts.map((E) => [by('lory:dense'), by('torch:dense'), by(`lory:custom:${E}`), by(`lory:standard:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS]);
+    // tiny: 7.8 GiB at E=8 (dense 1.2 + 1.0, custom 1.5, standard 2.2, PyTorch Lory 1.4, yardsticks 0.5), growing with E
+    return c.experts.map((E) => ({
+      variants: [by('lory:dense'), by('torch:dense'), by(`lory:custom:${E}`), by(`lory:standard:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS],
+      needGiB: 10 + 0.25 * (E - 8),
+    }));
   }
+  // small: dense 7.8 GiB + PyTorch dense 4.9; custom 9.0 + PyTorch Lory 8.6; standard 15.9
   return [
-    [by('lory:dense'), by('torch:dense'), ...GEMM_VARIANTS],
+    { variants: [by('lory:dense'), by('torch:dense'), ...GEMM_VARIANTS], needGiB: 15 },
     ...c.experts.flatMap((E) => [
-      [by(`lory:custom:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS],
-      [by(`lory:standard:${E}`), ...(STANDARD_WITH_TORCH ? [by(`torch:lory:${E}`)] : []), ...GEMM_VARIANTS],
+      { variants: [by(`lory:custom:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS], needGiB: 20 },
+      { variants: [by(`lory:standard:${E}`), ...(STANDARD_WITH_TORCH ? [by(`torch:lory:${E}`)] : []), ...GEMM_VARIANTS], needGiB: STANDARD_WITH_TORCH ? 27 : 18 },
     ]),
   ];
 }
@@ -174,15 +190,16 @@ function writeInputs(c: BenchConfig, dir: string): { data: string; weights: Map<
   writeFileSync(data, ids);
   const weights = new Map<number, string>();
   for (const E of [1, ...c.experts]) {
-    const params = initParams(loryConfig(benchModel(c, E), 'standard', S), SEED);
+    const config = loryConfig(benchModel(c, E), 'standard', S);
+    const params = initParams(config, SEED);
     const index: Record<string, { shape: number[]; offset: number }> = {};
     let offset = 0;
-    const specs = Object.entries(params);
-    const flat = new Float32Array(specs.reduce((a, [, v]) => a + v.length, 0));
-    for (const [name, v] of specs) {
-      flat.set(v, offset);
-      index[name] = { shape: loryShape(c, E, name, v.length), offset };
-      offset += v.length;
+    const specs = paramSpecs(config);
+    const flat = new Float32Array(specs.reduce((a, p) => a + params[p.name]!.length, 0));
+    for (const p of specs) {
+      flat.set(params[p.name]!, offset);
+      index[p.name] = { shape: p.shape, offset };
+      offset += params[p.name]!.length;
     }
     const file = `${c.name}-E${E}-weights.f32`;
     writeFileSync(join(dir, file), flat);
@@ -191,21 +208,6 @@ function writeInputs(c: BenchConfig, dir: string): { data: string; weights: Map<
     weights.set(E, json);
   }
   return { data, weights };
-}
-
-/** Shapes of lory's parameters (src/model/params.ts), [in, out] with the expert axis first. */
-function loryShape(c: BenchConfig, E: number, name: string, size: number): number[] {
-  const { vocab: V, d, dff: f } = c.model;
-  const shape =
-    name === 'embed' ? [V, d]
-    : name === 'lm_head' ? [d, V]
-    : name.endsWith('_norm') ? [d]
-    : name.includes('.attn.') ? [d, d]
-    : name.endsWith('.router') ? [d, E]
-    : name.endsWith('w_down') ? (E > 1 ? [E, f, d] : [f, d])
-    : E > 1 ? [E, d, f] : [d, f];
-  if (shape.reduce((a, b) => a * b, 1) !== size) throw new Error(`bench: shape of ${name} [${shape}] does not match its ${size} values`);
-  return shape;
 }
 
 const STEP_WORKER = join(fileURLToPath(new URL('.', import.meta.url)), 'step-worker.js');
@@ -254,7 +256,26 @@ interface PhaseResult {
 
 const live = new Set<Worker>();
 
-async function runPhase(c: BenchConfig, variants: Variant[], dir: string, inputs: ReturnType<typeof writeInputs>, coreType: string | undefined, label: string): Promise<PhaseResult> {
+function availableGiB(): number {
+  const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) / 2 ** 20 : Infinity;
+}
+
+/** Waits (up to --wait-minutes, default 30) until the machine has `gib` available, or gives up. */
+async function waitForMemory(gib: number, label: string): Promise<void> {
+  const deadline = Date.now() + num('wait-minutes', 30) * 60_000;
+  let said = false;
+  while (availableGiB() < gib) {
+    if (Date.now() > deadline) usage(`${label}: the machine never had ${gib} GiB available (now ${availableGiB().toFixed(1)} GiB); retry when it is quieter`);
+    if (!said) process.stderr.write(`${label}: waiting for ${gib} GiB of available memory (now ${availableGiB().toFixed(1)} GiB)…\n`);
+    said = true;
+    await new Promise((r) => setTimeout(r, 15_000));
+  }
+}
+
+async function runPhase(c: BenchConfig, phase: Phase, dir: string, inputs: ReturnType<typeof writeInputs>, coreType: string | undefined, label: string): Promise<PhaseResult> {
+  await waitForMemory(phase.needGiB, label);
+  const variants = phase.variants;
   const workers = variants.map((v) => startWorker(v, c, dir, inputs, coreType));
   workers.forEach((w) => live.add(w));
   try {
