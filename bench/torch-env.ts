@@ -88,9 +88,17 @@ export function torchGemmWorker(id: string, dir: string, threads: number, n: num
   return new Worker(id, PYTHON, [TORCH_WORKER, spec], torchEnv(threads, coreType));
 }
 
-/** Environment of a PyTorch worker: OpenMP threads (torch's and OpenBLAS's) and the kernel family. */
+/**
+ * Environment of a PyTorch worker: OpenMP threads (torch's and OpenBLAS's), the kernel family, and
+ * OMP_WAIT_POLICY=PASSIVE unless the environment sets it. With GNU OpenMP's default (spin, then sleep),
+ * a machine with more runnable threads than cores makes every parallel region wait for spinners that
+ * were descheduled: a tiny Lory step measured 60–100 s wall (15–21 s CPU) against 5–12 s (1.8–2.4 s
+ * CPU) passive, at load average 11 on 2 cores (torch's bmm nests OpenBLAS's parallel regions inside its
+ * own). On a quiet machine passive costs a little wake-up latency.
+ */
 export function torchEnv(threads: number, coreType: string | undefined): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
+  env.OMP_WAIT_POLICY ??= 'PASSIVE';
   if (coreType === undefined) delete env.OPENBLAS_CORETYPE;
   else env.OPENBLAS_CORETYPE = coreType;
   return env;

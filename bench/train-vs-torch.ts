@@ -24,7 +24,7 @@
  * Run: node dist/bench/train-vs-torch.js [--configs tiny,small] [--experts 8,16,32] [--threads 2]
  *      [--repeats-tiny 10] [--repeats-small 4] [--warmup-tiny 2] [--warmup-small 1]
  *      [--small-standard-with-pytorch] [--openblas-coretype auto|NAME] [--gemm-n 2048] [--json FILE]
- *      [--wait-minutes 30]
+ *      [--wait-minutes N] (for memory before each alternation: default 5 where it can split, else 30)
  *
  * Memory decides which processes are alive at once (an idle worker keeps its memory): tiny runs one
  * alternation per expert count (both dense models, lory custom and standard, PyTorch Lory, the GEMM
@@ -156,6 +156,8 @@ interface Phase {
    * would have the kernel kill someone's process.
    */
   needGiB: number;
+  /** Run these instead (one process each beside the yardsticks) when needGiB never becomes available. */
+  split?: Phase[];
 }
 
 /** Which variants are alive and alternating together, alternation by alternation. */
@@ -166,14 +168,15 @@ function phases(c: BenchConfig): Phase[] {
     // tiny: 7.8 GiB at E=8 (dense 1.2 + 1.0, custom 1.5, standard 2.2, PyTorch Lory 1.4, yardsticks 0.5), growing with E
     return c.experts.map((E) => ({
       variants: [by('lory:dense'), by('torch:dense'), by(`lory:custom:${E}`), by(`lory:standard:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS],
-      needGiB: 10 + 0.25 * (E - 8),
+      needGiB: 10 + 0.15 * (E - 8),
     }));
   }
   // small: dense 7.8 GiB + PyTorch dense 4.9; custom 9.0 + PyTorch Lory 8.6; standard 15.9
+  const alone = (id: string, needGiB: number): Phase => ({ variants: [by(id), ...GEMM_VARIANTS], needGiB });
   return [
-    { variants: [by('lory:dense'), by('torch:dense'), ...GEMM_VARIANTS], needGiB: 15 },
+    { variants: [by('lory:dense'), by('torch:dense'), ...GEMM_VARIANTS], needGiB: 15, split: [alone('lory:dense', 10), alone('torch:dense', 7)] },
     ...c.experts.flatMap((E) => [
-      { variants: [by(`lory:custom:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS], needGiB: 20 },
+      { variants: [by(`lory:custom:${E}`), by(`torch:lory:${E}`), ...GEMM_VARIANTS], needGiB: 20, split: [alone(`lory:custom:${E}`, 11), alone(`torch:lory:${E}`, 11)] },
       { variants: [by(`lory:standard:${E}`), ...(STANDARD_WITH_TORCH ? [by(`torch:lory:${E}`)] : []), ...GEMM_VARIANTS], needGiB: STANDARD_WITH_TORCH ? 27 : 18 },
     ]),
   ];
@@ -261,20 +264,31 @@ function availableGiB(): number {
   return m ? Number(m[1]) / 2 ** 20 : Infinity;
 }
 
-/** Waits (up to --wait-minutes, default 30) until the machine has `gib` available, or gives up. */
-async function waitForMemory(gib: number, label: string): Promise<void> {
-  const deadline = Date.now() + num('wait-minutes', 30) * 60_000;
+/** Waits up to `minutes` until the machine has `gib` available; false if it never did. */
+async function waitForMemory(gib: number, label: string, minutes: number): Promise<boolean> {
+  const deadline = Date.now() + minutes * 60_000;
   let said = false;
   while (availableGiB() < gib) {
-    if (Date.now() > deadline) usage(`${label}: the machine never had ${gib} GiB available (now ${availableGiB().toFixed(1)} GiB); retry when it is quieter`);
-    if (!said) process.stderr.write(`${label}: waiting for ${gib} GiB of available memory (now ${availableGiB().toFixed(1)} GiB)…\n`);
+    if (Date.now() > deadline) return false;
+    if (!said) process.stderr.write(`${label}: waiting up to ${minutes} min for ${gib} GiB of available memory (now ${availableGiB().toFixed(1)} GiB)…\n`);
     said = true;
     await new Promise((r) => setTimeout(r, 15_000));
   }
+  return true;
+}
+
+/** Runs a phase, or its split (each process alone beside the yardsticks) when memory never allows it. */
+async function runPhaseOrSplit(c: BenchConfig, phase: Phase, dir: string, inputs: ReturnType<typeof writeInputs>, coreType: string | undefined, label: string): Promise<PhaseResult[]> {
+  const wait = num('wait-minutes', phase.split ? 5 : 30);
+  if (await waitForMemory(phase.needGiB, label, wait)) return [await runPhase(c, phase, dir, inputs, coreType, label)];
+  if (!phase.split) usage(`${label}: the machine never had ${phase.needGiB} GiB available (now ${availableGiB().toFixed(1)} GiB); retry when it is quieter`);
+  process.stderr.write(`${label}: not enough memory for both processes at once; running each beside the yardsticks instead\n`);
+  const out: PhaseResult[] = [];
+  for (let i = 0; i < phase.split.length; i++) out.push(...(await runPhaseOrSplit(c, phase.split[i]!, dir, inputs, coreType, `${label}.${i + 1}`)));
+  return out;
 }
 
 async function runPhase(c: BenchConfig, phase: Phase, dir: string, inputs: ReturnType<typeof writeInputs>, coreType: string | undefined, label: string): Promise<PhaseResult> {
-  await waitForMemory(phase.needGiB, label);
   const variants = phase.variants;
   const workers = variants.map((v) => startWorker(v, c, dir, inputs, coreType));
   workers.forEach((w) => live.add(w));
@@ -367,7 +381,7 @@ function printConfig(c: BenchConfig, results: PhaseResult[], coreType: CoreTypeC
     out(`| ${r.label} | ${f2(r.flopsPerStep / 1e9)} | ${side(r.lory).join(' | ')} | ${side(r.torch).join(' | ')}${mark} | ${f2(wall)}x (${f2(cpu)}x)${mark} |`);
   }
   if (rowsOf(c, results).some((r) => !r.paired)) {
-    out(`\n† PyTorch figures from the \`custom\` row's alternation (lory \`standard\` ran beside the GEMM yardsticks only, for memory); the ratio is of medians from different alternations: trust it less.`);
+    out(`\n† PyTorch figures from another alternation (memory: the two processes did not fit at once; see the alternations below); the ratio is of medians from different alternations: trust it less.`);
   }
   out(`\nGEMM yardstick (${GEMM_N}³ float32, ${THREADS} threads, median over the rounds; MFU is against the higher of the two in the row's alternation):`);
   results.forEach((p, i) => {
@@ -465,7 +479,7 @@ async function main(): Promise<void> {
     };
     out(`# Train step: lory vs PyTorch (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`);
     out(`\nMachine: ${mach.cpu}, ${mach.cores} cores, ${mach.memoryGiB.toFixed(0)} GiB; ISA: ${mach.isa.join(' ')}; load average at start ${mach.loadAverage}.`);
-    out(`lory: ONNX Runtime ${loadRuntime().info.ortVersion}, ${THREADS} intra-op threads. PyTorch ${torchInfo.torch} (${PYTHON}), ${torchInfo.threads} threads; ${torchInfo.blasLine}.`);
+    out(`lory: ONNX Runtime ${loadRuntime().info.ortVersion}, ${THREADS} intra-op threads. PyTorch ${torchInfo.torch} (${PYTHON}), ${torchInfo.threads} threads, OMP_WAIT_POLICY=${torchEnv(THREADS, undefined).OMP_WAIT_POLICY}; ${torchInfo.blasLine}.`);
     out(`OPENBLAS_CORETYPE for PyTorch: ${coreType.value ?? '(unset)'} (${coreType.how}); GEMM probes ${GEMM_N}³: ` + coreType.probes.map((p) => `${p.requested} → ${p.core} ${f0(p.gflops)} GFLOP/s`).join(', ') + '.');
     const checks: LossCheck[] = [];
     const json: Record<string, unknown> = { machine: mach, coreType, torch: torchInfo, configs: {} };
@@ -474,7 +488,7 @@ async function main(): Promise<void> {
       const inputs = writeInputs(c, dir);
       const results: PhaseResult[] = [];
       const ps = phases(c);
-      for (let i = 0; i < ps.length; i++) results.push(await runPhase(c, ps[i]!, dir, inputs, coreType.value, `${c.name} ${i + 1}/${ps.length}`));
+      for (let i = 0; i < ps.length; i++) results.push(...(await runPhaseOrSplit(c, ps[i]!, dir, inputs, coreType.value, `${c.name} ${i + 1}/${ps.length}`)));
       for (const l of printConfig(c, results, coreType)) out(l);
       if (c.phasing === 'per-experts') for (const l of printMergeOverhead(c, results)) out(l);
       checks.push(...lossChecks(c, results));
