@@ -50,8 +50,10 @@ export type WorkerSpec =
       /** int64 tokens then targets, [batch, seq] each. */
       data: string;
       lr: number;
+      /** ORT's thread-pool spinning (default: ORT's, on, as `lory train` runs). */
+      allowSpinning?: boolean;
     }
-  | { kind: 'gemm'; threads: number; n: number };
+  | { kind: 'gemm'; threads: number; n: number; allowSpinning?: boolean };
 
 export function loryConfig(m: BenchModel, impl: FfnImpl, seq: number) {
   return resolveModelConfig({
@@ -80,7 +82,11 @@ async function trainStep(spec: Extract<WorkerSpec, { kind: 'step' }>): Promise<{
   const c = loryConfig(spec.model, spec.impl, spec.seq);
   const { batch: B, seq: S } = spec;
   const compiled = compileTrainStep(loryTrainSpec(c, { batch: B, seq: S }));
-  const trainer = await Trainer.create(compiled, initParams(c, spec.seed), { ...modelSessionOptions(c), intraOpThreads: spec.threads });
+  const trainer = await Trainer.create(compiled, initParams(c, spec.seed), {
+    ...modelSessionOptions(c),
+    intraOpThreads: spec.threads,
+    ...(spec.allowSpinning !== undefined ? { allowSpinning: spec.allowSpinning } : {}),
+  });
   const raw = readFileSync(spec.data);
   const ids = new BigInt64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8);
   if (ids.length !== 2 * B * S) throw new Error(`step-worker: ${spec.data} holds ${ids.length} ids, expected ${2 * B * S}`);
@@ -106,7 +112,11 @@ async function gemm(spec: Extract<WorkerSpec, { kind: 'gemm' }>): Promise<{ step
   const a = g.input('a', 'float32', [n, n]);
   const b = g.input('b', 'float32', [n, n]);
   const bytes = G.exportModel(g, { outputs: { c: G.matmul(a, b) }, inputs: [a, b] }).bytes;
-  const session = await rt.createSession(bytes, { intraOpThreads: spec.threads, logId: 'gemm' });
+  const session = await rt.createSession(bytes, {
+    intraOpThreads: spec.threads,
+    logId: 'gemm',
+    ...(spec.allowSpinning !== undefined ? { allowSpinning: spec.allowSpinning } : {}),
+  });
   const rand = rng(1);
   const values: ResidentValue[] = [rt.tensor('float32', [n, n], normalArray(n * n, rand, 1)), rt.tensor('float32', [n, n], normalArray(n * n, rand, 1))];
   const out = rt.tensor('float32', [n, n]);

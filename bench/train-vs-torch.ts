@@ -24,6 +24,7 @@
  * Run: node dist/bench/train-vs-torch.js [--configs tiny,small] [--experts 8,16,32] [--threads 2]
  *      [--repeats-tiny 10] [--repeats-small 4] [--warmup-tiny 2] [--warmup-small 1]
  *      [--small-standard-with-pytorch] [--openblas-coretype auto|NAME] [--gemm-n 2048] [--json FILE]
+ *      [--ort-spinning on|off] (ORT's thread-pool spinning for lory; default on, as `lory train` runs)
  *      [--wait-minutes N] (for memory before each alternation: default 5 where it can split, else 30)
  *
  * Memory decides which processes are alive at once (an idle worker keeps its memory): tiny runs one
@@ -70,6 +71,9 @@ function usage(message: string): never {
 const THREADS = num('threads', 2);
 const GEMM_N = num('gemm-n', 2048);
 const SEED = 3;
+const ORT_SPINNING = opt('ort-spinning') ?? 'on';
+if (!['on', 'off'].includes(ORT_SPINNING)) usage(`--ort-spinning: expected 'on' or 'off', got '${ORT_SPINNING}'`);
+const SPIN = ORT_SPINNING === 'off' ? { allowSpinning: false } : {};
 const LR = 3e-4;
 
 interface BenchConfig {
@@ -221,8 +225,8 @@ function startWorker(v: Variant, c: BenchConfig, dir: string, inputs: ReturnType
   if (v.side === 'lory') {
     const spec: WorkerSpec =
       v.kind === 'gemm'
-        ? { kind: 'gemm', threads: THREADS, n: GEMM_N }
-        : { kind: 'step', threads: THREADS, model: benchModel(c, v.experts), impl: v.impl!, batch: c.batch, seq: c.seq, seed: SEED, data: inputs.data, lr: LR };
+        ? { kind: 'gemm', threads: THREADS, n: GEMM_N, ...SPIN }
+        : { kind: 'step', threads: THREADS, model: benchModel(c, v.experts), impl: v.impl!, batch: c.batch, seq: c.seq, seed: SEED, data: inputs.data, lr: LR, ...SPIN };
     writeFileSync(specPath, JSON.stringify(spec));
     return new Worker(v.id, process.execPath, [STEP_WORKER, specPath]);
   }
@@ -479,7 +483,7 @@ async function main(): Promise<void> {
     };
     out(`# Train step: lory vs PyTorch (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`);
     out(`\nMachine: ${mach.cpu}, ${mach.cores} cores, ${mach.memoryGiB.toFixed(0)} GiB; ISA: ${mach.isa.join(' ')}; load average at start ${mach.loadAverage}.`);
-    out(`lory: ONNX Runtime ${loadRuntime().info.ortVersion}, ${THREADS} intra-op threads. PyTorch ${torchInfo.torch} (${PYTHON}), ${torchInfo.threads} threads, OMP_WAIT_POLICY=${torchEnv(THREADS, undefined).OMP_WAIT_POLICY}; ${torchInfo.blasLine}.`);
+    out(`lory: ONNX Runtime ${loadRuntime().info.ortVersion}, ${THREADS} intra-op threads, thread-pool spinning ${ORT_SPINNING}. PyTorch ${torchInfo.torch} (${PYTHON}), ${torchInfo.threads} threads, OMP_WAIT_POLICY=${torchEnv(THREADS, undefined).OMP_WAIT_POLICY}; ${torchInfo.blasLine}.`);
     out(`OPENBLAS_CORETYPE for PyTorch: ${coreType.value ?? '(unset)'} (${coreType.how}); GEMM probes ${GEMM_N}³: ` + coreType.probes.map((p) => `${p.requested} → ${p.core} ${f0(p.gflops)} GFLOP/s`).join(', ') + '.');
     const checks: LossCheck[] = [];
     const json: Record<string, unknown> = { machine: mach, coreType, torch: torchInfo, configs: {} };
