@@ -16,7 +16,7 @@ Commands: {"cmd": "step"} → {"wall_ms", "cpu_ms", "loss"}; {"cmd": "quit"} →
 First line out: {"ready": true, "setup_s", "rss_kb", "torch", "threads", "blas": {...}}.
 
 The train step is what a PyTorch user writes: zero_grad, forward, cross-entropy, backward, global-norm
-clipping, AdamW (the multi-tensor implementation, PyTorch's faster one on CPU) with lory's groups.
+clipping, AdamW (foreach=True: the multi-tensor implementation) with lory's groups.
 """
 import ctypes
 import json
