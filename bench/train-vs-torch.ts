@@ -468,10 +468,12 @@ async function main(): Promise<void> {
     for (const w of live) w.kill();
     rmSync(dir, { recursive: true, force: true });
   };
-  process.on('SIGINT', () => {
-    cleanup();
-    process.exit(130);
-  });
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(signal, () => {
+      cleanup();
+      process.exit(code);
+    });
+  }
   try {
     const mach = machine();
     const coreType = await chooseTorchCoreType(dir, THREADS, GEMM_N, opt('openblas-coretype'));
