@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as G from '../src/graph/index.js';
 import { compileTrainStep } from '../src/graph/compile/train-step.js';
-import { Trainer } from '../src/graph/compile/trainer.js';
+import { Trainer } from '../src/train/trainer.js';
 import { normalArray, rng } from '../src/graph/testing/random.js';
 import { loadRuntime, type Feed, type ResidentValue } from '../src/runtime/index.js';
 import { resolveModelConfig, type FfnImpl } from '../src/model/config.js';

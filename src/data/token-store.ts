@@ -83,6 +83,7 @@ export class TokenStore {
     const files = this.manifest.files;
     for (const name of Object.values(FILES)) if (!files[name]) throw this.damaged(`the manifest does not list ${name}`);
     const tokenCount = files[FILES.tokens]!.bytes / (s.dtype === 'uint16' ? 2 : 4);
+    if (s.documents === 0 && this.offsets.length === 1) throw new InputError(`${this.dir}: the token store holds no documents; nothing to read`);
     if (!Number.isSafeInteger(s.documents) || s.documents < 1 || this.offsets.length !== s.documents + 1) {
       throw this.damaged(`${FILES.offsets} holds ${this.offsets.length} offsets, but the manifest counts ${String(s.documents)} documents`);
     }

@@ -75,8 +75,9 @@ describe('lory eval perplexity, inspect-experts and generate from the command li
     const empty = tempDir('empty');
     cpSync(store, empty, { recursive: true });
     writeFileSync(join(empty, 'offsets.bin'), Buffer.alloc(8));
-    const manifest = JSON.parse(readFileSync(join(empty, 'manifest.json'), 'utf8')) as { files: Record<string, { bytes: number }> };
+    const manifest = JSON.parse(readFileSync(join(empty, 'manifest.json'), 'utf8')) as { files: Record<string, { bytes: number }>; stats: { documents: number } };
     manifest.files['offsets.bin']!.bytes = 8;
+    manifest.stats.documents = 0; // consistent with its offsets: empty, not damaged
     writeFileSync(join(empty, 'manifest.json'), JSON.stringify(manifest));
     userError(lory(['eval', 'perplexity', lory3.run, '--data', empty]), /holds no documents/);
     // Flags out of range.
