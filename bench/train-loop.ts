@@ -21,32 +21,18 @@ import { initParams, loryTrainSpec, modelSessionOptions, resolveModelConfig } fr
 import { InstanceReader, openBatches } from '../src/train/data.js';
 import { optimizerConfig, train, type TrainSettings } from '../src/train/loop.js';
 import { Trainer } from '../src/train/trainer.js';
+import { tinyTrain } from '../src/train/testing.js';
 import { median } from './stats.js';
 
 const rounds = Number(process.argv[2] ?? 5);
 const block = Number(process.argv[3] ?? 20);
 
-const settings = (over: Partial<TrainSettings> = {}): TrainSettings => ({
-  steps: block,
-  micro_batch: 8,
-  accumulation: 1,
-  lr: 3e-3,
-  min_lr_ratio: 0.1,
-  warmup: 0.05,
-  beta1: 0.9,
-  beta2: 0.95,
-  adam_eps: 1e-8,
-  weight_decay: 0.1,
-  weight_decay_router: false,
-  clip_norm: 1,
-  dense_warmup: 0,
-  seed: 0,
-  valid_every: 0,
-  valid_batches: 2,
-  checkpoint_every: 1_000_000,
-  keep_last: 2,
-  ...over,
-});
+// The tests' settings, with this bench's block length, batch and no intermediate checkpoints.
+// ORT's default thread count (all cores), not the tests' single thread.
+const settings = (over: Partial<TrainSettings> = {}): TrainSettings => {
+  const { threads: _, ...rest } = tinyTrain({ steps: block, micro_batch: 8, warmup: 0.05, checkpoint_every: 1_000_000 });
+  return { ...rest, ...over };
+};
 
 const cpuMs = () => {
   const u = process.cpuUsage();

@@ -2,7 +2,7 @@
 export { InputError, InterruptedError } from './errors.js';
 export { canonicalJson, hashFile, hashPath, hashString, listFiles } from './hash.js';
 export { artifactInput, describeKind, fileInput, fingerprint, readManifest, tryReadManifest, MANIFEST_FILE, type FileEntry, type InputRef, type Manifest } from './manifest.js';
-export { runStage, upToDate, type StageResult, type StageSpec } from './stage.js';
+export { pidAlive, runStage, upToDate, type StageResult, type StageSpec } from './stage.js';
 export { PROJECT_ROOT, toolVersion } from './version.js';
 export { interruptOnSigint, type Interrupt } from './interrupt.js';
 export { verifyFiles } from './verify.js';

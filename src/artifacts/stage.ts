@@ -37,7 +37,8 @@ export interface StageResult<S> {
 const TMP_PREFIX = '.lory-tmp-';
 const LOCK_PREFIX = '.lory-lock-';
 
-function pidAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

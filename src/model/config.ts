@@ -6,6 +6,7 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { customOpLibrary, isBuilt } from '../runtime/index.js';
 import { ConfigError } from './errors.js';
+import { editDistance } from '../text/suggest.js';
 
 export type FfnImpl = 'standard' | 'custom';
 /** What a config may ask for: 'auto' (the default) picks 'custom' where lory's fused op is built. */
@@ -241,20 +242,6 @@ export function checkSequenceLength(c: ModelConfig, seq: number): void {
   if (isLoryMoe(c) && seq % c.segmentLength !== 0) {
     throw new ConfigError(`sequence length ${seq} is not a multiple of ${field('segmentLength')} (${c.segmentLength}): causal segment routing needs whole segments`);
   }
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { InputError } from '../artifacts/index.js';
 import { checkTrainingSequenceLength, modelConfigToYamlObject, parseModelConfig, type ModelConfig } from '../model/index.js';
 import { pipelineSchema, type Pipeline, type TrainSection } from './schema.js';
-import { closest } from './suggest.js';
+import { closest } from '../text/suggest.js';
 
 export interface ResolvedRun {
   name: string;

@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { InputError, readManifest, runStage, tryReadManifest, type InputRef } from '../artifacts/index.js';
+import { InputError, pidAlive, readManifest, runStage, tryReadManifest, type InputRef } from '../artifacts/index.js';
 import { readTensors, writeSafetensors, type StoredTensor } from '../artifacts/safetensors.js';
 import { ConfigError, modelConfigToYamlObject, paramSpecs, parseModelConfig, type ModelConfig, type ParamArray } from '../model/index.js';
 
@@ -157,15 +157,6 @@ export function listCheckpoints(runDir: string): string[] {
   return readdirSync(root)
     .filter((n) => /^step-\d{9}$/.test(n) && existsSync(join(root, n, 'manifest.json')))
     .sort();
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Half-written checkpoints and pointer files left by processes killed mid-write (their pid is gone). */
