@@ -108,7 +108,7 @@ export type TrainEvent =
   | { type: 'start'; step: number; steps: number; resumedFrom?: string; phase: 'dense' | 'moe'; peakFlops: number; tokensPerStep: number; convertAt: number }
   | StepMetrics
   | { type: 'valid'; step: number; loss: number; tokens: number }
-  | { type: 'convert'; step: number; experts: number }
+  | { type: 'convert'; step: number; experts: number; moe: ModelConfig['moe'] }
   | { type: 'checkpoint'; step: number; dir: string; best: boolean };
 
 export interface TrainStats {
@@ -450,7 +450,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const moments = convertMoments(st.adam, dense, model);
         phase.trainer.dispose();
         phase = await makePhase(model, t, seq, moeParams, moments);
-        emit({ type: 'convert', step, experts: model.experts });
+        emit({ type: 'convert', step, experts: model.experts, moe: model.moe });
       }
 
       const interrupted = o.signal?.aborted || (o.stopAfter !== undefined && step >= o.stopAfter);
