@@ -140,6 +140,10 @@ const POSITIVE_FIELDS: ReadonlyArray<keyof ModelConfig> = ['ropeBase', 'normEps'
 export const isMoe = (c: Pick<ModelConfig, 'experts'>) => c.experts > 1;
 /** True for Lory's merged-expert layers with causal segment routing (the default kind). */
 export const isLoryMoe = (c: Pick<ModelConfig, 'experts'> & Partial<Pick<ModelConfig, 'moe'>>) => isMoe(c) && (c.moe ?? 'lory') === 'lory';
+
+/** The MoE layer kind as reports name it: 'Lory', 'top-2', 'expert choice'. */
+export const moeKindName = (c: Pick<ModelConfig, 'moe' | 'topK'>): string =>
+  c.moe === 'top_k' ? `top-${c.topK}` : c.moe === 'expert_choice' ? 'expert choice' : 'Lory';
 /** True for the token-level baselines (top-k, expert choice). */
 export const isTokenMoe = (c: Pick<ModelConfig, 'experts'> & Partial<Pick<ModelConfig, 'moe'>>) => isMoe(c) && (c.moe ?? 'lory') !== 'lory';
 

@@ -18,6 +18,7 @@ export {
   fusedOpAvailable,
   isMoe,
   isLoryMoe,
+  moeKindName,
   isTokenMoe,
   headDim,
 } from './config.js';

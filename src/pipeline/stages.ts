@@ -24,7 +24,7 @@ import { perplexitySummary } from '../eval/format.js';
 import { evalPerplexityToDir, PERPLEXITY_FILES } from '../eval/report-artifact.js';
 import type { PerplexityReport } from '../eval/perplexity.js';
 import { inspectExperts, inspectSummary, type ExpertReport } from '../inspect/inspect.js';
-import { isLoryMoe } from '../model/index.js';
+import { isLoryMoe, moeKindName } from '../model/index.js';
 import { resolvedRunConfig, type LoadedPipeline, type ResolvedRun } from './load.js';
 
 export interface StageContext {
@@ -199,8 +199,6 @@ export const STAGES: StageEntry[] = [
   },
 ];
 
-const MOE_NAMES = { lory: 'Lory', top_k: 'top-k', expert_choice: 'expert choice' } as const;
-
 /** Perplexity of every run's latest checkpoint on the held-out store, the first run as the baseline. */
 function evalStage(p: LoadedPipeline): PlannedStage {
   return {
@@ -250,7 +248,7 @@ function trainStage(p: LoadedPipeline, run: ResolvedRun): PlannedStage {
     name: `train-${run.name}`,
     group: 'train',
     output: outputs(p).run(run.name),
-    describe: `train '${run.name}' (${run.model.experts > 1 ? `${MOE_NAMES[run.model.moe]}, ${run.model.experts} experts` : 'dense'}) on ${run.batches} batches`,
+    describe: `train '${run.name}' (${run.model.experts > 1 ? `${moeKindName(run.model)}, ${run.model.experts} experts` : 'dense'}) on ${run.batches} batches`,
     run: async (ctx) => {
       const r = await train({
         batches: outputs(p).batches(run.batches),

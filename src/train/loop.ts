@@ -24,6 +24,7 @@ import {
   initParams,
   isMoe,
   loryTrainSpec,
+  moeKindName,
   modelConfigToYamlObject,
   modelSessionOptions,
   paramSpecs,
@@ -108,7 +109,7 @@ export type TrainEvent =
   | { type: 'start'; step: number; steps: number; resumedFrom?: string; phase: 'dense' | 'moe'; peakFlops: number; tokensPerStep: number; convertAt: number }
   | StepMetrics
   | { type: 'valid'; step: number; loss: number; tokens: number }
-  | { type: 'convert'; step: number; experts: number; moe: ModelConfig['moe'] }
+  | { type: 'convert'; step: number; experts: number; kind: string }
   | { type: 'checkpoint'; step: number; dir: string; best: boolean };
 
 export interface TrainStats {
@@ -450,7 +451,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const moments = convertMoments(st.adam, dense, model);
         phase.trainer.dispose();
         phase = await makePhase(model, t, seq, moeParams, moments);
-        emit({ type: 'convert', step, experts: model.experts, moe: model.moe });
+        emit({ type: 'convert', step, experts: model.experts, kind: moeKindName(model) });
       }
 
       const interrupted = o.signal?.aborted || (o.stopAfter !== undefined && step >= o.stopAfter);

@@ -1,6 +1,7 @@
 /** `lory run`: every stage of a pipeline in order, skipping those whose artifacts are up to date, then a summary. */
 import type { Command } from 'commander';
 import { InterruptedError } from '../../artifacts/index.js';
+import { moeKindName } from '../../model/index.js';
 import { loadPipeline } from '../../pipeline/load.js';
 import { planStages, writeResolvedPipeline, type StageOutcome } from '../../pipeline/stages.js';
 import type { TrainEvent, TrainStats } from '../../train/loop.js';
@@ -95,8 +96,7 @@ function summary(out: string, runs: ReturnType<typeof loadPipeline>['runs'], res
     lines.push('', 'run           model                          batches      steps  train loss  valid loss  best valid');
     for (const { run, stats } of trained) {
       const m = run.model;
-      const kind = m.moe === 'top_k' ? `top-${m.topK}` : m.moe === 'expert_choice' ? 'expert choice' : 'Lory';
-      const model = `${m.experts > 1 ? `${kind} ${m.experts}E` : 'dense'}, ${m.nLayers}×${m.dModel}, V=${m.vocabSize}`;
+      const model = `${m.experts > 1 ? `${moeKindName(m)} ${m.experts}E` : 'dense'}, ${m.nLayers}×${m.dModel}, V=${m.vocabSize}`;
       const f = (x: number | null | undefined) => (x === null || x === undefined ? '—' : x.toFixed(4)).padStart(10);
       lines.push(`${run.name.padEnd(13)} ${model.padEnd(30)} ${run.batches.padEnd(11)} ${String(stats!.steps).padStart(6)}  ${f(stats!.finalLoss)}  ${f(stats!.validLoss)}  ${f(stats!.bestValidLoss)}`);
     }

@@ -46,7 +46,7 @@ export function trainReporter(name: string, progress: Progress, json: boolean): 
         if (!process.stderr.isTTY) log.info(`${name}: step ${e.step} validation loss ${e.loss.toFixed(4)}`);
         break;
       case 'convert':
-        log.info(`${name}: dense warm-up done at step ${e.step}; converted to ${e.moe === 'top_k' ? 'top-k' : e.moe === 'expert_choice' ? 'expert choice' : 'Lory'} with ${e.experts} experts`);
+        log.info(`${name}: dense warm-up done at step ${e.step}; converted to ${e.kind} with ${e.experts} experts`);
         break;
       case 'checkpoint':
         log.debug(`${name}: checkpoint ${e.dir}${e.best ? ' (best so far)' : ''}`);
