@@ -3,6 +3,7 @@
  * made from (inputs with content hashes), how (params, tool version), what it holds (files with
  * sizes and hashes, summed up in one contentHash that downstream stages record as their input).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from './errors.js';
@@ -36,6 +37,13 @@ export interface Manifest<S = Record<string, unknown>> {
   /** sha256 over the files' names and hashes: equal content, equal hash, whenever it was made. */
   contentHash: string;
   stats: S;
+}
+
+/** sha256 over the files' names and hashes, in name order: a manifest's `contentHash`. */
+export function contentHash(files: Record<string, Pick<FileEntry, 'sha256'>>): string {
+  const hash = createHash('sha256');
+  for (const name of Object.keys(files).sort()) hash.update(`${name}\0${files[name]!.sha256}\n`);
+  return hash.digest('hex');
 }
 
 /** Human names for error messages: which command makes which kind. */

@@ -10,7 +10,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { asEnvironmentError, InputError } from './errors.js';
 import { hashFile, listFiles } from './hash.js';
-import { describeKind, fingerprint, MANIFEST_FILE, tryReadManifest, type FileEntry, type InputRef, type Manifest } from './manifest.js';
+import { contentHash, describeKind, fingerprint, MANIFEST_FILE, tryReadManifest, type FileEntry, type InputRef, type Manifest } from './manifest.js';
 import { toolVersion } from './version.js';
 
 export interface StageSpec<S> {
@@ -88,12 +88,6 @@ async function describeFiles(dir: string): Promise<Record<string, FileEntry>> {
     files[name] = { bytes: statSync(path).size, sha256: await hashFile(path) };
   }
   return files;
-}
-
-function contentHash(files: Record<string, FileEntry>): string {
-  const hash = createHash('sha256');
-  for (const name of Object.keys(files).sort()) hash.update(`${name}\0${files[name]!.sha256}\n`);
-  return hash.digest('hex');
 }
 
 /** Every entry under `dir` (hidden ones too), relative, files only, sorted. */

@@ -4,14 +4,14 @@
  * holds the previous good batches byte for byte.
  */
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { FIXTURE_HELDOUT, FIXTURE_TRAIN, tempDir } from '../../data/testing.js';
 import { openTokenStore } from '../../data/token-store.js';
 import { writeEmbeddingsArtifact } from '../../embed/store.js';
 import { mulberry32 } from '../../random/index.js';
-import { checkRows, lory, mountProblem, mountTmpfs, unmount, type Row } from './table-testing.js';
+import { checkRows, damagedCopy as damagedCopyIn, lory, mountProblem, mountTmpfs, unmount, type Row } from './table-testing.js';
 
 const root = tempDir('batches-table');
 const tokens = join(root, 'train');
@@ -31,16 +31,7 @@ async function writeUnitEmbeddings(store: string, target: string, dim = 16): Pro
   await writeEmbeddingsArtifact({ out: target, tokenStore: s, vectors: v, dim, encoder: { name: 'random', maxTokens: 1 } });
 }
 
-/** A copy of an artifact with `damage` applied to one of its files (same size), the manifest left as it was. */
-function damagedCopy(source: string, name: string, file: string, damage: (bytes: Buffer) => void): string {
-  const copy = join(root, name);
-  rmSync(copy, { recursive: true, force: true });
-  cpSync(source, copy, { recursive: true });
-  const bytes = readFileSync(join(copy, file));
-  damage(bytes);
-  writeFileSync(join(copy, file), bytes);
-  return copy;
-}
+const damagedCopy = (source: string, name: string, file: string, damage: (bytes: Buffer) => void) => damagedCopyIn(root, source, name, file, damage);
 
 function editedManifest(source: string, name: string, edit: (m: Record<string, any>) => void): string {
   const copy = damagedCopy(source, name, 'manifest.json', () => {});

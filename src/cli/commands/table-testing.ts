@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { PROJECT_ROOT } from '../../artifacts/index.js';
@@ -106,4 +106,27 @@ export function mountTmpfs(dir: string, options: string): string | undefined {
 
 export function unmount(dir: string): void {
   spawnSync('umount', [dir]);
+}
+
+/**
+ * A copy of the artifact `source` as `<root>/<name>`, with `damage` applied to one file in place (same
+ * size). With `rehash`, the manifest's sha256 and contentHash are recomputed here (independently of
+ * lory's own hashing) to match the damaged bytes, so only a structural check can notice the damage.
+ */
+export function damagedCopy(root: string, source: string, name: string, file: string, damage: (bytes: Buffer) => void, rehash = false): string {
+  const copy = join(root, name);
+  rmSync(copy, { recursive: true, force: true });
+  cpSync(source, copy, { recursive: true });
+  const bytes = readFileSync(join(copy, file));
+  damage(bytes);
+  writeFileSync(join(copy, file), bytes);
+  if (rehash) {
+    const m = JSON.parse(readFileSync(join(copy, 'manifest.json'), 'utf8'));
+    m.files[file].sha256 = createHash('sha256').update(bytes).digest('hex');
+    const h = createHash('sha256');
+    for (const n of Object.keys(m.files).sort()) h.update(`${n}\0${m.files[n].sha256}\n`);
+    m.contentHash = h.digest('hex');
+    writeFileSync(join(copy, 'manifest.json'), JSON.stringify(m));
+  }
+  return copy;
 }

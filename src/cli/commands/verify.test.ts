@@ -4,38 +4,20 @@
  * so that the structural check itself is what must notice.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { FIXTURE_TRAIN, tempDir } from '../../data/testing.js';
 import { openTokenStore } from '../../data/token-store.js';
 import { writeEmbeddingsArtifact } from '../../embed/store.js';
-import { checkRows, lory, type Row } from './table-testing.js';
+import { checkRows, damagedCopy, lory, type Row } from './table-testing.js';
 
 const root = tempDir('verify-table');
 const tokens = join(root, 'train');
 const emb = join(root, 'emb');
 const batches = join(root, 'batches');
 
-/** A damaged copy; with `rehash`, the manifest is updated to the damaged bytes (a hash cannot see it). */
-function damaged(source: string, name: string, file: string, damage: (b: Buffer) => void, rehash = false): string {
-  const copy = join(root, name);
-  rmSync(copy, { recursive: true, force: true });
-  cpSync(source, copy, { recursive: true });
-  const bytes = readFileSync(join(copy, file));
-  damage(bytes);
-  writeFileSync(join(copy, file), bytes);
-  if (rehash) {
-    const m = JSON.parse(readFileSync(join(copy, 'manifest.json'), 'utf8'));
-    m.files[file].sha256 = createHash('sha256').update(bytes).digest('hex');
-    const h = createHash('sha256');
-    for (const n of Object.keys(m.files).sort()) h.update(`${n}\0${m.files[n].sha256}\n`);
-    m.contentHash = h.digest('hex');
-    writeFileSync(join(copy, 'manifest.json'), JSON.stringify(m));
-  }
-  return copy;
-}
+const damaged = (source: string, name: string, file: string, damage: (b: Buffer) => void, rehash = false) => damagedCopy(root, source, name, file, damage, rehash);
 
 describe('lory verify', () => {
   before(async () => {
