@@ -26,3 +26,10 @@ export function startProgress(text: string): Progress {
     fail: (t) => spinner.fail(t),
   };
 }
+
+/** A duration for ETAs: 42s, 3m07s, 1h05m; '?' when unknown. */
+export function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}

@@ -6,6 +6,7 @@ import type { EmbeddingsStats } from '../../embed/store.js';
 import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
+import { duration } from '../progress.js';
 
 interface Flags {
   out: string;
@@ -18,12 +19,6 @@ interface Flags {
   shard?: string;
   merge?: string[];
   force?: boolean;
-}
-
-function duration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
 function describe(p: EmbedProgress): string {

@@ -7,6 +7,7 @@ import type { EvalRouting } from '../../eval/run-windows.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 import { join } from 'node:path';
+import { duration } from '../progress.js';
 
 interface Flags {
   data: string;
@@ -21,12 +22,6 @@ interface Flags {
   json?: boolean;
   out?: string;
   force?: boolean;
-}
-
-export function duration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
 function describe(p: PerplexityProgress): string {

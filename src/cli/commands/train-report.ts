@@ -1,15 +1,9 @@
 /** How `lory train` and `lory run` show training: spinner text per step, log lines without a terminal, JSON lines with --json. */
 import type { TrainEvent } from '../../train/loop.js';
 import { log } from '../log.js';
-import type { Progress } from '../progress.js';
+import { duration, type Progress } from '../progress.js';
 
 const k = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0));
-
-function duration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
-}
 
 /** A training event handler that keeps an ETA and reports to `progress` (or stdout as JSON). */
 export function trainReporter(name: string, progress: Progress, json: boolean): (e: TrainEvent) => void {
