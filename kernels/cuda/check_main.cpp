@@ -137,11 +137,11 @@ Outputs run_cpu_fast(const MoeShape& s, const Tensors& in, int repeats, int thre
     const ParallelFor par = thread_for(threads);
     auto fwd = [&] {
       moe_forward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), o.out[0].data(),
-                  scratch.data(), par, opt);
+                  nullptr, scratch.data(), par, opt);
     };
     auto bwd = [&] {
       moe_backward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(),
-                   o.out[1].data(), o.out[2].data(), o.out[3].data(), o.out[4].data(), o.out[5].data(),
+                   nullptr, o.out[1].data(), o.out[2].data(), o.out[3].data(), o.out[4].data(), o.out[5].data(),
                    scratch.data(), par, opt);
     };
     o.fwd_ms = median_ms(reps, [&] { return wall_ms(fwd); });

@@ -1,7 +1,8 @@
 /**
- * ffn_impl 'custom' (lory's fused ai.lory::LoryMoEFFN / LoryMoEFFNGrad, kernels/lory-ops) against the
- * standard-op Lory layer (Einsum + batched MatMul), which is the reference: forward, all five
- * gradients, a finite-difference check of the op's backward through ORT, and a whole train step.
+ * ffn_impl 'custom' (lory's fused ai.lory::LoryMoEFFN / LoryMoEFFNGrad, and the training pair
+ * LoryMoEFFNTrain / LoryMoEFFNTrainGrad that passes a, b from forward to backward; kernels/lory-ops)
+ * against the standard-op Lory layer (Einsum + batched MatMul), which is the reference: forward, all
+ * five gradients, a finite-difference check of each pair's backward through ORT, and a whole train step.
  * The native kernel's own tests (fast kernel vs a float64 reference) run here too.
  */
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ import { normalArray, rng } from '../graph/testing/random.js';
 import { PROJECT_ROOT, type HostTensor } from '../runtime/index.js';
 import { fusedOpAvailable, resolveModelConfig } from './config.js';
 import { loryTrainSpec } from './model.js';
-import { modelSessionOptions, moeFfn, requireFfnImpl } from './moe.js';
+import { modelSessionOptions, moeFfn, requireFfnImpl, type FfnUse } from './moe.js';
 import { initParams } from './params.js';
 import { randomTokens } from './testing.js';
 
@@ -34,7 +35,7 @@ interface Shape {
 }
 
 /** y and dL/d{x,e,Wg,Wu,Wd} for L = Σ y⊙r, through one implementation. */
-async function layer(impl: 'custom' | 'standard', s: Shape, seed: number): Promise<Record<string, Float32Array>> {
+async function layer(impl: 'custom' | 'standard', s: Shape, seed: number, use: FfnUse = {}): Promise<Record<string, Float32Array>> {
   const g = new G.Graph();
   const x = g.input('x', 'float32', [s.G, s.T, s.d]);
   const e = g.input('e', 'float32', [s.G, s.E]);
@@ -42,7 +43,7 @@ async function layer(impl: 'custom' | 'standard', s: Shape, seed: number): Promi
   const wu = g.input('wu', 'float32', [s.E, s.d, s.f]);
   const wd = g.input('wd', 'float32', [s.E, s.f, s.d]);
   const r = g.input('r', 'float32', [s.G, s.T, s.d]);
-  const y = moeFfn(impl, x, e, wg, wu, wd);
+  const y = moeFfn(impl, x, e, wg, wu, wd, use);
   const loss = G.reduceSum(G.mul(y, r));
   const grads = G.grad(loss, [x, e, wg, wu, wd]);
   const names = ['dx', 'de', 'dwg', 'dwu', 'dwd'];
@@ -90,16 +91,19 @@ describe("ffn_impl 'custom' vs the standard-op Lory layer", { skip }, () => {
   const TOLERANCE = 2e-5;
   for (const [label, s] of shapes) {
     it(`agrees on y and all five gradients: ${label} (G=${s.G} T=${s.T} d=${s.d} f=${s.f} E=${s.E})`, async () => {
-      const custom = await layer('custom', s, 7);
       const standard = await layer('standard', s, 7);
-      for (const name of ['y', 'dx', 'de', 'dwg', 'dwu', 'dwd']) {
-        const err = relativeError(custom[name]!, standard[name]!);
-        assert.ok(err <= TOLERANCE, `${name}: relative error ${err.toExponential(2)} > ${TOLERANCE}`);
+      for (const training of [false, true]) {
+        const custom = await layer('custom', s, 7, { training });
+        for (const name of ['y', 'dx', 'de', 'dwg', 'dwu', 'dwd']) {
+          const err = relativeError(custom[name]!, standard[name]!);
+          assert.ok(err <= TOLERANCE, `${training ? 'training pair' : 'plain pair'}, ${name}: relative error ${err.toExponential(2)} > ${TOLERANCE}`);
+        }
       }
     });
   }
 
-  it('has a backward that matches central finite differences through ORT (tiny shape, float32)', async () => {
+  for (const training of [false, true])
+  it(`has a backward that matches central finite differences through ORT (${training ? 'training pair' : 'plain pair'}, tiny shape, float32)`, async () => {
     const [Gs, T, d, f, E] = [2, 3, 4, 5, 3];
     const result = await gradCheck(
       {
@@ -111,7 +115,7 @@ describe("ffn_impl 'custom' vs the standard-op Lory layer", { skip }, () => {
           { name: 'wu', shape: [E, d, f], lo: 0.1, hi: 0.5 },
           { name: 'wd', shape: [E, f, d], lo: 0.1, hi: 0.5 },
         ],
-        build: (_g, [x, e, wg, wu, wd]) => moeFfn('custom', x!, e!, wg!, wu!, wd!),
+        build: (_g, [x, e, wg, wu, wd]) => moeFfn('custom', x!, e!, wg!, wu!, wd!, { training }),
         session: { customOpLibraries: requireFfnImpl('custom') },
       },
       { eps: 1e-2, rtol: 1e-2, atol: 2e-3 },
@@ -126,7 +130,13 @@ describe("ffn_impl 'custom' vs the standard-op Lory layer", { skip }, () => {
     const results = [];
     for (const ffnImpl of ['custom', 'standard'] as const) {
       const c = resolveModelConfig({ ...base, ffnImpl });
-      const trainer = await Trainer.create(compileTrainStep(loryTrainSpec(c, { batch: B, seq: S })), initParams(c, 3), modelSessionOptions(c));
+      const compiled = compileTrainStep(loryTrainSpec(c, { batch: B, seq: S }));
+      if (ffnImpl === 'custom') {
+        // Op types (and node names) are plain strings in the ONNX bytes: only the training pair may appear.
+        const text = Buffer.from(compiled.step.bytes).toString('latin1');
+        assert.ok(text.includes('LoryMoEFFNTrainGrad') && !/LoryMoEFFN(?!Train)/.test(text), 'the train step uses the training pair');
+      }
+      const trainer = await Trainer.create(compiled, initParams(c, 3), modelSessionOptions(c));
       const tokens = randomTokens(B * S, c.vocabSize, 11);
       const batch = {
         tokens: { dtype: 'int64' as const, shape: [B, S], data: BigInt64Array.from(tokens, BigInt) },

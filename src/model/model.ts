@@ -40,6 +40,8 @@ export interface BuildOptions {
   firstSegment?: 'own' | 'input';
   /** Skip the check that `ffn_impl: custom`'s op library is built (graph export only). */
   skipOpLibraryCheck?: boolean;
+  /** The graph will be differentiated (a train step): the fused FFN keeps what its backward needs. */
+  training?: boolean;
 }
 
 export interface LoryModel {
@@ -137,7 +139,7 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
       if (c.routerZLossWeight > 0) auxTerms.push(G.mul(out.zLoss, c.routerZLossWeight));
       return out.y; //                                                                      [B,S,d]
     }
-    const { y, weights } = g.scope('moe', () => loryMoe(c.ffnImpl, x, { router: p(PARAM.router(l)), wg, wu, wd }, routingOf(l)));
+    const { y, weights } = g.scope('moe', () => loryMoe(c.ffnImpl, x, { router: p(PARAM.router(l)), wg, wu, wd }, routingOf(l), { training: o.training }));
     routing.push(weights); //                                                             [B,N,E] (segment) or [B,E]
     return y; //                                                                          [B,S,d]
   };
@@ -185,7 +187,7 @@ export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: numbe
     // The fused AdamW op where lory's op library is built (modelSessionOptions registers it then).
     optimizer: { fused: usesFusedAdamW(c), ...extra.optimizer },
     build(g: Graph): ModelOutputs {
-      const m = buildLory(g, c, { ...shape, routing: 'segment' });
+      const m = buildLory(g, c, { ...shape, routing: 'segment', training: true });
       const diagnostics: Record<string, Tensor> = { ...m.tokenDiagnostics };
       m.routing.forEach((w, l) => (diagnostics[ROUTING_DIAG(l)] = w));
       if (!m.auxLoss) return { loss: m.loss!, diagnostics };

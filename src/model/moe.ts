@@ -11,6 +11,10 @@
  *   ai.lory::LoryMoEFFN(x[G,T,d], e[G,E], Wg[E,d,f], Wu[E,d,f], Wd[E,f,d]) → y[G,T,d]
  * (backward LoryMoEFFNGrad(x, e, Wg, Wu, Wd, dy) → dx, de, dWg, dWu, dWd), so `moeFfn(impl, …)` picks
  * either that op or the same computation in standard ONNX ops (Einsum + batched MatMul).
+ * Graphs that will be differentiated use the training pair instead (CPU):
+ *   LoryMoEFFNTrain(x, e, Wg, Wu, Wd) → y, ab[2,G,T,f]   (ab = the pre-activations x·W̄g, x·W̄u)
+ *   LoryMoEFFNTrainGrad(x, e, Wg, Wu, Wd, dy, ab) → dx, de, dWg, dWu, dWd
+ * whose backward reads a, b instead of recomputing them (two of its five GEMMs; docs/kernels.md).
  */
 import * as G from '../graph/index.js';
 import type { Tensor } from '../graph/index.js';
@@ -59,6 +63,35 @@ const loryMoeFfnOp = G.defineOp<Record<string, never>>({
   },
 });
 
+const loryMoeFfnTrainGrad = G.defineOp<Record<string, never>>({
+  opType: 'LoryMoEFFNTrainGrad',
+  domain: LORY_DOMAIN,
+  version: LORY_OPSET,
+  infer: (ins) => {
+    checkMoeOperands('LoryMoEFFNTrainGrad', ins);
+    return ins.slice(0, 5).map((t) => ({ dtype: t.dtype, shape: [...t.shape] }));
+  },
+});
+
+const loryMoeFfnTrainOp = G.defineOp<Record<string, never>>({
+  opType: 'LoryMoEFFNTrain',
+  domain: LORY_DOMAIN,
+  version: LORY_OPSET,
+  infer: (ins) => {
+    checkMoeOperands('LoryMoEFFNTrain', ins);
+    const [x, , wg] = ins as [Tensor, Tensor, Tensor];
+    return [
+      { dtype: x.dtype, shape: [...x.shape] }, //                                      y  [G,T,d]
+      { dtype: x.dtype, shape: [2, x.shape[0]!, x.shape[1]!, wg.shape[2]!] }, //          ab [2,G,T,f]
+    ];
+  },
+  // ab only feeds the gradient op, so it never receives a gradient of its own.
+  vjp: (node, [dy], needs) => {
+    const grads = loryMoeFfnTrainGrad([...node.inputs, dy!, node.outputs[1]!], {});
+    return grads.map((t, i) => (needs[i] ? t : undefined));
+  },
+});
+
 /** The merged-expert SwiGLU FFN in standard ONNX ops: the reference the fused op is tested against. */
 export function moeFfnStandard(x: Tensor, e: Tensor, wg: Tensor, wu: Tensor, wd: Tensor): Tensor {
   checkMoeOperands('moeFfn', [x, e, wg, wu, wd]);
@@ -71,17 +104,24 @@ export function moeFfnStandard(x: Tensor, e: Tensor, wg: Tensor, wu: Tensor, wd:
   return g.scope('down_proj', () => G.matmul(G.mul(a, b), down)); //              [G,T,d]
 }
 
+/** How a graph will use the FFN. */
+export interface FfnUse {
+  /** The graph will be differentiated: keep a, b for the backward (the training pair) instead of recomputing them. */
+  training?: boolean;
+}
+
 /** The merged-expert SwiGLU FFN as lory's fused custom op (needs the ai.lory op library at run time). */
-export function moeFfnCustom(x: Tensor, e: Tensor, wg: Tensor, wu: Tensor, wd: Tensor): Tensor {
-  return loryMoeFfnOp([x, e, wg, wu, wd], {})[0]!;
+export function moeFfnCustom(x: Tensor, e: Tensor, wg: Tensor, wu: Tensor, wd: Tensor, use: FfnUse = {}): Tensor {
+  const op = use.training ? loryMoeFfnTrainOp : loryMoeFfnOp;
+  return op([x, e, wg, wu, wd], {})[0]!;
 }
 
 /**
  * y[G,T,d] = SwiGLU(x) with weights merged per group: θ̄_g = Σᵢ e[g,i]·θᵢ. The one place the FFN
  * implementation is chosen; both take and return exactly the same tensors.
  */
-export function moeFfn(impl: FfnImpl, x: Tensor, e: Tensor, wg: Tensor, wu: Tensor, wd: Tensor): Tensor {
-  return impl === 'custom' ? moeFfnCustom(x, e, wg, wu, wd) : moeFfnStandard(x, e, wg, wu, wd);
+export function moeFfn(impl: FfnImpl, x: Tensor, e: Tensor, wg: Tensor, wu: Tensor, wd: Tensor, use: FfnUse = {}): Tensor {
+  return impl === 'custom' ? moeFfnCustom(x, e, wg, wu, wd, use) : moeFfnStandard(x, e, wg, wu, wd);
 }
 
 /** The plain SwiGLU FFN of the dense model: W_down(silu(x·W_gate) ⊙ (x·W_up)). */
@@ -147,17 +187,17 @@ export interface MoeWeights {
 }
 
 /** A whole Lory MoE layer on x[B,L,d]: routing, then the merged FFN. Returns y[B,L,d] and the weights used. */
-export function loryMoe(impl: FfnImpl, x: Tensor, w: MoeWeights, routing: Routing): { y: Tensor; weights: Tensor } {
+export function loryMoe(impl: FfnImpl, x: Tensor, w: MoeWeights, routing: Routing, use: FfnUse = {}): { y: Tensor; weights: Tensor } {
   const [B, L, d] = x.shape as [number, number, number];
   if (routing.kind === 'segment') {
     const T = routing.segmentLength;
     const { e, weights } = causalSegmentRouting(x, w.router, T, routing.firstSegment); // e [B·N,E]
-    const xs = G.reshape(x, [B * (L / T), T, d]); //                            [B·N,T,d]
-    const y = G.reshape(moeFfn(impl, xs, e, w.wg, w.wu, w.wd), [B, L, d]); //  [B,L,d]
+    const xs = G.reshape(x, [B * (L / T), T, d]); //                                 [B·N,T,d]
+    const y = G.reshape(moeFfn(impl, xs, e, w.wg, w.wu, w.wd, use), [B, L, d]); //  [B,L,d]
     return { y, weights };
   }
   const e = routing.kind === 'prompt' ? promptRouting(x, w.router) : routing.e; // [B,E]
-  return { y: moeFfn(impl, x, e, w.wg, w.wu, w.wd), weights: e }; //                 [B,L,d]
+  return { y: moeFfn(impl, x, e, w.wg, w.wu, w.wd, use), weights: e }; //            [B,L,d]
 }
 
 /** The op library that implements `ffn_impl: custom` on a provider. */

@@ -2,8 +2,15 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
+#include "gemm_path.h"
+
 namespace lory {
 namespace {
+
+// Segments per pass of the AVX2 and portable fan-out (its accumulators live in registers).
+constexpr int64_t kMaxFanOutSegments = 8;
 
 bool cpu_has_avx2_fma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -49,11 +56,102 @@ __attribute__((target("avx2,fma"))) void fan_out_avx2(int64_t rows, int64_t cols
   }
 }
 
-}  // namespace
+#define LORY_AVX512 __attribute__((target("avx512f")))
 
+LORY_AVX512 inline __mmask16 column_mask(int64_t cols, int64_t v) {
+  const int64_t left = cols - v * 16;
+  return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+}
+
+// dWᵢ tiles: per row, blocks of 4 experts × 4 column vectors (16 accumulators); each segment adds one
+// row of G_s (4 loads) times 4 coefficients (broadcast) = 16 FMAs. Missing experts get coefficient 0 and
+// missing columns mask 0, so every block runs the same full 4×4 code.
+LORY_AVX512 void fan_out_weights_avx512(int64_t rows, int64_t cols, const float* tiles, int64_t segments,
+                                        const float* coef, int64_t E, float* dw, int64_t expert_stride, int64_t ldw,
+                                        bool first) {
+  const int64_t tile = rows * cols, vecs = (cols + 15) / 16;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t v0 = 0; v0 < vecs; v0 += 4) {
+      __mmask16 m[4];
+      for (int v = 0; v < 4; ++v) m[v] = column_mask(cols, v0 + v);
+      for (int64_t i0 = 0; i0 < E; i0 += 4) {
+        const int64_t ni = std::min<int64_t>(4, E - i0);
+        float* out[4];
+        for (int i = 0; i < 4; ++i) out[i] = dw + (i0 + std::min<int64_t>(i, ni - 1)) * expert_stride + r * ldw + v0 * 16;
+        __m512 acc[4][4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+          for (int v = 0; v < 4; ++v)
+            acc[i][v] = first || i >= ni ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[v], out[i] + v * 16);
+        const float* g = tiles + r * cols + v0 * 16;
+        for (int64_t s = 0; s < segments; ++s, g += tile) {
+          __m512 gv[4];
+#pragma GCC unroll 4
+          for (int v = 0; v < 4; ++v) gv[v] = _mm512_maskz_loadu_ps(m[v], g + v * 16);
+          const float* c = coef + s * E + i0;
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) {
+            const __m512 cv = _mm512_set1_ps(i < ni ? c[i] : 0.f);
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_fmadd_ps(cv, gv[v], acc[i][v]);
+          }
+        }
+        for (int i = 0; i < ni; ++i)
+#pragma GCC unroll 4
+          for (int v = 0; v < 4; ++v) _mm512_mask_storeu_ps(out[i] + v * 16, m[v], acc[i][v]);
+      }
+    }
+}
+
+// ⟨G_s, Wᵢ⟩: blocks of 4 segments × 4 experts (16 accumulators, 8 loads per 16 FMAs), summed in float
+// over 16 rows at a time (≤ 16·⌈cols/16⌉ terms per lane), then in double.
+LORY_AVX512 void fan_out_dots_avx512(int64_t rows, int64_t cols, const float* tiles, int64_t segments, int64_t E,
+                                     const float* w, int64_t expert_stride, int64_t ldw, double* dots) {
+  constexpr int64_t kRowBlock = 16;
+  const int64_t tile = rows * cols, vecs = (cols + 15) / 16;
+  for (int64_t s0 = 0; s0 < segments; s0 += 4) {
+    const int64_t ns = std::min<int64_t>(4, segments - s0);
+    for (int64_t i0 = 0; i0 < E; i0 += 4) {
+      const int64_t ni = std::min<int64_t>(4, E - i0);
+      double sums[4][4] = {};
+      for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+        __m512 acc[4][4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k)
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) acc[k][i] = _mm512_setzero_ps();
+        for (int64_t r = r0; r < std::min(rows, r0 + kRowBlock); ++r)
+          for (int64_t v = 0; v < vecs; ++v) {
+            const __mmask16 m = column_mask(cols, v);
+            __m512 gv[4], wv[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k)
+              gv[k] = k < ns ? _mm512_maskz_loadu_ps(m, tiles + (s0 + k) * tile + r * cols + v * 16) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; ++i)
+              wv[i] = i < ni ? _mm512_maskz_loadu_ps(m, w + (i0 + i) * expert_stride + r * ldw + v * 16) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k)
+#pragma GCC unroll 4
+              for (int i = 0; i < 4; ++i) acc[k][i] = _mm512_fmadd_ps(gv[k], wv[i], acc[k][i]);
+          }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k)
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) sums[k][i] += double(_mm512_reduce_add_ps(acc[k][i]));
+      }
+      for (int64_t k = 0; k < ns; ++k)
+        for (int64_t i = 0; i < ni; ++i) dots[(s0 + k) * E + i0 + i] += sums[k][i];
+    }
+  }
+}
+
+// One expert, up to kMaxFanOutSegments segments: the AVX2 and portable paths.
 void fan_out_to_expert(int64_t rows, int64_t cols, const float* tiles, int64_t segments, const float* coef,
                        const float* w, float* dw, int64_t ldw, bool first, double* dots) {
-  if (cpu_has_avx2_fma()) return fan_out_avx2(rows, cols, tiles, segments, coef, w, dw, ldw, first, dots);
+  if (gemm_path() != GemmPath::kPortable && cpu_has_avx2_fma())
+    return fan_out_avx2(rows, cols, tiles, segments, coef, w, dw, ldw, first, dots);
   const int64_t tile = rows * cols;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j) {
@@ -65,6 +163,47 @@ void fan_out_to_expert(int64_t rows, int64_t cols, const float* tiles, int64_t s
       }
       dw[r * ldw + j] = acc;
     }
+}
+
+}  // namespace
+
+void fan_out_tile(int64_t rows, int64_t cols, const float* tiles, int64_t segments, const float* coef, int64_t E,
+                  const float* w, float* dw, int64_t expert_stride, int64_t ldw, bool first, double* dots) {
+  if (gemm_path() == GemmPath::kAvx512) {
+    fan_out_weights_avx512(rows, cols, tiles, segments, coef, E, dw, expert_stride, ldw, first);
+    fan_out_dots_avx512(rows, cols, tiles, segments, E, w, expert_stride, ldw, dots);
+    return;
+  }
+  // One expert at a time, up to kMaxFanOutSegments segments per pass over its tile.
+  const int64_t tile = rows * cols;
+  for (int64_t s0 = 0; s0 < segments; s0 += kMaxFanOutSegments) {
+    const int64_t ns = std::min(kMaxFanOutSegments, segments - s0);
+    for (int64_t i = 0; i < E; ++i) {
+      float c[kMaxFanOutSegments];
+      double d[kMaxFanOutSegments] = {};
+      for (int64_t k = 0; k < ns; ++k) c[k] = coef[(s0 + k) * E + i];
+      fan_out_to_expert(rows, cols, tiles + s0 * tile, ns, c, w + i * expert_stride, dw + i * expert_stride, ldw,
+                        first && s0 == 0, d);
+      for (int64_t k = 0; k < ns; ++k) dots[(s0 + k) * E + i] += d[k];
+    }
+  }
+}
+
+void fan_out_tile_reference(int64_t rows, int64_t cols, const float* tiles, int64_t segments, const float* coef,
+                            int64_t E, const float* w, float* dw, int64_t expert_stride, int64_t ldw, bool first,
+                            double* dots) {
+  for (int64_t i = 0; i < E; ++i)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cols; ++j) {
+        const int64_t at = i * expert_stride + r * ldw + j;
+        double acc = first ? 0.0 : dw[at];
+        for (int64_t s = 0; s < segments; ++s) {
+          const double g = tiles[s * rows * cols + r * cols + j];
+          acc += double(coef[s * E + i]) * g;
+          dots[s * E + i] += g * w[at];
+        }
+        dw[at] = float(acc);
+      }
 }
 
 }  // namespace lory

@@ -4,13 +4,19 @@
 
 namespace lory {
 
-// For one tile (rows×cols) and one expert i, given the tiles G_s of `segments` segments stored one after
-// another (each rows×cols, contiguous): dWᵢ = (first ? 0 : dWᵢ) + Σ_s coef[s]·G_s, and
-// dots[s] += ⟨G_s, Wᵢ⟩ (double). w and dw are tiles of Wᵢ and dWᵢ with row stride ldw.
-// Taking several segments per pass reads and writes each dWᵢ tile once per group, not once per segment.
-void fan_out_to_expert(int64_t rows, int64_t cols, const float* tiles, int64_t segments, const float* coef,
-                       const float* w, float* dw, int64_t ldw, bool first, double* dots);
+// One tile (rows×cols) of every expert's weight gradient, from the tiles G_s of `segments` segments
+// (each rows×cols, contiguous, one after another), for i < E:
+//   dWᵢ = (first ? 0 : dWᵢ) + Σ_s coef[s·E + i]·G_s      and      dots[s·E + i] += ⟨G_s, Wᵢ⟩ (double).
+// w and dw point at expert 0's tile; expert i's is at + i·expert_stride, its rows ldw apart.
+// Each dWᵢ tile is read and written once for all the segments; on the AVX-512 path both sums run as
+// small register-blocked GEMMs (4 experts × 64 columns, 4 segments × 4 experts), so they are bound by
+// FMAs, not by traffic.
+void fan_out_tile(int64_t rows, int64_t cols, const float* tiles, int64_t segments, const float* coef, int64_t E,
+                  const float* w, float* dw, int64_t expert_stride, int64_t ldw, bool first, double* dots);
 
-constexpr int64_t kMaxFanOutSegments = 8;
+// The simple reference: the same sums with plain loops in double (tests compare every path against it).
+void fan_out_tile_reference(int64_t rows, int64_t cols, const float* tiles, int64_t segments, const float* coef,
+                            int64_t E, const float* w, float* dw, int64_t expert_stride, int64_t ldw, bool first,
+                            double* dots);
 
 }  // namespace lory

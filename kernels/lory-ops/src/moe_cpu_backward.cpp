@@ -1,10 +1,13 @@
 // Backward, per chunk of segments:
-//   pass A (column blocks of f): recompute a = x·W̄g, b = x·W̄u; dh = dy·W̄dᵀ; then h, da, db.
+//   pass A (column blocks of f): dh = dy·W̄dᵀ, and a = x·W̄g, b = x·W̄u unless the forward saved them;
+//     then h, da, db.
 //   pass B (column blocks of d): dx = da·W̄gᵀ + db·W̄uᵀ.
-//   pass C (tiles of each weight matrix): operands packed once per chunk into micro-kernel strips; for
-//     groups of up to 8 segments, the tiles of G_s (xᵀ·da, xᵀ·db, hᵀ·dy, K = T) are computed into a
-//     contiguous buffer and fanned out expert by expert:
-//     dWᵢ += Σ_s e[s,i]·G_s, de[s,i] += ⟨G_s, Wᵢ⟩, so each dWᵢ tile is read and written once per group.
+//   pass C (tiles of each weight matrix): operands packed once per chunk into micro-kernel strips; the
+//     tiles of G_s (xᵀ·da, xᵀ·db, hᵀ·dy, K = T) of every segment of the chunk are computed into a
+//     contiguous buffer and fanned out to all experts at once:
+//     dWᵢ += Σ_s e[s,i]·G_s, de[s,i] += ⟨G_s, Wᵢ⟩, so each dWᵢ tile is read and written once per chunk
+//     (the expert weights are E× the merged ones and do not fit in cache: streaming them once per group
+//     of segments made this pass memory-bound).
 #include <vector>
 
 #include "expert_scatter.h"
@@ -17,7 +20,8 @@
 namespace lory {
 namespace {
 
-constexpr int64_t kTileRows = 48, kTileCols = 128;
+// 48×64 floats per G_s tile: the tiles of a 32-segment chunk (384 KiB) stay in L2 while every expert reads them.
+constexpr int64_t kTileRows = 48, kTileCols = 64;
 static_assert(kTileRows % kStripRows == 0 && kTileCols % kStripCols == 0, "tiles start on strip boundaries");
 
 // One weight-gradient matrix: G_s(m,n) = Σ_t A_s(m,t)·B_s(t,n), with expert weights/grads of shape [E,M,N].
@@ -47,8 +51,9 @@ size_t moe_backward_scratch_floats(const MoeShape& s, const MoeCpuOptions& opt) 
 }
 
 void moe_backward(const MoeShape& s, const float* x, const float* e, const float* w_gate, const float* w_up,
-                  const float* w_down, const float* dy, float* dx, float* de, float* dw_gate, float* dw_up,
-                  float* dw_down, float* scratch, const ParallelFor& parallel, const MoeCpuOptions& opt) {
+                  const float* w_down, const float* dy, const float* saved, float* dx, float* de, float* dw_gate,
+                  float* dw_up, float* dw_down, float* scratch, const ParallelFor& parallel,
+                  const MoeCpuOptions& opt) {
   const int64_t T = s.T, d = s.d, f = s.f, E = s.E;
   const int64_t chunk = segments_per_chunk(s, backward_floats_per_segment(s), opt.scratch_budget_bytes);
   auto up = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
@@ -69,18 +74,21 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
     const float* xg = x + g0 * T * d;
     const float* dyg = dy + g0 * T * d;
     const float* eg = e + g0 * E;
+    // a and b: this chunk's rows of the saved activations, or recomputed into h and db (then (a, b, dh)
+    // become (h, da, db) in place).
+    const float* a = saved ? saved + g0 * T * f : h;
+    const float* b = saved ? saved + (s.G + g0) * T * f : db;
     for_column_blocks_and_segments(parallel, f, n, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
-      // a → h, b → db, dh → da; then (a, b, dh) become (h, da, db) in place.
-      // dh(t,j) = Σ_c dy(t,c)·W̄d(j,c): B̄(k=c, n=j) read transposed from W_down[i, j, c].
+      // dh → da; dh(t,j) = Σ_c dy(t,c)·W̄d(j,c): B̄(k=c, n=j) read transposed from W_down[i, j, c].
       const SegmentGemm gemms[3] = {
+          {dyg, T * d, d, MergedB{w_down + j0 * d, f * d, 1, d, eg, E}, E, da + j0, T * f, f, false},
           {xg, T * d, d, MergedB{w_gate + j0, d * f, f, 1, eg, E}, E, h + j0, T * f, f, false},
           {xg, T * d, d, MergedB{w_up + j0, d * f, f, 1, eg, E}, E, db + j0, T * f, f, false},
-          {dyg, T * d, d, MergedB{w_down + j0 * d, f * d, 1, d, eg, E}, E, da + j0, T * f, f, false},
       };
-      run_segment_gemms(gemms, 3, T, nb, d, s0, s1);
+      run_segment_gemms(gemms, saved ? 1 : 3, T, nb, d, s0, s1);
       for (int64_t r = s0 * T; r < s1 * T; ++r) {
         const int64_t o = r * f + j0;
-        swiglu_backward(nb, h + o, db + o, da + o, h + o, da + o, db + o);
+        swiglu_backward(nb, a + o, b + o, da + o, h + o, da + o, db + o);
       }
     });
 
@@ -129,26 +137,15 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
       const int64_t col_tiles = (job.N + kTileCols - 1) / kTileCols;
       const int64_t r0 = (local / col_tiles) * kTileRows, c0 = (local % col_tiles) * kTileCols;
       const int64_t rows = std::min(kTileRows, job.M - r0), cols = std::min(kTileCols, job.N - c0);
-      thread_local std::vector<float> tiles;  // G_s tiles of up to kMaxFanOutSegments segments, contiguous
-      tiles.resize(kMaxFanOutSegments * rows * cols);
-      double* part = de_partial + size_t(task) * n * E;
-      for (int64_t sg = 0; sg < n; sg += kMaxFanOutSegments) {
-        const int64_t ns = std::min(kMaxFanOutSegments, n - sg);
-        for (int64_t k = 0; k < ns; ++k) {
-          const int64_t si = sg + k;
-          strips_gemm(rows, cols, T, job.a + si * job.a_seg + r0 * T, job.b + si * job.b_seg + c0 * T,
-                      tiles.data() + k * rows * cols, cols);
-        }
-        const bool first = g0 + sg == 0;  // the very first group overwrites the (uninitialised) outputs
-        for (int64_t i = 0; i < E; ++i) {
-          float coef[kMaxFanOutSegments];
-          double dots[kMaxFanOutSegments] = {};
-          for (int64_t k = 0; k < ns; ++k) coef[k] = e[(g0 + sg + k) * E + i];
-          const int64_t off = i * job.M * job.N + r0 * job.N + c0;
-          fan_out_to_expert(rows, cols, tiles.data(), ns, coef, job.w + off, job.dw + off, job.N, first, dots);
-          for (int64_t k = 0; k < ns; ++k) part[(sg + k) * E + i] += dots[k];
-        }
-      }
+      thread_local std::vector<float> tiles;  // G_s tiles of the chunk's segments, contiguous
+      tiles.resize(size_t(n * rows * cols));
+      for (int64_t si = 0; si < n; ++si)
+        strips_gemm(rows, cols, T, job.a + si * job.a_seg + r0 * T, job.b + si * job.b_seg + c0 * T,
+                    tiles.data() + si * rows * cols, cols);
+      // The very first chunk overwrites the (uninitialised) outputs.
+      const int64_t at = r0 * job.N + c0;
+      fan_out_tile(rows, cols, tiles.data(), n, e + g0 * E, E, job.w + at, job.dw + at, job.M * job.N, job.N,
+                   g0 == 0, de_partial + size_t(task) * n * E);
     });
     for (int64_t si = 0; si < n; ++si)
       for (int64_t i = 0; i < E; ++i) {

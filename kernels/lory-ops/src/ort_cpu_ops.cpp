@@ -12,8 +12,18 @@
 namespace lory {
 namespace {
 
+// The four ops: forward or gradient, each plain or in the training variant that passes a, b along.
+struct OpKind {
+  bool grad, saves;
+  const char* name() const {
+    return grad ? (saves ? kTrainGradOpName : kGradOpName) : (saves ? kTrainForwardOpName : kForwardOpName);
+  }
+  size_t inputs() const { return grad ? (saves ? 7 : 6) : 5; }
+  size_t outputs() const { return grad ? 5 : (saves ? 2 : 1); }
+};
+
 struct CpuKernel {
-  bool grad;
+  OpKind kind;
 };
 
 struct ParallelCall {
@@ -42,8 +52,8 @@ OrtStatus* allocate_scratch(OrtKernelContext* ctx, size_t floats, Scratch* scrat
   return g_ort->AllocatorAlloc(scratch->allocator, floats * sizeof(float), &scratch->data);
 }
 
-OrtStatus* compute(CpuKernel* kernel, OrtKernelContext* ctx) {
-  const char* op_name = kernel->grad ? kGradOpName : kForwardOpName;
+OrtStatus* compute(const OpKind& kind, OrtKernelContext* ctx) {
+  const char* op_name = kind.name();
   OpInputs in;
   MoeShape s;
   LORY_RETURN_IF_ERROR(read_moe_inputs(ctx, op_name, &in, &s));
@@ -57,55 +67,55 @@ OrtStatus* compute(CpuKernel* kernel, OrtKernelContext* ctx) {
   };
   const ParallelFor parallel = ort_parallel_for(ctx);
   Scratch scratch;
-  if (!kernel->grad) {
+  if (!kind.grad) {
     void* y = nullptr;
+    void* saved = nullptr;
     LORY_RETURN_IF_ERROR(make_output(ctx, 0, in.dims[0], &y));
-    LORY_RETURN_IF_ERROR(allocate_scratch(ctx, moe_forward_scratch_floats(s), &scratch));
-    moe_forward(s, data(0), data(1), data(2), data(3), data(4), static_cast<float*>(y),
+    if (kind.saves) LORY_RETURN_IF_ERROR(make_output(ctx, 1, {2, s.G, s.T, s.f}, &saved));
+    LORY_RETURN_IF_ERROR(allocate_scratch(ctx, moe_forward_scratch_floats(s, {}, kind.saves), &scratch));
+    moe_forward(s, data(0), data(1), data(2), data(3), data(4), static_cast<float*>(y), static_cast<float*>(saved),
                 static_cast<float*>(scratch.data), parallel);
     return nullptr;
   }
   void* out[5] = {};
   for (size_t i = 0; i < 5; ++i) LORY_RETURN_IF_ERROR(make_output(ctx, i, in.dims[i], &out[i]));
   LORY_RETURN_IF_ERROR(allocate_scratch(ctx, moe_backward_scratch_floats(s), &scratch));
-  moe_backward(s, data(0), data(1), data(2), data(3), data(4), data(5), static_cast<float*>(out[0]),
-               static_cast<float*>(out[1]), static_cast<float*>(out[2]), static_cast<float*>(out[3]),
-               static_cast<float*>(out[4]), static_cast<float*>(scratch.data), parallel);
+  moe_backward(s, data(0), data(1), data(2), data(3), data(4), data(5), kind.saves ? data(6) : nullptr,
+               static_cast<float*>(out[0]), static_cast<float*>(out[1]), static_cast<float*>(out[2]),
+               static_cast<float*>(out[3]), static_cast<float*>(out[4]), static_cast<float*>(scratch.data), parallel);
   return nullptr;
 }
 
-OrtCustomOp make_op(bool grad) {
+// ORT calls these through plain function pointers, so each op's kind is a template argument.
+template <bool Grad, bool Saves>
+OrtCustomOp make_op() {
+  static constexpr OpKind kKind{Grad, Saves};
   OrtCustomOp op;
   init_custom_op(&op);
-  op.GetName = grad ? [](const OrtCustomOp*) { return kGradOpName; } : [](const OrtCustomOp*) { return kForwardOpName; };
+  op.GetName = [](const OrtCustomOp*) { return kKind.name(); };
   op.GetExecutionProviderType = [](const OrtCustomOp*) { return "CPUExecutionProvider"; };
   op.GetInputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
   op.GetOutputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
-  op.GetInputTypeCount = grad ? [](const OrtCustomOp*) -> size_t { return 6; }
-                              : [](const OrtCustomOp*) -> size_t { return 5; };
-  op.GetOutputTypeCount = grad ? [](const OrtCustomOp*) -> size_t { return 5; }
-                               : [](const OrtCustomOp*) -> size_t { return 1; };
-  op.CreateKernelV2 = grad ? [](const OrtCustomOp*, const OrtApi*, const OrtKernelInfo*, void** k) -> OrtStatus* {
-    *k = new CpuKernel{true};
-    return nullptr;
-  }
-                           : [](const OrtCustomOp*, const OrtApi*, const OrtKernelInfo*, void** k) -> OrtStatus* {
-    *k = new CpuKernel{false};
+  op.GetInputTypeCount = [](const OrtCustomOp*) { return kKind.inputs(); };
+  op.GetOutputTypeCount = [](const OrtCustomOp*) { return kKind.outputs(); };
+  op.CreateKernelV2 = [](const OrtCustomOp*, const OrtApi*, const OrtKernelInfo*, void** k) -> OrtStatus* {
+    *k = new CpuKernel{kKind};
     return nullptr;
   };
   op.KernelComputeV2 = [](void* k, OrtKernelContext* ctx) -> OrtStatus* {
+    const OpKind& kind = static_cast<CpuKernel*>(k)->kind;
     try {
-      return compute(static_cast<CpuKernel*>(k), ctx);
+      return compute(kind, ctx);
     } catch (const std::exception& ex) {
-      return g_ort->CreateStatus(ORT_RUNTIME_EXCEPTION, (std::string("LoryMoEFFN (CPU): ") + ex.what()).c_str());
+      return g_ort->CreateStatus(ORT_RUNTIME_EXCEPTION, (std::string(kind.name()) + " (CPU): " + ex.what()).c_str());
     }
   };
   op.KernelDestroy = [](void* k) { delete static_cast<CpuKernel*>(k); };
   return op;
 }
 
-const OrtCustomOp kForwardOp = make_op(false);
-const OrtCustomOp kGradOp = make_op(true);
+const OrtCustomOp kOps[4] = {make_op<false, false>(), make_op<true, false>(), make_op<false, true>(),
+                             make_op<true, true>()};
 
 }  // namespace
 
@@ -120,8 +130,7 @@ ParallelFor ort_parallel_for(OrtKernelContext* ctx) {
 }
 
 OrtStatus* add_cpu_ops(OrtCustomOpDomain* domain) {
-  LORY_RETURN_IF_ERROR(g_ort->CustomOpDomain_Add(domain, &kForwardOp));
-  LORY_RETURN_IF_ERROR(g_ort->CustomOpDomain_Add(domain, &kGradOp));
+  for (const OrtCustomOp& op : kOps) LORY_RETURN_IF_ERROR(g_ort->CustomOpDomain_Add(domain, &op));
   return add_cpu_adamw_op(domain);
 }
 

@@ -39,7 +39,7 @@ OrtStatus* read_moe_inputs(OrtKernelContext* ctx, const char* op_name, OpInputs*
   }
   for (size_t i = 1; i < count; ++i)
     if (in->types[i] != in->types[0])
-      return make_error(std::string(op_name) + ": input '" + kMoeInputNames[i < 6 ? i : 0] +
+      return make_error(std::string(op_name) + ": input '" + kMoeInputNames[i < 7 ? i : 0] +
                         "' has element type " + type_name(in->types[i]) + " but 'x' has " +
                         type_name(in->types[0]) + "; all inputs must share one type");
   const std::string problem = infer_moe_shape(op_name, in->dims, shape);

@@ -15,6 +15,10 @@ extern const OrtApi* g_ort;  // set once by RegisterCustomOps
 constexpr const char* kDomain = "ai.lory";
 constexpr const char* kForwardOpName = "LoryMoEFFN";
 constexpr const char* kGradOpName = "LoryMoEFFNGrad";
+// The training pair: the forward also returns a, b [2,G,T,f]; the gradient takes them instead of
+// recomputing them (CPU only; the CUDA library registers the pair above).
+constexpr const char* kTrainForwardOpName = "LoryMoEFFNTrain";
+constexpr const char* kTrainGradOpName = "LoryMoEFFNTrainGrad";
 constexpr const char* kAdamWOpName = "AdamWUpdate";
 
 // Evaluates an OrtStatus*-returning call and returns it from the enclosing function on error.

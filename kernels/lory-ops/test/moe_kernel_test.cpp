@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "expert_scatter.h"
 #include "gemm_path.h"
 #include "lory/adamw.h"
 #include "lory/moe_cpu.h"
@@ -68,37 +69,44 @@ static std::string name(const MoeShape& s) {
 // (relative to the largest |ref|); the bounds leave ~5-10x headroom and still catch one wrong element.
 constexpr double kForwardTol = 5e-6, kBackwardTol = 1e-5;
 
+// Both ways of running the pair: the backward recomputing a, b, and the training pair, whose forward
+// saves them for its backward. A wrong saved a or b shows up in every gradient.
 static void check_against_reference(const MoeShape& s, const ParallelFor& par, const MoeCpuOptions& opt,
                                     const std::string& label) {
   const Inputs in = random_inputs(s, 1234u + unsigned(s.G * 7 + s.T));
   std::vector<double> y_ref(s.x_elems());
   moe_forward_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), y_ref.data());
-  std::vector<float> y(s.x_elems()), scratch(moe_forward_scratch_floats(s, opt));
-  moe_forward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), y.data(), scratch.data(),
-              par, opt);
-  const double ey = relative_error(y, y_ref);
-  char msg[256];
-  std::snprintf(msg, sizeof msg, "forward %s [%s]: max rel err y %.2e (tol %.0e)", name(s).c_str(), label.c_str(),
-                ey, kForwardTol);
-  expect(ey < kForwardTol, msg);
-
   std::vector<double> dx_r(s.x_elems()), de_r(s.e_elems()), dwg_r(s.w_elems()), dwu_r(s.w_elems()),
       dwd_r(s.w_elems());
   moe_backward_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(),
                          dx_r.data(), de_r.data(), dwg_r.data(), dwu_r.data(), dwd_r.data());
-  std::vector<float> dx(s.x_elems()), de(s.e_elems()), dwg(s.w_elems(), NAN), dwu(s.w_elems(), NAN),
-      dwd(s.w_elems(), NAN);  // NaN: the kernel must overwrite, not accumulate into, its outputs
-  scratch.assign(moe_backward_scratch_floats(s, opt), 0.f);
-  moe_backward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(), dx.data(),
-               de.data(), dwg.data(), dwu.data(), dwd.data(), scratch.data(), par, opt);
-  const double errs[5] = {relative_error(dx, dx_r), relative_error(de, de_r), relative_error(dwg, dwg_r),
-                          relative_error(dwu, dwu_r), relative_error(dwd, dwd_r)};
-  double worst = 0;
-  for (double v : errs) worst = std::max(worst, std::isnan(v) ? 1e9 : v);
-  std::snprintf(msg, sizeof msg,
-                "backward %s [%s]: max rel err dx %.2e de %.2e dWg %.2e dWu %.2e dWd %.2e (tol %.0e)",
-                name(s).c_str(), label.c_str(), errs[0], errs[1], errs[2], errs[3], errs[4], kBackwardTol);
-  expect(worst < kBackwardTol, msg);
+  for (const bool saving : {false, true}) {
+    const std::string mode = label + (saving ? ", a/b saved" : ", a/b recomputed");
+    std::vector<float> y(s.x_elems()), scratch(moe_forward_scratch_floats(s, opt, saving));
+    std::vector<float> saved(saving ? moe_saved_floats(s) : 0, NAN);  // NaN: every element must be written
+    moe_forward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), y.data(),
+                saving ? saved.data() : nullptr, scratch.data(), par, opt);
+    const double ey = relative_error(y, y_ref);
+    char msg[256];
+    std::snprintf(msg, sizeof msg, "forward %s [%s]: max rel err y %.2e (tol %.0e)", name(s).c_str(), mode.c_str(),
+                  ey, kForwardTol);
+    expect(ey < kForwardTol, msg);
+
+    std::vector<float> dx(s.x_elems()), de(s.e_elems()), dwg(s.w_elems(), NAN), dwu(s.w_elems(), NAN),
+        dwd(s.w_elems(), NAN);  // NaN: the kernel must overwrite, not accumulate into, its outputs
+    scratch.assign(moe_backward_scratch_floats(s, opt), 0.f);
+    moe_backward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(),
+                 saving ? saved.data() : nullptr, dx.data(), de.data(), dwg.data(), dwu.data(), dwd.data(),
+                 scratch.data(), par, opt);
+    const double errs[5] = {relative_error(dx, dx_r), relative_error(de, de_r), relative_error(dwg, dwg_r),
+                            relative_error(dwu, dwu_r), relative_error(dwd, dwd_r)};
+    double worst = 0;
+    for (double v : errs) worst = std::max(worst, std::isnan(v) ? 1e9 : v);
+    std::snprintf(msg, sizeof msg,
+                  "backward %s [%s]: max rel err dx %.2e de %.2e dWg %.2e dWu %.2e dWd %.2e (tol %.0e)",
+                  name(s).c_str(), mode.c_str(), errs[0], errs[1], errs[2], errs[3], errs[4], kBackwardTol);
+    expect(worst < kBackwardTol, msg);
+  }
 }
 
 // Central differences of L = ⟨y, dy⟩ through the float64 forward, against both backward kernels.
@@ -139,7 +147,7 @@ static void check_finite_differences() {
                              std::vector<float>(s.w_elems()), std::vector<float>(s.w_elems()),
                              std::vector<float>(s.w_elems())};
   std::vector<float> scratch(moe_backward_scratch_floats(s));
-  moe_backward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(), q[0].data(),
+  moe_backward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(), nullptr, q[0].data(),
                q[1].data(), q[2].data(), q[3].data(), q[4].data(), scratch.data(), serial_for());
   static const char* names[5] = {"dx", "de", "dW_gate", "dW_up", "dW_down"};
   for (int k = 0; k < 5; ++k) {
@@ -158,8 +166,8 @@ static void check_the_checker() {
   std::vector<double> ref(s.x_elems());
   moe_forward_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), ref.data());
   std::vector<float> y(s.x_elems()), scratch(moe_forward_scratch_floats(s));
-  moe_forward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), y.data(), scratch.data(),
-              serial_for());
+  moe_forward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), y.data(), nullptr,
+              scratch.data(), serial_for());
   y[s.x_elems() / 2] += 1e-3f;
   expect(relative_error(y, ref) > kForwardTol, "a 1e-3 error in one element of y is detected");
 }
@@ -264,6 +272,56 @@ static void check_gemms(const std::string& label) {
 
 // The fused AdamW update vs its float64 reference (random p, g, m ≥ 0 v, clipping scale ≠ 1, decay ≠ 1),
 // on every path, serial and in parallel chunks (n spans several chunks plus a remainder).
+// The fan-out of weight-gradient tiles to the experts against its double-loop reference: column counts
+// off the 16-lane vectors and the 64-column blocks, expert counts off the 4-expert blocks, segment counts
+// off the 4-segment blocks and past 32, row counts past one 16-row block; overwrite and accumulate.
+static void check_fan_out(const std::string& label) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  struct Case {
+    int64_t rows, cols, segments, E;
+    bool first;
+  };
+  const Case cases[] = {{48, 64, 32, 8, true}, {48, 64, 32, 8, false}, {17, 40, 5, 3, false}, {6, 16, 1, 1, true},
+                        {40, 72, 37, 6, false}, {33, 130, 9, 9, true}, {1, 1, 2, 5, false}};
+  for (const Case& c : cases) {
+    const int64_t ldw = c.cols + 3, expert_stride = c.rows * ldw + 11;  // strided like a tile of a larger matrix
+    std::vector<float> tiles(size_t(c.segments * c.rows * c.cols)), coef(size_t(c.segments * c.E)),
+        w(size_t(c.E * expert_stride)), dw0(w.size());
+    for (auto* v : {&tiles, &coef, &w, &dw0})
+      for (float& x : *v) x = u(rng);
+    std::vector<float> dw = dw0, dw_ref = dw0;
+    std::vector<double> dots(size_t(c.segments * c.E), 0.25), dots_ref = dots;  // both add to what is there
+    fan_out_tile(c.rows, c.cols, tiles.data(), c.segments, coef.data(), c.E, w.data(), dw.data(), expert_stride, ldw,
+                 c.first, dots.data());
+    fan_out_tile_reference(c.rows, c.cols, tiles.data(), c.segments, coef.data(), c.E, w.data(), dw_ref.data(),
+                           expert_stride, ldw, c.first, dots_ref.data());
+    // Elements outside the tiles (padding of ldw and expert_stride) must be untouched.
+    double err_w = 0, err_d = 0, scale_w = 0, scale_d = 0;
+    bool padding_kept = true;
+    for (int64_t i = 0; i < c.E; ++i)
+      for (int64_t at = i * expert_stride; at < (i + 1) * expert_stride; ++at) {
+        const int64_t local = at - i * expert_stride;
+        const bool inside = local < c.rows * ldw && local % ldw < c.cols;
+        if (!inside) {
+          padding_kept = padding_kept && dw[size_t(at)] == dw0[size_t(at)];
+          continue;
+        }
+        err_w = std::max(err_w, double(std::fabs(dw[size_t(at)] - dw_ref[size_t(at)])));
+        scale_w = std::max(scale_w, double(std::fabs(dw_ref[size_t(at)])));
+      }
+    for (size_t k = 0; k < dots.size(); ++k) {
+      err_d = std::max(err_d, std::fabs(dots[k] - dots_ref[k]));
+      scale_d = std::max(scale_d, std::fabs(dots_ref[k]));
+    }
+    char msg[200];
+    std::snprintf(msg, sizeof msg, "fan-out [%s] rows=%lld cols=%lld segments=%lld E=%lld %s: dW %.1e, de %.1e (tol 1e-6), padding %s",
+                  label.c_str(), (long long)c.rows, (long long)c.cols, (long long)c.segments, (long long)c.E,
+                  c.first ? "overwrite" : "accumulate", err_w / scale_w, err_d / scale_d, padding_kept ? "kept" : "WRITTEN");
+    expect(err_w <= 1e-6 * scale_w && err_d <= 1e-6 * scale_d && padding_kept, msg);
+  }
+}
+
 static void check_adamw(const std::string& label, const ParallelFor& par) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -304,6 +362,7 @@ int main() {
       continue;
     }
     check_gemms(gemm_path_name(path));
+    check_fan_out(gemm_path_name(path));
     check_adamw(std::string(gemm_path_name(path)) + ", 2 threads", thread_for(2));
     check_adamw(std::string(gemm_path_name(path)) + ", serial", serial_for());
     if (path == GemmPath::kAvx512)
@@ -329,6 +388,7 @@ int main() {
   check_against_reference({3, 64, 128, 352, 8}, two, defaults, "model-like");
   check_against_reference({2, 128, 512, 1408, 8}, two, defaults, "bench layer, G=2");
   check_against_reference({6, 40, 96, 200, 5}, thread_for(4), defaults, "4 threads");
+  check_against_reference({37, 8, 24, 70, 6}, two, defaults, "G=37: more segments than one fan-out block");
   MoeCpuOptions tiny;
   tiny.scratch_budget_bytes = 1;  // one segment per chunk
   check_against_reference({5, 19, 40, 56, 3}, two, tiny, "chunked, 1 segment per chunk");

@@ -18,7 +18,7 @@ struct MoeShape {
 
 // The op's inputs by position: x[G,T,d], e[G,E], W_gate[E,d,f], W_up[E,d,f], W_down[E,f,d],
 // and for the gradient op also dy[G,T,d].
-extern const char* const kMoeInputNames[6];
+extern const char* const kMoeInputNames[7];
 
 // Derives the shape from the inputs' dimensions and checks every input against it.
 // Returns "" when consistent, otherwise a message naming the op, the input and all shapes.
