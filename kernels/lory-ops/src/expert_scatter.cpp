@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "gemm_path.h"
 
@@ -17,10 +18,12 @@ bool cpu_has_avx2_fma() {
   return has;
 }
 
+// G_s(r, j) = tiles[s·seg_stride + r·row_stride + j].
 __attribute__((target("avx2,fma"))) void fan_out_avx2(int64_t rows, int64_t cols, const float* tiles,
-                                                       int64_t segments, const float* coef, const float* w,
-                                                       float* dw, int64_t ldw, bool first, double* dots) {
-  const int64_t tile = rows * cols;
+                                                       int64_t seg_stride, int64_t row_stride, int64_t segments,
+                                                       const float* coef, const float* w, float* dw, int64_t ldw,
+                                                       bool first, double* dots) {
+  const int64_t tile = seg_stride;
   __m256 c[kMaxFanOutSegments];
   for (int64_t s = 0; s < segments; ++s) c[s] = _mm256_set1_ps(coef[s]);
   for (int64_t r = 0; r < rows; ++r) {
@@ -28,7 +31,7 @@ __attribute__((target("avx2,fma"))) void fan_out_avx2(int64_t rows, int64_t cols
     for (int64_t s = 0; s < segments; ++s) dot[s] = _mm256_setzero_ps();
     const float* wr = w + r * ldw;
     float* dr = dw + r * ldw;
-    const float* gr = tiles + r * cols;
+    const float* gr = tiles + r * row_stride;
     int64_t j = 0;
     for (; j + 8 <= cols; j += 8) {
       const __m256 wv = _mm256_loadu_ps(wr + j);
@@ -65,55 +68,82 @@ LORY_AVX512 inline __mmask16 column_mask(int64_t cols, int64_t v) {
 
 // dWᵢ tiles: per row, blocks of 4 experts × 4 column vectors (16 accumulators); each segment adds one
 // row of G_s (4 loads) times 4 coefficients (broadcast) = 16 FMAs. Missing experts get coefficient 0 and
-// missing columns mask 0, so every block runs the same full 4×4 code.
+// missing columns or experts mask 0, so the hot loop has no branches and its accumulators stay in
+// registers (with branches on the block's fill, GCC kept them on the stack).
 LORY_AVX512 void fan_out_weights_avx512(int64_t rows, int64_t cols, const float* tiles, int64_t segments,
                                         const float* coef, int64_t E, float* dw, int64_t expert_stride, int64_t ldw,
                                         bool first) {
-  const int64_t tile = rows * cols, vecs = (cols + 15) / 16;
+  const int64_t vecs = (cols + 15) / 16, blocks = (E + 3) / 4;
+  thread_local std::vector<float> padded_storage;  // [block][segment][4] coefficients, 0 past E
+  padded_storage.assign(size_t(blocks * segments * 4), 0.f);
+  // Through a plain pointer: each use of a thread_local name in a shared library is a call, which made
+  // GCC spill every accumulator around it.
+  float* const padded = padded_storage.data();
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t s = 0; s < segments; ++s)
+      for (int64_t i = 0; i < 4 && b * 4 + i < E; ++i) padded[(b * segments + s) * 4 + i] = coef[s * E + b * 4 + i];
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t v0 = 0; v0 < vecs; v0 += 4) {
       __mmask16 m[4];
+#pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) m[v] = column_mask(cols, v0 + v);
-      for (int64_t i0 = 0; i0 < E; i0 += 4) {
-        const int64_t ni = std::min<int64_t>(4, E - i0);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t ni = std::min<int64_t>(4, E - b * 4);
         float* out[4];
-        for (int i = 0; i < 4; ++i) out[i] = dw + (i0 + std::min<int64_t>(i, ni - 1)) * expert_stride + r * ldw + v0 * 16;
+        __mmask16 keep[4][4];  // which accumulator lanes exist (and, unless first, start from dW)
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) {
+          out[i] = dw + (b * 4 + std::min<int64_t>(i, ni - 1)) * expert_stride + r * ldw + v0 * 16;
+#pragma GCC unroll 4
+          for (int v = 0; v < 4; ++v) keep[i][v] = i < ni ? m[v] : __mmask16(0);
+        }
         __m512 acc[4][4];
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i)
 #pragma GCC unroll 4
-          for (int v = 0; v < 4; ++v)
-            acc[i][v] = first || i >= ni ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[v], out[i] + v * 16);
-        const float* g = tiles + r * cols + v0 * 16;
-        for (int64_t s = 0; s < segments; ++s, g += tile) {
+          for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_maskz_loadu_ps(first ? __mmask16(0) : keep[i][v], out[i] + v * 16);
+        const float* g = tiles + r * segments * cols + v0 * 16;
+        const float* c = padded + b * segments * 4;
+        for (int64_t s = 0; s < segments; ++s, g += cols, c += 4) {
           __m512 gv[4];
 #pragma GCC unroll 4
           for (int v = 0; v < 4; ++v) gv[v] = _mm512_maskz_loadu_ps(m[v], g + v * 16);
-          const float* c = coef + s * E + i0;
 #pragma GCC unroll 4
           for (int i = 0; i < 4; ++i) {
-            const __m512 cv = _mm512_set1_ps(i < ni ? c[i] : 0.f);
+            const __m512 cv = _mm512_set1_ps(c[i]);
 #pragma GCC unroll 4
             for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_fmadd_ps(cv, gv[v], acc[i][v]);
           }
         }
-        for (int i = 0; i < ni; ++i)
 #pragma GCC unroll 4
-          for (int v = 0; v < 4; ++v) _mm512_mask_storeu_ps(out[i] + v * 16, m[v], acc[i][v]);
+        for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+          for (int v = 0; v < 4; ++v) _mm512_mask_storeu_ps(out[i] + v * 16, keep[i][v], acc[i][v]);
       }
     }
 }
 
 // ⟨G_s, Wᵢ⟩: blocks of 4 segments × 4 experts (16 accumulators, 8 loads per 16 FMAs), summed in float
-// over 16 rows at a time (≤ 16·⌈cols/16⌉ terms per lane), then in double.
+// over 16 rows at a time (≤ 16·⌈cols/16⌉ terms per lane), then in double. Missing segments and experts
+// load through a zero mask (no branches in the hot loop).
 LORY_AVX512 void fan_out_dots_avx512(int64_t rows, int64_t cols, const float* tiles, int64_t segments, int64_t E,
                                      const float* w, int64_t expert_stride, int64_t ldw, double* dots) {
   constexpr int64_t kRowBlock = 16;
-  const int64_t tile = rows * cols, vecs = (cols + 15) / 16;
+  const int64_t vecs = (cols + 15) / 16;
   for (int64_t s0 = 0; s0 < segments; s0 += 4) {
     const int64_t ns = std::min<int64_t>(4, segments - s0);
     for (int64_t i0 = 0; i0 < E; i0 += 4) {
       const int64_t ni = std::min<int64_t>(4, E - i0);
+      const float* gp[4];
+      const float* wp[4];
+      __mmask16 g_on[4], w_on[4];
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        gp[k] = tiles + (s0 + std::min<int64_t>(k, ns - 1)) * cols;
+        wp[k] = w + (i0 + std::min<int64_t>(k, ni - 1)) * expert_stride;
+        g_on[k] = k < ns ? __mmask16(0xFFFF) : __mmask16(0);
+        w_on[k] = k < ni ? __mmask16(0xFFFF) : __mmask16(0);
+      }
       double sums[4][4] = {};
       for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
         __m512 acc[4][4];
@@ -124,13 +154,12 @@ LORY_AVX512 void fan_out_dots_avx512(int64_t rows, int64_t cols, const float* ti
         for (int64_t r = r0; r < std::min(rows, r0 + kRowBlock); ++r)
           for (int64_t v = 0; v < vecs; ++v) {
             const __mmask16 m = column_mask(cols, v);
+            const int64_t g_at = r * segments * cols + v * 16, w_at = r * ldw + v * 16;
             __m512 gv[4], wv[4];
 #pragma GCC unroll 4
-            for (int k = 0; k < 4; ++k)
-              gv[k] = k < ns ? _mm512_maskz_loadu_ps(m, tiles + (s0 + k) * tile + r * cols + v * 16) : _mm512_setzero_ps();
+            for (int k = 0; k < 4; ++k) gv[k] = _mm512_maskz_loadu_ps(g_on[k] & m, gp[k] + g_at);
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; ++i)
-              wv[i] = i < ni ? _mm512_maskz_loadu_ps(m, w + (i0 + i) * expert_stride + r * ldw + v * 16) : _mm512_setzero_ps();
+            for (int i = 0; i < 4; ++i) wv[i] = _mm512_maskz_loadu_ps(w_on[i] & m, wp[i] + w_at);
 #pragma GCC unroll 4
             for (int k = 0; k < 4; ++k)
 #pragma GCC unroll 4
@@ -148,16 +177,16 @@ LORY_AVX512 void fan_out_dots_avx512(int64_t rows, int64_t cols, const float* ti
 }
 
 // One expert, up to kMaxFanOutSegments segments: the AVX2 and portable paths.
-void fan_out_to_expert(int64_t rows, int64_t cols, const float* tiles, int64_t segments, const float* coef,
-                       const float* w, float* dw, int64_t ldw, bool first, double* dots) {
+void fan_out_to_expert(int64_t rows, int64_t cols, const float* tiles, int64_t seg_stride, int64_t row_stride,
+                       int64_t segments, const float* coef, const float* w, float* dw, int64_t ldw, bool first,
+                       double* dots) {
   if (gemm_path() != GemmPath::kPortable && cpu_has_avx2_fma())
-    return fan_out_avx2(rows, cols, tiles, segments, coef, w, dw, ldw, first, dots);
-  const int64_t tile = rows * cols;
+    return fan_out_avx2(rows, cols, tiles, seg_stride, row_stride, segments, coef, w, dw, ldw, first, dots);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < cols; ++j) {
       float acc = first ? 0.f : dw[r * ldw + j];
       for (int64_t s = 0; s < segments; ++s) {
-        const float g = tiles[s * tile + r * cols + j];
+        const float g = tiles[s * seg_stride + r * row_stride + j];
         acc += coef[s] * g;
         dots[s] += double(g) * w[r * ldw + j];
       }
@@ -175,14 +204,13 @@ void fan_out_tile(int64_t rows, int64_t cols, const float* tiles, int64_t segmen
     return;
   }
   // One expert at a time, up to kMaxFanOutSegments segments per pass over its tile.
-  const int64_t tile = rows * cols;
   for (int64_t s0 = 0; s0 < segments; s0 += kMaxFanOutSegments) {
     const int64_t ns = std::min(kMaxFanOutSegments, segments - s0);
     for (int64_t i = 0; i < E; ++i) {
       float c[kMaxFanOutSegments];
       double d[kMaxFanOutSegments] = {};
       for (int64_t k = 0; k < ns; ++k) c[k] = coef[(s0 + k) * E + i];
-      fan_out_to_expert(rows, cols, tiles + s0 * tile, ns, c, w + i * expert_stride, dw + i * expert_stride, ldw,
+      fan_out_to_expert(rows, cols, tiles + s0 * cols, cols, segments * cols, ns, c, w + i * expert_stride, dw + i * expert_stride, ldw,
                         first && s0 == 0, d);
       for (int64_t k = 0; k < ns; ++k) dots[(s0 + k) * E + i] += d[k];
     }
@@ -198,7 +226,7 @@ void fan_out_tile_reference(int64_t rows, int64_t cols, const float* tiles, int6
         const int64_t at = i * expert_stride + r * ldw + j;
         double acc = first ? 0.0 : dw[at];
         for (int64_t s = 0; s < segments; ++s) {
-          const double g = tiles[s * rows * cols + r * cols + j];
+          const double g = tiles[(r * segments + s) * cols + j];
           acc += double(coef[s * E + i]) * g;
           dots[s * E + i] += g * w[at];
         }

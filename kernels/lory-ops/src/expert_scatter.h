@@ -4,8 +4,10 @@
 
 namespace lory {
 
-// One tile (rows×cols) of every expert's weight gradient, from the tiles G_s of `segments` segments
-// (each rows×cols, contiguous, one after another), for i < E:
+// One tile (rows×cols) of every expert's weight gradient, from the tiles G_s of `segments` segments,
+// stored row-interleaved: G_s(r, j) = tiles[(r·segments + s)·cols + j] (row r of every segment together,
+// so a pass over the segments reads one contiguous run; a tile-after-tile layout put all the segments'
+// rows at a multiple of 4 KiB apart, in one L1 set), for i < E:
 //   dWᵢ = (first ? 0 : dWᵢ) + Σ_s coef[s·E + i]·G_s      and      dots[s·E + i] += ⟨G_s, Wᵢ⟩ (double).
 // w and dw point at expert 0's tile; expert i's is at + i·expert_stride, its rows ldw apart.
 // Each dWᵢ tile is read and written once for all the segments; on the AVX-512 path both sums run as

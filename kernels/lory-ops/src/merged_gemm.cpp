@@ -366,8 +366,8 @@ __attribute__((target("avx2,fma"))) static void merge_staged_avx2(const float* s
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     for (int64_t i = 0; i < terms; ++i) {
       const __m256 c = _mm256_set1_ps(coef[i]);
-      a0 = _mm256_fmadd_ps(c, _mm256_load_ps(staged + i * panel_floats + v), a0);
-      a1 = _mm256_fmadd_ps(c, _mm256_load_ps(staged + i * panel_floats + v + 8), a1);
+      a0 = _mm256_fmadd_ps(c, _mm256_load_ps(staged + i * staged_stride(panel_floats) + v), a0);
+      a1 = _mm256_fmadd_ps(c, _mm256_load_ps(staged + i * staged_stride(panel_floats) + v + 8), a1);
     }
     _mm256_store_ps(panel + v, a0);
     _mm256_store_ps(panel + v + 8, a1);
@@ -379,7 +379,7 @@ void merge_staged_panels(const float* staged, int64_t terms, int64_t panel_float
   if (cpu_has_avx2_fma()) return merge_staged_avx2(staged, terms, panel_floats, coef, panel);  // whole NR strips
   for (int64_t v = 0; v < panel_floats; ++v) {
     float acc = 0.f;
-    for (int64_t i = 0; i < terms; ++i) acc += coef[i] * staged[i * panel_floats + v];
+    for (int64_t i = 0; i < terms; ++i) acc += coef[i] * staged[i * staged_stride(panel_floats) + v];
     panel[v] = acc;
   }
 }

@@ -46,11 +46,17 @@ int64_t panel_depth_for(int64_t K, int64_t N, int64_t hot_terms);
 float* thread_panel_buffer(size_t floats);
 // packing B̄(k0..k0+kc, 0..N) into it,
 void pack_merged_panel(const MergedB& B, int64_t k0, int64_t kc, int64_t N, float* panel);
-// merging `terms` staged single-matrix panels (each kc×N packed, `panel_floats` apart) with coefficients,
+// merging `terms` staged single-matrix panels (each kc×N packed, staged_stride(panel_floats) apart) with
+// coefficients,
 void merge_staged_panels(const float* staged, int64_t terms, int64_t panel_floats, const float* coef, float* panel);
 // the same for up to kMergeSegments segments at once (coefficient set j at coef + j*coef_stride, panel j at
 // panels + j*panel_stride): the staged panels are read once for all of them,
 constexpr int64_t kMergeSegments = 4;
+// Staged panels (and sets of merged ones) sit one cache line further apart than their size: panels of
+// kc×64 floats are multiples of 4 KiB, which put the E streams a merge reads, and the panels it writes,
+// all in one L1 set.
+constexpr int64_t kPanelPad = 16;
+inline int64_t staged_stride(int64_t panel_floats) { return panel_floats + kPanelPad; }
 void merge_staged_panels_multi(const float* staged, int64_t terms, int64_t panel_floats, const float* coef,
                                int64_t coef_stride, int64_t count, float* panels, int64_t panel_stride);
 // and C (+)= A(:, 0..kc)·panel, with A already offset to the slab's first column.

@@ -5,6 +5,8 @@
 // instruction can leak into code that runs on other CPUs (inline helpers from headers included).
 #include "micro_avx512.h"
 
+#include "merged_gemm.h"
+
 #include <immintrin.h>
 
 namespace lory {
@@ -78,8 +80,8 @@ LORY_AVX512 void merge_staged_avx512(const float* staged, int64_t terms, int64_t
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     for (int64_t i = 0; i < terms; ++i) {
       const __m512 w = _mm512_set1_ps(coef[i]);
-      a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(staged + i * panel_floats + v), a0);
-      a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(staged + i * panel_floats + v + 16), a1);
+      a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(staged + i * staged_stride(panel_floats) + v), a0);
+      a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(staged + i * staged_stride(panel_floats) + v + 16), a1);
     }
     _mm512_storeu_ps(panel + v, a0);
     _mm512_storeu_ps(panel + v + 16, a1);
@@ -88,7 +90,7 @@ LORY_AVX512 void merge_staged_avx512(const float* staged, int64_t terms, int64_t
     const int64_t v = panel_floats / 32 * 32;
     __m512 a0 = _mm512_setzero_ps();
     for (int64_t i = 0; i < terms; ++i)
-      a0 = _mm512_fmadd_ps(_mm512_set1_ps(coef[i]), _mm512_loadu_ps(staged + i * panel_floats + v), a0);
+      a0 = _mm512_fmadd_ps(_mm512_set1_ps(coef[i]), _mm512_loadu_ps(staged + i * staged_stride(panel_floats) + v), a0);
     _mm512_storeu_ps(panel + v, a0);
   }
 }
@@ -101,7 +103,7 @@ LORY_AVX512 void merge_multi(const float* staged, int64_t terms, int64_t panel_f
 #pragma GCC unroll 4
     for (int j = 0; j < P; ++j) acc[j] = _mm512_setzero_ps();
     for (int64_t i = 0; i < terms; ++i) {
-      const __m512 sv = _mm512_loadu_ps(staged + i * panel_floats + v);
+      const __m512 sv = _mm512_loadu_ps(staged + i * staged_stride(panel_floats) + v);
 #pragma GCC unroll 4
       for (int j = 0; j < P; ++j) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(coef[j * coef_stride + i]), sv, acc[j]);
     }

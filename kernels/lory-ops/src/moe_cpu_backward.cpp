@@ -137,11 +137,11 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
       const int64_t col_tiles = (job.N + kTileCols - 1) / kTileCols;
       const int64_t r0 = (local / col_tiles) * kTileRows, c0 = (local % col_tiles) * kTileCols;
       const int64_t rows = std::min(kTileRows, job.M - r0), cols = std::min(kTileCols, job.N - c0);
-      thread_local std::vector<float> tiles;  // G_s tiles of the chunk's segments, contiguous
+      thread_local std::vector<float> tiles;  // G_s tiles of the chunk's segments, row-interleaved
       tiles.resize(size_t(n * rows * cols));
       for (int64_t si = 0; si < n; ++si)
         strips_gemm(rows, cols, T, job.a + si * job.a_seg + r0 * T, job.b + si * job.b_seg + c0 * T,
-                    tiles.data() + si * rows * cols, cols);
+                    tiles.data() + si * cols, n * cols);
       // The very first chunk overwrites the (uninitialised) outputs.
       const int64_t at = r0 * job.N + c0;
       fan_out_tile(rows, cols, tiles.data(), n, e + g0 * E, E, job.w + at, job.dw + at, job.M * job.N, job.N,

@@ -31,13 +31,13 @@ void run_segment_gemms(const SegmentGemm* gemms, int count, int64_t M, int64_t N
   const int64_t kc_max = panel_depth_for(K, N, hot_terms);
   const int64_t n_pad = (N + 15) / 16 * 16;
   thread_local std::vector<float> staged_storage;
-  const size_t staged_floats = size_t(max_group * hot_terms * kc_max * n_pad + 8);
+  const size_t staged_floats = size_t(max_group * hot_terms * staged_stride(kc_max * n_pad) + 8);
   if (staged_storage.size() < staged_floats) staged_storage.resize(staged_floats);
   float* staged = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(staged_storage.data()) + 31) & ~uintptr_t(31));
   // Merged panels of up to kMergeSegments segments: merging several segments per read of the staged
   // expert panels divides that (L2-bound) read traffic by as many.
   const int64_t merge_at_once = kMergeSegments;
-  float* panel = thread_panel_buffer(size_t(merge_at_once * max_group * kc_max * n_pad));
+  float* panel = thread_panel_buffer(size_t(merge_at_once * (max_group * kc_max * n_pad + kPanelPad)));
   for (int64_t k0 = 0; k0 < K; k0 += kc_max) {
     const int64_t kc = std::min(kc_max, K - k0), panel_floats = kc * n_pad;
     for (int q0 = 0; q0 < count;) {
@@ -46,18 +46,20 @@ void run_segment_gemms(const SegmentGemm* gemms, int count, int64_t M, int64_t N
       const int group = q1 - q0;
       const SegmentGemm& lead = gemms[q0];
       const int64_t terms = terms_of(lead);
+      // Unmerged panels are used where they are staged, so they stay side by side, unpadded.
+      const int64_t stride = lead.b.coef ? staged_stride(panel_floats) : panel_floats;
       for (int q = 0; q < group; ++q) {
         const SegmentGemm& g = gemms[q0 + q];
         for (int64_t i = 0; i < terms; ++i)
           pack_merged_panel(MergedB{g.b.p + i * g.b.term_stride, 0, g.b.rs, g.b.cs, nullptr, 1}, k0, kc, N,
-                            staged + (q * terms + i) * panel_floats);
+                            staged + (q * terms + i) * stride);
       }
-      const int64_t set_floats = group * panel_floats;  // one segment's merged panels, side by side
+      const int64_t set_floats = group * panel_floats + kPanelPad;  // one segment's merged panels, side by side
       for (int64_t sm = s0; sm < s1; sm += merge_at_once) {
         const int64_t ns = std::min(merge_at_once, s1 - sm);
         if (lead.b.coef)
           for (int q = 0; q < group; ++q)
-            merge_staged_panels_multi(staged + q * terms * panel_floats, terms, panel_floats,
+            merge_staged_panels_multi(staged + q * terms * stride, terms, panel_floats,
                                       lead.b.coef + sm * lead.coef_seg, lead.coef_seg, ns, panel + q * panel_floats,
                                       set_floats);
         for (int64_t s = sm; s < sm + ns; ++s) {
