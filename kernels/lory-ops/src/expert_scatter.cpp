@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "gemm_path.h"
@@ -118,9 +119,18 @@ LORY_AVX512 void fan_out_weights_avx512(int64_t rows, int64_t cols, const float*
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i)
 #pragma GCC unroll 4
-          for (int v = 0; v < 4; ++v) _mm512_mask_storeu_ps(out[i] + v * 16, keep[i][v], acc[i][v]);
+          for (int v = 0; v < 4; ++v) {
+            float* at = out[i] + v * 16;
+            // Whole aligned lines of a first write bypass the cache: dW is read again only by the
+            // optimizer, and an ordinary store would first read the line from memory.
+            if (first && keep[i][v] == 0xFFFF && (reinterpret_cast<uintptr_t>(at) & 63) == 0)
+              _mm512_stream_ps(at, acc[i][v]);
+            else
+              _mm512_mask_storeu_ps(at, keep[i][v], acc[i][v]);
+          }
       }
     }
+  if (first) _mm_sfence();  // streamed stores are weakly ordered: complete them before the tile is done
 }
 
 // ⟨G_s, Wᵢ⟩: blocks of 4 segments × 4 experts (16 accumulators, 8 loads per 16 FMAs), summed in float

@@ -1,6 +1,8 @@
 // Native tests of the CPU kernel: fast float32 kernel vs. the float64 reference (forward and all five
 // gradients), finite differences on a tiny shape, shape-error messages. Exits non-zero on any failure.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <initializer_list>
 #include <cstdio>
 #include <random>
@@ -280,19 +282,25 @@ static void check_fan_out(const std::string& label) {
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   struct Case {
     int64_t rows, cols, segments, E;
-    bool first;
+    bool first, aligned;  // aligned: dW rows on 64-byte lines (the streaming-store path of a first write)
   };
-  const Case cases[] = {{48, 64, 32, 8, true}, {48, 64, 32, 8, false}, {17, 40, 5, 3, false}, {6, 16, 1, 1, true},
-                        {40, 72, 37, 6, false}, {33, 130, 9, 9, true}, {1, 1, 2, 5, false}};
+  const Case cases[] = {{48, 64, 32, 8, true, true},   {48, 64, 32, 8, true, false}, {48, 64, 32, 8, false, false},
+                        {17, 40, 5, 3, false, false},  {6, 16, 1, 1, true, false},   {40, 72, 37, 6, false, true},
+                        {33, 130, 9, 9, true, false},  {30, 80, 7, 5, true, true},   {1, 1, 2, 5, false, false}};
   for (const Case& c : cases) {
-    const int64_t ldw = c.cols + 3, expert_stride = c.rows * ldw + 11;  // strided like a tile of a larger matrix
+    // Strided like a tile of a larger matrix, or packed on whole lines.
+    const int64_t ldw = c.aligned ? (c.cols + 15) / 16 * 16 : c.cols + 3;
+    const int64_t expert_stride = c.aligned ? c.rows * ldw : c.rows * ldw + 11;
     std::vector<float> tiles(size_t(c.segments * c.rows * c.cols)), coef(size_t(c.segments * c.E)),
         w(size_t(c.E * expert_stride)), dw0(w.size());
     for (auto* v : {&tiles, &coef, &w, &dw0})
       for (float& x : *v) x = u(rng);
-    std::vector<float> dw = dw0, dw_ref = dw0;
+    std::vector<float> dw_storage(dw0.size() + 16), dw_ref = dw0;
+    float* const dw_at = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(dw_storage.data()) + 63) & ~uintptr_t(63));
+    std::copy(dw0.begin(), dw0.end(), dw_at);
+    const auto dw = [&](size_t k) -> float& { return dw_at[k]; };
     std::vector<double> dots(size_t(c.segments * c.E), 0.25), dots_ref = dots;  // both add to what is there
-    fan_out_tile(c.rows, c.cols, tiles.data(), c.segments, coef.data(), c.E, w.data(), dw.data(), expert_stride, ldw,
+    fan_out_tile(c.rows, c.cols, tiles.data(), c.segments, coef.data(), c.E, w.data(), dw_at, expert_stride, ldw,
                  c.first, dots.data());
     fan_out_tile_reference(c.rows, c.cols, tiles.data(), c.segments, coef.data(), c.E, w.data(), dw_ref.data(),
                            expert_stride, ldw, c.first, dots_ref.data());
@@ -304,29 +312,42 @@ static void check_fan_out(const std::string& label) {
         const int64_t local = at - i * expert_stride;
         const bool inside = local < c.rows * ldw && local % ldw < c.cols;
         if (!inside) {
-          padding_kept = padding_kept && dw[size_t(at)] == dw0[size_t(at)];
+          padding_kept = padding_kept && dw(size_t(at)) == dw0[size_t(at)];
           continue;
         }
-        err_w = std::max(err_w, double(std::fabs(dw[size_t(at)] - dw_ref[size_t(at)])));
+        err_w = std::max(err_w, double(std::fabs(dw(size_t(at)) - dw_ref[size_t(at)])));
         scale_w = std::max(scale_w, double(std::fabs(dw_ref[size_t(at)])));
       }
     for (size_t k = 0; k < dots.size(); ++k) {
       err_d = std::max(err_d, std::fabs(dots[k] - dots_ref[k]));
       scale_d = std::max(scale_d, std::fabs(dots_ref[k]));
     }
-    char msg[200];
-    std::snprintf(msg, sizeof msg, "fan-out [%s] rows=%lld cols=%lld segments=%lld E=%lld %s: dW %.1e, de %.1e (tol 1e-6), padding %s",
+    char msg[240];
+    std::snprintf(msg, sizeof msg, "fan-out [%s] rows=%lld cols=%lld segments=%lld E=%lld %s%s: dW %.1e, de %.1e (tol 1e-6), padding %s",
                   label.c_str(), (long long)c.rows, (long long)c.cols, (long long)c.segments, (long long)c.E,
-                  c.first ? "overwrite" : "accumulate", err_w / scale_w, err_d / scale_d, padding_kept ? "kept" : "WRITTEN");
+                  c.first ? "overwrite" : "accumulate", c.aligned ? ", aligned lines" : "", err_w / scale_w, err_d / scale_d,
+                  padding_kept ? "kept" : "WRITTEN");
     expect(err_w <= 1e-6 * scale_w && err_d <= 1e-6 * scale_d && padding_kept, msg);
   }
 }
 
-static void check_adamw(const std::string& label, const ParallelFor& par) {
+// Outputs at a 64-byte boundary (as ORT allocates them) take the streaming-store path; `shift` floats
+// off it, the ordinary one.
+static void check_adamw(const std::string& label, const ParallelFor& par, int64_t shift) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   const int64_t n = 3 * 65536 + 1234;
-  std::vector<float> p(n), g(n), m(n), v(n), po(n, NAN), mo(n, NAN), vo(n, NAN);
+  std::vector<float> p(n), g(n), m(n), v(n);
+  struct Aligned {  // n floats from a 64-byte boundary + shift, NaN-filled: every element must be written
+    std::vector<float> storage;
+    float* data;
+    Aligned(int64_t n, int64_t shift) : storage(size_t(n + shift + 16), NAN) {
+      const uintptr_t at = (reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t(63);
+      data = reinterpret_cast<float*>(at) + shift;
+    }
+    float operator[](int64_t i) const { return data[i]; }
+  };
+  Aligned po(n, shift), mo(n, shift), vo(n, shift);
   for (int64_t i = 0; i < n; ++i) {
     p[i] = u(rng);
     g[i] = 0.1f * u(rng);
@@ -334,13 +355,14 @@ static void check_adamw(const std::string& label, const ParallelFor& par) {
     v[i] = 1e-4f * (1.f + u(rng));  // second moments are non-negative
   }
   const AdamWHyper h{1.f - 3e-4f * 0.1f, 3e-4f / (1.f - 0.9f * 0.9f), std::sqrt(1.f - 0.95f * 0.95f), 0.7f, 0.9f, 0.95f, 1e-8f};
-  adamw_update(n, p.data(), g.data(), m.data(), v.data(), h, po.data(), mo.data(), vo.data(), par);
+  adamw_update(n, p.data(), g.data(), m.data(), v.data(), h, po.data, mo.data, vo.data, par);
   std::vector<double> pr(n), mr(n), vr(n);
   adamw_update_reference(n, p.data(), g.data(), m.data(), v.data(), h, pr.data(), mr.data(), vr.data());
   // Compare the update p' − p (what AdamW changes), not p' itself, so the bound is not hidden under |p|.
   std::vector<double> dref(n), dgot(n);
   for (int64_t i = 0; i < n; ++i) dref[i] = pr[i] - p[i], dgot[i] = double(po[i]) - p[i];
-  const double ep = relative_error(dgot, dref), em = relative_error(mo, mr), ev = relative_error(vo, vr);
+  const std::vector<float> mo_v(mo.data, mo.data + n), vo_v(vo.data, vo.data + n);
+  const double ep = relative_error(dgot, dref), em = relative_error(mo_v, mr), ev = relative_error(vo_v, vr);
   char msg[200];
   std::snprintf(msg, sizeof msg, "AdamW update [%s]: max rel err of p'-p %.2e, m' %.2e, v' %.2e (tol 1e-5, 1e-6, 1e-6)",
                 label.c_str(), ep, em, ev);
@@ -363,8 +385,9 @@ int main() {
     }
     check_gemms(gemm_path_name(path));
     check_fan_out(gemm_path_name(path));
-    check_adamw(std::string(gemm_path_name(path)) + ", 2 threads", thread_for(2));
-    check_adamw(std::string(gemm_path_name(path)) + ", serial", serial_for());
+    check_adamw(std::string(gemm_path_name(path)) + ", 2 threads, aligned outputs", thread_for(2), 0);
+    check_adamw(std::string(gemm_path_name(path)) + ", 2 threads, unaligned outputs", thread_for(2), 3);
+    check_adamw(std::string(gemm_path_name(path)) + ", serial", serial_for(), 0);
     if (path == GemmPath::kAvx512)
       for (int64_t rows : {6, 14}) {  // other tile heights than the default
         set_avx512_tile_rows(rows);
