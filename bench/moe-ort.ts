@@ -10,8 +10,9 @@
  *      (kernels/build/lory-ops/moe_layer_bench --gemms, CPU time), against ORT's MatMul on the same
  *      shape (batched per segment, and as one dense GEMM over all rows), CPU time, same threads.
  *
- * Time: all variants live in one process and run interleaved (the order rotates every round), so a
- * busy neighbour on this shared machine slows them alike; medians of wall time per run.
+ * Time: layers and AdamW variants live in one process and run interleaved (the order rotates every
+ * round), so a busy neighbour slows them alike; whole train steps run one variant per process, rounds
+ * rotating the order (trainers sharing a process skew each other). Medians per run.
  * Peak memory: each variant runs in a child process of its own (`--child <variant>`); after the runtime
  * is loaded and every input and output buffer exists, VmHWM is reset (/proc/self/clear_refs) and the
  * figure is VmHWM after session creation and 3 runs minus VmRSS at the reset, i.e. what the run itself
@@ -346,22 +347,21 @@ async function stepBench(config: string): Promise<void> {
   );
   const times = new Map<string, Times>();
   const peaks = new Map<StepImpl, Peak>();
-  if (config === 'small') {
-    // Isolated: one variant per process at a time (see isolatedSteps); repeats = rounds × 2 steps.
-    const GiB = 2 ** 30;
-    const runs = isolatedSteps(config, SMALL_VARIANTS, Math.max(1, Math.ceil(repeats / 2)), 2, { custom: 10 * GiB, standard: 16 * GiB, dense: 6 * GiB });
-    for (const [impl, r] of runs) {
-      if (!r) continue;
-      times.set(`step-${impl}`, r);
-      peaks.set(impl, r);
-      stateBytes.set(impl, r.stateBytes ?? NaN);
-    }
-  } else {
-    const prepared: Prepared[] = [];
-    for (const impl of STEP_VARIANTS) prepared.push(await prepareStep(config, impl));
-    for (const [k, v] of await timeInterleaved(prepared, repeats)) times.set(k, v);
-    for (const p of prepared) p.dispose();
-    for (const impl of STEP_VARIANTS) peaks.set(impl, peakOf(`step-${config}-${impl}`));
+  // Isolated for every config: one variant per process at a time (see isolatedSteps), as a user runs
+  // one trainer. Trainers sharing a process skewed the ratio (tiny: 1.17× interleaved in one process
+  // against 1.25× each alone, same build), so rounds of separate processes, rotating the order.
+  // tiny: 3 rounds × ⌈repeats/3⌉+ steps; small: rounds × 2 steps.
+  const GiB = 2 ** 30;
+  const small = config === 'small';
+  const rounds = small ? Math.max(1, Math.ceil(repeats / 2)) : 3;
+  const steps = small ? 2 : Math.max(3, Math.ceil((3 * repeats) / rounds));
+  const guess = small ? { custom: 10 * GiB, standard: 16 * GiB, dense: 6 * GiB } : { custom: 2 * GiB, standard: 3 * GiB, dense: 2 * GiB };
+  const runs = isolatedSteps(config, small ? SMALL_VARIANTS : STEP_VARIANTS, rounds, steps, guess);
+  for (const [impl, r] of runs) {
+    if (!r) continue;
+    times.set(`step-${impl}`, r);
+    peaks.set(impl, r);
+    stateBytes.set(impl, r.stateBytes ?? NaN);
   }
   const have = (impl: StepImpl) => times.has(`step-${impl}`);
   const med = (impl: StepImpl) => (have(impl) ? median(times.get(`step-${impl}`)!.wall) : NaN);
