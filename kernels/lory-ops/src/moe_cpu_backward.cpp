@@ -85,11 +85,12 @@ void moe_backward(const MoeShape& s, const float* x, const float* e, const float
           {xg, T * d, d, MergedB{w_gate + j0, d * f, f, 1, eg, E}, E, h + j0, T * f, f, false},
           {xg, T * d, d, MergedB{w_up + j0, d * f, f, 1, eg, E}, E, db + j0, T * f, f, false},
       };
-      run_segment_gemms(gemms, saved ? 1 : 3, T, nb, d, s0, s1);
-      for (int64_t r = s0 * T; r < s1 * T; ++r) {
-        const int64_t o = r * f + j0;
-        swiglu_backward(nb, a + o, b + o, da + o, h + o, da + o, db + o);
-      }
+      run_segment_gemms(gemms, saved ? 1 : 3, T, nb, d, s0, s1, [&](int64_t sg) {
+        for (int64_t r = sg * T; r < (sg + 1) * T; ++r) {
+          const int64_t o = r * f + j0;
+          swiglu_backward(nb, a + o, b + o, da + o, h + o, da + o, db + o);
+        }
+      });
     });
 
     for_column_blocks_and_segments(parallel, d, n, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {

@@ -35,8 +35,9 @@ void moe_forward(const MoeShape& s, const float* x, const float* e, const float*
           {xg, T * d, d, MergedB{w_gate + j0, d * f, f, 1, eg, E}, E, a + j0, T * f, f, false},
           {xg, T * d, d, MergedB{w_up + j0, d * f, f, 1, eg, E}, E, b + j0, T * f, f, false},
       };
-      run_segment_gemms(gemms, 2, T, nb, d, s0, s1);
-      for (int64_t r = s0 * T; r < s1 * T; ++r) swiglu_forward(nb, a + r * f + j0, b + r * f + j0, h + r * f + j0);
+      run_segment_gemms(gemms, 2, T, nb, d, s0, s1, [&](int64_t sg) {
+        for (int64_t r = sg * T; r < (sg + 1) * T; ++r) swiglu_forward(nb, a + r * f + j0, b + r * f + j0, h + r * f + j0);
+      });
     });
     for_column_blocks_and_segments(parallel, d, n, [&](int64_t j0, int64_t nb, int64_t s0, int64_t s1) {
       const SegmentGemm gemm = {h, T * f, f, MergedB{w_down + j0, f * d, d, 1, eg, E}, E, y + g0 * T * d + j0,

@@ -14,7 +14,7 @@ namespace lory {
 // projections of x) run as one: their merged panels sit side by side and each row strip of A_s is
 // streamed once for both, which halves the activation traffic of those passes.
 void run_segment_gemms(const SegmentGemm* gemms, int count, int64_t M, int64_t N, int64_t K, int64_t s0,
-                       int64_t s1) {
+                       int64_t s1, const std::function<void(int64_t)>& finished) {
   constexpr int kMaxGroup = 4;
   auto terms_of = [](const SegmentGemm& g) { return g.b.coef ? g.b.terms : int64_t(1); };
   auto shares_a = [&](const SegmentGemm& p, const SegmentGemm& q) {
@@ -71,6 +71,7 @@ void run_segment_gemms(const SegmentGemm* gemms, int count, int64_t M, int64_t N
             outs[q] = PanelOutput{g.c + s * g.c_seg, g.ldc, N, g.accumulate || k0 > 0};
           }
           gemm_on_panels(M, kc, StridedA{lead.a + s * lead.a_seg + k0, lead.lda, 1}, b_panel, outs, group);
+          if (finished && q1 == count && k0 + kc >= K) finished(s);  // last slab of the last group
         }
       }
       q0 = q1;

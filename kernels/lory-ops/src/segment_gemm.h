@@ -4,6 +4,7 @@
 // merge, not the arithmetic, sets the speed.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "merged_gemm.h"
 
@@ -21,7 +22,9 @@ struct SegmentGemm {
 
 // C_s (+)= A_s·B̄_s for every gemm in [gemms, gemms+count) and every s in [s0, s1); C is M×N.
 // Gemms listed later that write the same C should set accumulate.
+// `finished(s)`, when given, runs as soon as every C_s of segment s is final, while its tiles are still
+// in cache (the SwiGLU epilogues: run after the whole range instead, they streamed from memory).
 void run_segment_gemms(const SegmentGemm* gemms, int count, int64_t M, int64_t N, int64_t K, int64_t s0,
-                       int64_t s1);
+                       int64_t s1, const std::function<void(int64_t)>& finished = {});
 
 }  // namespace lory
