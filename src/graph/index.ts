@@ -3,7 +3,7 @@ export { Graph, Tensor, type Node, type ParamOptions, type TensorKind } from './
 export { GraphError, broadcastShapes, type Shape } from './shape.js';
 export { apply, apply1, type OpDef, type LowerContext, type OutSpec, type Vjp } from './op.js';
 export * from './ops/elementwise.js';
-export { reduceSum, reduceMean, sumTo } from './ops/reduce.js';
+export { reduceSum, reduceMean, reduceSumSquare, sumTo } from './ops/reduce.js';
 export { reshape, transpose, transposeLast, slice, concat, expand, pad, cast, where, stopGradient, unsqueeze } from './ops/shape-ops.js';
 export { matmul, einsum } from './ops/linalg.js';
 export { softmax, logSoftmax, layerNorm, rmsNorm } from './ops/nn.js';

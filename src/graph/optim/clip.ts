@@ -1,13 +1,13 @@
 /** Global-norm gradient clipping, in graph: g ← g·min(1, maxNorm/(‖g‖₂ + 1e-6)). */
 import { add, addN, div, minimum, mul, sqrt } from '../ops/elementwise.js';
-import { reduceSum } from '../ops/reduce.js';
+import { reduceSumSquare } from '../ops/reduce.js';
 import { cast } from '../ops/shape-ops.js';
 import type { Tensor } from '../tensor.js';
 
 /** ‖(g₁, …, gₙ)‖₂ over every entry of every tensor, in float32 (or float64 if any grad is). */
 export function globalNorm(grads: readonly Tensor[]): Tensor {
   const dtype = grads.some((t) => t.dtype === 'float64') ? 'float64' : 'float32';
-  return sqrt(addN(grads.map((t) => cast(reduceSum(mul(t, t)), dtype))));
+  return sqrt(addN(grads.map((t) => cast(reduceSumSquare(t), dtype))));
 }
 
 /** The factor clipping multiplies every gradient by: min(1, maxNorm/(norm + 1e-6)). */
