@@ -102,7 +102,14 @@ LORY_AVX512 void fan_out_weights_avx512(int64_t rows, int64_t cols, const float*
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i)
 #pragma GCC unroll 4
-          for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_maskz_loadu_ps(first ? __mmask16(0) : keep[i][v], out[i] + v * 16);
+          for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_setzero_ps();
+        // Not even a zero-mask load on a first write: it still translates the address (a TLB miss per
+        // expert row, the dW tiles are megabytes apart), which cost more than the FMAs.
+        if (!first)
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_maskz_loadu_ps(keep[i][v], out[i] + v * 16);
         const float* g = tiles + r * segments * cols + v0 * 16;
         const float* c = padded + b * segments * 4;
         for (int64_t s = 0; s < segments; ++s, g += cols, c += 4) {
