@@ -1,5 +1,7 @@
 #include "value.h"
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
@@ -58,11 +60,29 @@ bool Value::IsValue(Napi::Value value) {
   return value.IsObject() && value.As<Napi::Object>().InstanceOf(Data(value.Env()).value_constructor.Value());
 }
 
+namespace {
+// Large resident tensors (a trainer's parameters and optimizer moments) ask for transparent huge pages
+// before their first touch. The optimizer and the merged-expert op stream through hundreds of MB of them
+// with rows megabytes apart; with 4 KiB pages nearly every row is a TLB miss (measured on the tiny Lory
+// train step: THP for the process made it 9% faster, dense 5%). Best effort: with THP off, or where
+// madvise fails, the tensor simply keeps small pages.
+void AdviseHugePages(void* data, size_t bytes) {
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  if (bytes < 2 * kHuge) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+}  // namespace
+
 OrtValue* Value::Allocate(const DTypeInfo& dtype, const std::vector<int64_t>& shape) {
   for (int64_t d : shape)
     if (d < 0) throw std::runtime_error("tensor shape " + ShapeString(shape) + " has a negative dimension");
   OrtValue* value = nullptr;
   ThrowIfError(Api().CreateTensorAsOrtValue(CpuAllocator(), shape.data(), shape.size(), dtype.ort, &value), "CreateTensorAsOrtValue");
+  void* data = nullptr;
+  if (OrtStatus* status = Api().GetTensorMutableData(value, &data)) Api().ReleaseStatus(status);
+  else AdviseHugePages(data, static_cast<size_t>(ElementCount(shape)) * dtype.bytes);
   return value;
 }
 
