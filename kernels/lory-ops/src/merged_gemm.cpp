@@ -89,10 +89,51 @@ __attribute__((target("avx2,fma"))) void pack_b_rowmajor_avx2(const MergedB& B, 
   }
 }
 
+// 8×8 block of a single transposed source: rows k..k+7 of columns c..c+7 (column c at src + c·cs, k
+// contiguous) → out[(k+q)·NR + q'] for q' < 8, via an in-register transpose (a scalar store per element
+// made staging the backward's transposed panels cost more than merging them).
+__attribute__((target("avx2,fma"))) inline void transpose8_store(const float* src, int64_t cs, float* out) {
+  __m256 r[8];
+  for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(src + c * cs);
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_storeu_ps(out + 0 * NR, _mm256_permute2f128_ps(s0, s4, 0x20));
+  _mm256_storeu_ps(out + 1 * NR, _mm256_permute2f128_ps(s1, s5, 0x20));
+  _mm256_storeu_ps(out + 2 * NR, _mm256_permute2f128_ps(s2, s6, 0x20));
+  _mm256_storeu_ps(out + 3 * NR, _mm256_permute2f128_ps(s3, s7, 0x20));
+  _mm256_storeu_ps(out + 4 * NR, _mm256_permute2f128_ps(s0, s4, 0x31));
+  _mm256_storeu_ps(out + 5 * NR, _mm256_permute2f128_ps(s1, s5, 0x31));
+  _mm256_storeu_ps(out + 6 * NR, _mm256_permute2f128_ps(s2, s6, 0x31));
+  _mm256_storeu_ps(out + 7 * NR, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+
 // Transposed source (rs == 1): read each output column contiguously along k, merge 8 k at a time.
 __attribute__((target("avx2,fma"))) void pack_b_transposed_avx2(const MergedB& B, int64_t k0, int64_t kc,
                                                                  int64_t N, float* out) {
   const int64_t terms = B.coef ? B.terms : 1;
+  if (terms == 1 && (!B.coef || B.coef[0] == 1.f)) {  // a single matrix (the staged panels): 8×8 transposes
+    const int64_t k8 = kc / 8 * 8;
+    for (int64_t j0 = 0; j0 < N; j0 += NR, out += kc * NR)
+      for (int64_t jj = 0; jj < NR; jj += 8) {
+        if (j0 + jj + 8 > N) {  // a partial group of 8 columns: element by element, zero past N
+          for (int64_t q = 0; q < 8; ++q)
+            for (int64_t k = 0; k < kc; ++k)
+              out[k * NR + jj + q] = j0 + jj + q < N ? B.p[(j0 + jj + q) * B.cs + k0 + k] : 0.f;
+          continue;
+        }
+        const float* src = B.p + (j0 + jj) * B.cs + k0;
+        for (int64_t k = 0; k < k8; k += 8) transpose8_store(src + k, B.cs, out + k * NR + jj);
+        for (int64_t k = k8; k < kc; ++k)
+          for (int64_t q = 0; q < 8; ++q) out[k * NR + jj + q] = src[q * B.cs + k];
+      }
+    return;
+  }
   alignas(32) float tmp[8];
   for (int64_t j0 = 0; j0 < N; j0 += NR, out += kc * NR)
     for (int64_t jj = 0; jj < NR; ++jj) {
