@@ -140,35 +140,45 @@ LORY_AVX512 void fan_out_weights_avx512(int64_t rows, int64_t cols, const float*
   if (first) _mm_sfence();  // streamed stores are weakly ordered: complete them before the tile is done
 }
 
-// ⟨G_s, Wᵢ⟩: blocks of 4 segments × 4 experts (16 accumulators, 8 loads per 16 FMAs), summed in float
-// over 16 rows at a time (≤ 16·⌈cols/16⌉ terms per lane), then in double. Missing segments and experts
-// load through a zero mask (no branches in the hot loop).
+// ⟨G_s, Wᵢ⟩: per block of 4 experts and 8 rows, every block of 4 segments accumulates 4×4 products in
+// registers (8 loads per 16 FMAs) while the 8 rows of Wᵢ stay in L1 for all the segment blocks (with the
+// segment blocks outside, each re-read Wᵢ's rows: a TLB miss per row, the rows being f floats apart).
+// Partial sums are kept per lane in float across the tile (≤ rows·⌈cols/16⌉ terms per lane), then
+// summed in double. Missing segments and experts load through a zero mask (no branches in the hot loop).
 LORY_AVX512 void fan_out_dots_avx512(int64_t rows, int64_t cols, const float* tiles, int64_t segments, int64_t E,
                                      const float* w, int64_t expert_stride, int64_t ldw, double* dots) {
-  constexpr int64_t kRowBlock = 16;
-  const int64_t vecs = (cols + 15) / 16;
-  for (int64_t s0 = 0; s0 < segments; s0 += 4) {
-    const int64_t ns = std::min<int64_t>(4, segments - s0);
-    for (int64_t i0 = 0; i0 < E; i0 += 4) {
-      const int64_t ni = std::min<int64_t>(4, E - i0);
-      const float* gp[4];
-      const float* wp[4];
-      __mmask16 g_on[4], w_on[4];
+  constexpr int64_t kRowBlock = 8;
+  const int64_t vecs = (cols + 15) / 16, segment_blocks = (segments + 3) / 4;
+  thread_local std::vector<float> lane_storage;  // [segment][4 experts][16 lanes]
+  lane_storage.resize(size_t(segment_blocks * 4 * 4 * 16));
+  float* const lanes = lane_storage.data();  // through a plain pointer (see fan_out_weights_avx512)
+  for (int64_t i0 = 0; i0 < E; i0 += 4) {
+    const int64_t ni = std::min<int64_t>(4, E - i0);
+    const float* wp[4];
+    __mmask16 w_on[4];
 #pragma GCC unroll 4
-      for (int k = 0; k < 4; ++k) {
-        gp[k] = tiles + (s0 + std::min<int64_t>(k, ns - 1)) * cols;
-        wp[k] = w + (i0 + std::min<int64_t>(k, ni - 1)) * expert_stride;
-        g_on[k] = k < ns ? __mmask16(0xFFFF) : __mmask16(0);
-        w_on[k] = k < ni ? __mmask16(0xFFFF) : __mmask16(0);
-      }
-      double sums[4][4] = {};
-      for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+    for (int i = 0; i < 4; ++i) {
+      wp[i] = w + (i0 + std::min<int64_t>(i, ni - 1)) * expert_stride;
+      w_on[i] = i < ni ? __mmask16(0xFFFF) : __mmask16(0);
+    }
+    std::fill(lanes, lanes + segment_blocks * 4 * 4 * 16, 0.f);
+    for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+      const int64_t r1 = std::min(rows, r0 + kRowBlock);
+      for (int64_t s0 = 0; s0 < segments; s0 += 4) {
+        const int64_t ns = std::min<int64_t>(4, segments - s0);
+        const float* gp[4];
+        __mmask16 g_on[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          gp[k] = tiles + (s0 + std::min<int64_t>(k, ns - 1)) * cols;
+          g_on[k] = k < ns ? __mmask16(0xFFFF) : __mmask16(0);
+        }
         __m512 acc[4][4];
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k)
 #pragma GCC unroll 4
           for (int i = 0; i < 4; ++i) acc[k][i] = _mm512_setzero_ps();
-        for (int64_t r = r0; r < std::min(rows, r0 + kRowBlock); ++r)
+        for (int64_t r = r0; r < r1; ++r)
           for (int64_t v = 0; v < vecs; ++v) {
             const __mmask16 m = column_mask(cols, v);
             const int64_t g_at = r * segments * cols + v * 16, w_at = r * ldw + v * 16;
@@ -182,14 +192,23 @@ LORY_AVX512 void fan_out_dots_avx512(int64_t rows, int64_t cols, const float* ti
 #pragma GCC unroll 4
               for (int i = 0; i < 4; ++i) acc[k][i] = _mm512_fmadd_ps(gv[k], wv[i], acc[k][i]);
           }
+        float* lane = lanes + (s0 / 4) * 4 * 4 * 16;
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k)
 #pragma GCC unroll 4
-          for (int i = 0; i < 4; ++i) sums[k][i] += double(_mm512_reduce_add_ps(acc[k][i]));
+          for (int i = 0; i < 4; ++i) {
+            float* at = lane + (k * 4 + i) * 16;
+            _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), acc[k][i]));
+          }
       }
-      for (int64_t k = 0; k < ns; ++k)
-        for (int64_t i = 0; i < ni; ++i) dots[(s0 + k) * E + i0 + i] += sums[k][i];
     }
+    for (int64_t s = 0; s < segments; ++s)
+      for (int64_t i = 0; i < ni; ++i) {
+        const float* at = lanes + ((s / 4) * 16 + (s % 4) * 4 + i) * 16;
+        double sum = 0;
+        for (int q = 0; q < 16; ++q) sum += at[q];
+        dots[s * E + i0 + i] += sum;
+      }
   }
 }
 
