@@ -140,6 +140,16 @@ LORY_AVX512 void fan_out_weights_avx512(int64_t rows, int64_t cols, const float*
   if (first) _mm_sfence();  // streamed stores are weakly ordered: complete them before the tile is done
 }
 
+// Operands first … first+3 of a block of 4 (`count` of them real): their bases `stride` apart, and a
+// full load mask for the real ones, an empty one for the rest (which point at the last real one).
+LORY_AVX512 inline void block_of_four(const float* base, int64_t stride, int64_t first, int64_t count,
+                                      const float* ptr[4], __mmask16 on[4]) {
+  for (int j = 0; j < 4; ++j) {
+    ptr[j] = base + (first + std::min<int64_t>(j, count - 1)) * stride;
+    on[j] = j < count ? __mmask16(0xFFFF) : __mmask16(0);
+  }
+}
+
 // ⟨G_s, Wᵢ⟩: per block of 4 experts and 8 rows, every block of 4 segments accumulates 4×4 products in
 // registers (8 loads per 16 FMAs) while the 8 rows of Wᵢ stay in L1 for all the segment blocks (with the
 // segment blocks outside, each re-read Wᵢ's rows: a TLB miss per row, the rows being f floats apart).
@@ -156,11 +166,7 @@ LORY_AVX512 void fan_out_dots_avx512(int64_t rows, int64_t cols, const float* ti
     const int64_t ni = std::min<int64_t>(4, E - i0);
     const float* wp[4];
     __mmask16 w_on[4];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-      wp[i] = w + (i0 + std::min<int64_t>(i, ni - 1)) * expert_stride;
-      w_on[i] = i < ni ? __mmask16(0xFFFF) : __mmask16(0);
-    }
+    block_of_four(w, expert_stride, i0, ni, wp, w_on);
     std::fill(lanes, lanes + segment_blocks * 4 * 4 * 16, 0.f);
     for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
       const int64_t r1 = std::min(rows, r0 + kRowBlock);
@@ -168,11 +174,7 @@ LORY_AVX512 void fan_out_dots_avx512(int64_t rows, int64_t cols, const float* ti
         const int64_t ns = std::min<int64_t>(4, segments - s0);
         const float* gp[4];
         __mmask16 g_on[4];
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; ++k) {
-          gp[k] = tiles + (s0 + std::min<int64_t>(k, ns - 1)) * cols;
-          g_on[k] = k < ns ? __mmask16(0xFFFF) : __mmask16(0);
-        }
+        block_of_four(tiles, cols, s0, ns, gp, g_on);
         __m512 acc[4][4];
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k)
