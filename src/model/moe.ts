@@ -39,58 +39,48 @@ function checkMoeOperands(op: string, [x, e, wg, wu, wd]: readonly Tensor[]): vo
   }
 }
 
-const loryMoeFfnGrad = G.defineOp<Record<string, never>>({
-  opType: 'LoryMoEFFNGrad',
-  domain: LORY_DOMAIN,
-  version: LORY_OPSET,
-  infer: (ins) => {
-    checkMoeOperands('LoryMoEFFNGrad', ins);
-    return ins.slice(0, 5).map((t) => ({ dtype: t.dtype, shape: [...t.shape] }));
-  },
-});
+/** A gradient op of the merged FFN: (x, e, Wg, Wu, Wd, dy[, ab]) → dx, de, dWg, dWu, dWd. */
+function moeGradOp(opType: string) {
+  return G.defineOp<Record<string, never>>({
+    opType,
+    domain: LORY_DOMAIN,
+    version: LORY_OPSET,
+    infer: (ins) => {
+      checkMoeOperands(opType, ins);
+      return ins.slice(0, 5).map((t) => ({ dtype: t.dtype, shape: [...t.shape] }));
+    },
+  });
+}
 
-const loryMoeFfnOp = G.defineOp<Record<string, never>>({
-  opType: 'LoryMoEFFN',
-  domain: LORY_DOMAIN,
-  version: LORY_OPSET,
-  infer: (ins) => {
-    checkMoeOperands('LoryMoEFFN', ins);
-    return [{ dtype: ins[0]!.dtype, shape: [...ins[0]!.shape] }];
-  },
-  vjp: (node, [dy], needs) => {
-    const grads = loryMoeFfnGrad([...node.inputs, dy!], {});
-    return grads.map((t, i) => (needs[i] ? t : undefined));
-  },
-});
+const loryMoeFfnGrad = moeGradOp('LoryMoEFFNGrad');
+const loryMoeFfnTrainGrad = moeGradOp('LoryMoEFFNTrainGrad');
 
-const loryMoeFfnTrainGrad = G.defineOp<Record<string, never>>({
-  opType: 'LoryMoEFFNTrainGrad',
-  domain: LORY_DOMAIN,
-  version: LORY_OPSET,
-  infer: (ins) => {
-    checkMoeOperands('LoryMoEFFNTrainGrad', ins);
-    return ins.slice(0, 5).map((t) => ({ dtype: t.dtype, shape: [...t.shape] }));
-  },
-});
+/**
+ * A forward op of the merged FFN and its VJP: the gradient op on the forward's inputs, dy and, for the
+ * training pair, the forward's second output ab (which only feeds the gradient op, so it never receives
+ * a gradient of its own).
+ */
+function moeForwardOp(opType: string, grad: ReturnType<typeof moeGradOp>, savesAb: boolean) {
+  return G.defineOp<Record<string, never>>({
+    opType,
+    domain: LORY_DOMAIN,
+    version: LORY_OPSET,
+    infer: (ins) => {
+      checkMoeOperands(opType, ins);
+      const [x, , wg] = ins as [Tensor, Tensor, Tensor];
+      const y = { dtype: x.dtype, shape: [...x.shape] }; //                               y  [G,T,d]
+      const ab = { dtype: x.dtype, shape: [2, x.shape[0]!, x.shape[1]!, wg.shape[2]!] }; // ab [2,G,T,f]
+      return savesAb ? [y, ab] : [y];
+    },
+    vjp: (node, [dy], needs) => {
+      const grads = grad([...node.inputs, dy!, ...(savesAb ? [node.outputs[1]!] : [])], {});
+      return grads.map((t, i) => (needs[i] ? t : undefined));
+    },
+  });
+}
 
-const loryMoeFfnTrainOp = G.defineOp<Record<string, never>>({
-  opType: 'LoryMoEFFNTrain',
-  domain: LORY_DOMAIN,
-  version: LORY_OPSET,
-  infer: (ins) => {
-    checkMoeOperands('LoryMoEFFNTrain', ins);
-    const [x, , wg] = ins as [Tensor, Tensor, Tensor];
-    return [
-      { dtype: x.dtype, shape: [...x.shape] }, //                                      y  [G,T,d]
-      { dtype: x.dtype, shape: [2, x.shape[0]!, x.shape[1]!, wg.shape[2]!] }, //          ab [2,G,T,f]
-    ];
-  },
-  // ab only feeds the gradient op, so it never receives a gradient of its own.
-  vjp: (node, [dy], needs) => {
-    const grads = loryMoeFfnTrainGrad([...node.inputs, dy!, node.outputs[1]!], {});
-    return grads.map((t, i) => (needs[i] ? t : undefined));
-  },
-});
+const loryMoeFfnOp = moeForwardOp('LoryMoEFFN', loryMoeFfnGrad, false);
+const loryMoeFfnTrainOp = moeForwardOp('LoryMoEFFNTrain', loryMoeFfnTrainGrad, true);
 
 /** The merged-expert SwiGLU FFN in standard ONNX ops: the reference the fused op is tested against. */
 export function moeFfnStandard(x: Tensor, e: Tensor, wg: Tensor, wu: Tensor, wd: Tensor): Tensor {
