@@ -117,7 +117,7 @@ __attribute__((target("avx2,fma"))) inline void transpose8_store(const float* sr
 __attribute__((target("avx2,fma"))) void pack_b_transposed_avx2(const MergedB& B, int64_t k0, int64_t kc,
                                                                  int64_t N, float* out) {
   const int64_t terms = B.coef ? B.terms : 1;
-  if (terms == 1 && (!B.coef || B.coef[0] == 1.f)) {  // a single matrix (the staged panels): 8×8 transposes
+  if (!B.coef) {  // a single unweighted matrix (the staged panels): 8×8 transposes
     const int64_t k8 = kc / 8 * 8;
     for (int64_t j0 = 0; j0 < N; j0 += NR, out += kc * NR)
       for (int64_t jj = 0; jj < NR; jj += 8) {
