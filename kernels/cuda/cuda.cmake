@@ -41,7 +41,7 @@ if(NOT ORT_FOUND)
   return()
 endif()
 add_library(lory_ops_cuda SHARED
-  src/ort_op_common.cpp src/ort_cpu_ops.cpp src/ort_adamw_op.cpp
+  src/ort_op_common.cpp src/ort_cpu_ops.cpp src/ort_adamw_op.cpp src/ort_scatter_rows_op.cpp
   ${LORY_CUDA_DIR}/ort_cuda_ops.cpp ${LORY_CUDA_DIR}/register_cuda.cpp ${LORY_CUDA_DIR}/moe_cuda_plan.cpp
   ${LORY_CUDA_OBJS})
 target_include_directories(lory_ops_cuda PRIVATE src ${LORY_CUDA_DIR} ${ORT_INCLUDE_DIR} ${LORY_CUDA_INCLUDE})

@@ -9,6 +9,7 @@ export { matmul, einsum } from './ops/linalg.js';
 export { softmax, logSoftmax, layerNorm, rmsNorm } from './ops/nn.js';
 export { rope, ropeTables } from './ops/rope.js';
 export { embedding } from './ops/embedding.js';
+export { SCATTER_ROWS_OP, type ScatterImpl } from './ops/scatter-rows.js';
 export { take, scatterAdd, topK, cumsum, equal, less, arange } from './ops/index-ops.js';
 export { crossEntropy } from './ops/loss.js';
 export { causalMask } from './ops/mask.js';

@@ -36,6 +36,7 @@ export {
   requireFfnImpl,
   modelSessionOptions,
   usesFusedAdamW,
+  modelScatterImpl,
   fusedOpLibrary,
   LORY_DOMAIN,
   type Routing,

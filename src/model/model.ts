@@ -12,7 +12,7 @@ import type { Graph, Tensor } from '../graph/index.js';
 import type { ModelOutputs, TrainStepSpec } from '../graph/compile/train-step.js';
 import { checkSequenceLength, checkTrainingSequenceLength, field, headDim, isTokenMoe, type ModelConfig } from './config.js';
 import { ConfigError } from './errors.js';
-import { denseFfn, loryMoe, requireFfnImpl, usesFusedAdamW, type Routing } from './moe.js';
+import { denseFfn, loryMoe, modelScatterImpl, requireFfnImpl, usesFusedAdamW, type Routing } from './moe.js';
 import { PARAM, layoutOf, paramSpecs, type FfnLayout } from './params.js';
 import { tokenMoe } from './token-moe.js';
 
@@ -124,13 +124,14 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
   const routing: Tensor[] = [];
   const tokenDiagnostics: Record<string, Tensor> = {};
   const auxTerms: Tensor[] = [];
+  const scatter = modelScatterImpl(); // embedding gradient and token-level combine: deterministic row sums
 
   const ffn = (l: number, x: Tensor): Tensor => {
     const [wg, wu, wd] = [p(PARAM.ffn(l, 'w_gate')), p(PARAM.ffn(l, 'w_up')), p(PARAM.ffn(l, 'w_down'))];
     if (!moe) return g.scope('ffn', () => denseFfn(x, wg, wu, wd)); //                                        [B,S,d]
     if (tokenLevel) {
       const kind = c.moe as 'top_k' | 'expert_choice';
-      const out = g.scope(kind, () => tokenMoe(x, { router: p(PARAM.router(l)), wg, wu, wd }, { kind, ...c }));
+      const out = g.scope(kind, () => tokenMoe(x, { router: p(PARAM.router(l)), wg, wu, wd }, { kind, ...c, scatter }));
       if (out.balance) tokenDiagnostics[TOKEN_DIAG.balance(l)] = out.balance; //          []   E·Σ fᵢ·Pᵢ
       if (out.load) tokenDiagnostics[TOKEN_DIAG.load(l)] = out.load; //                    [E]  share of assignments
       tokenDiagnostics[TOKEN_DIAG.dropped(l)] = out.dropped; //                            []
@@ -144,7 +145,7 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
     return y; //                                                                          [B,S,d]
   };
 
-  let h = g.scope('embed', () => G.embedding(p(PARAM.embed), tokens)); //                 [B,S,d]
+  let h = g.scope('embed', () => G.embedding(p(PARAM.embed), tokens, { scatter })); //    [B,S,d]
   for (let l = 0; l < c.nLayers; l++) {
     h = g.scope(`layer${l}`, () => {
       const xa = G.rmsNorm(h, p(PARAM.attnNorm(l)), c.normEps); //                        [B,S,d]

@@ -17,7 +17,7 @@
  * whose backward reads a, b instead of recomputing them (two of its five GEMMs; docs/kernels.md).
  */
 import * as G from '../graph/index.js';
-import type { Tensor } from '../graph/index.js';
+import type { ScatterImpl, Tensor } from '../graph/index.js';
 import { customOpLibrary, isBuilt, type CustomOpLibrary } from '../runtime/index.js';
 import type { FfnImpl } from './config.js';
 import { ConfigError } from './errors.js';
@@ -225,11 +225,22 @@ export function usesFusedAdamW(c: { dtype?: string }): boolean {
 }
 
 /**
- * Session options a model's graphs need: the fused op's library when ffn_impl is 'custom' or the
- * optimizer is fused (usesFusedAdamW). (On CUDA the fused AdamW op is a CPU op: ORT runs it on the CPU.)
+ * How the model's graphs compute row scatter-adds (the embedding gradient, the token-level MoE's
+ * combine): lory's deterministic multi-threaded op wherever its library is built, else the sequential
+ * standard lowering. Both give the same bits (graph/ops/scatter-rows.ts); never ORT's racy ScatterND.
+ */
+export function modelScatterImpl(): ScatterImpl {
+  const lib = customOpLibrary('lory-ops');
+  return lib !== undefined && isBuilt(lib) ? 'lory' : 'standard';
+}
+
+/**
+ * Session options a model's graphs need: the op library when ffn_impl is 'custom', the optimizer is
+ * fused (usesFusedAdamW) or scatter-adds use lory's op (modelScatterImpl). (On CUDA the fused AdamW and
+ * ScatterAddRows ops are CPU ops: ORT runs them on the CPU.)
  */
 export function modelSessionOptions(c: { ffnImpl: FfnImpl; dtype?: string }, provider: 'cpu' | 'cuda' = 'cpu'): { customOpLibraries: string[] } {
   const libs = requireFfnImpl(c.ffnImpl, provider);
-  if (libs.length === 0 && usesFusedAdamW(c)) libs.push(fusedOpLibrary(provider).path);
+  if (libs.length === 0 && (usesFusedAdamW(c) || modelScatterImpl() === 'lory')) libs.push(fusedOpLibrary(provider).path);
   return { customOpLibraries: libs };
 }

@@ -33,7 +33,7 @@
  * Optional router z-loss (ST-MoE): mean over tokens of logsumexp(x·R)².
  */
 import * as G from '../graph/index.js';
-import type { Graph, Tensor } from '../graph/index.js';
+import type { Graph, ScatterImpl, Tensor } from '../graph/index.js';
 import type { MoeWeights } from './moe.js';
 
 export type ExpertChoiceGroup = 'sequence' | 'position';
@@ -71,14 +71,14 @@ export function expertChoiceCapacity(n: number, E: number, capacityFactor: numbe
  * Every expert's SwiGLU on its slots only: rows[E,M] index x[R,d], weights[E,M] scale each output,
  * outputs are summed back per row → [R,d]. Slots with weight 0 contribute nothing.
  */
-export function expertsOnSlots(x: Tensor, rows: Tensor, weights: Tensor, w: Pick<MoeWeights, 'wg' | 'wu' | 'wd'>): Tensor {
+export function expertsOnSlots(x: Tensor, rows: Tensor, weights: Tensor, w: Pick<MoeWeights, 'wg' | 'wu' | 'wd'>, scatter?: ScatterImpl): Tensor {
   const g = x.graph;
   const R = x.shape[0]!;
-  const xs = g.scope('dispatch', () => G.take(x, rows)); //                          [E,M,d]
+  const xs = g.scope('dispatch', () => G.take(x, rows, { scatter })); //             [E,M,d]
   const a = g.scope('gate_proj', () => G.silu(G.matmul(xs, w.wg))); //              [E,M,f]
   const b = g.scope('up_proj', () => G.matmul(xs, w.wu)); //                        [E,M,f]
   const ys = g.scope('down_proj', () => G.matmul(G.mul(a, b), w.wd)); //            [E,M,d]
-  return g.scope('combine', () => G.scatterAdd(rows, G.mul(ys, G.unsqueeze(weights, -1)), R)); // [R,d]
+  return g.scope('combine', () => G.scatterAdd(rows, G.mul(ys, G.unsqueeze(weights, -1)), R, { scatter })); // [R,d]
 }
 
 /** logsumexp over the last axis, stably: x₀ − logSoftmax(x)₀. Mean of its square over all rows. */
@@ -106,6 +106,8 @@ export interface TopKOptions {
   capacityFactor: number;
   /** Fixed choices [G,n,k] (int64 expert ids), replacing the router's top-k: gradient checks. */
   choices?: Tensor;
+  /** Lowering of the row scatter-adds (graph/ops/scatter-rows.ts). */
+  scatter?: ScatterImpl;
 }
 
 /** Top-k token-choice MoE on groups x[G,n,d] (a group is a sequence). */
@@ -123,7 +125,7 @@ export function topKMoe(x: Tensor, w: MoeWeights, o: TopKOptions): TokenMoeOutpu
   const logits = g.scope('router', () => G.matmul(x, w.router)); //                  [G,n,E]
   const probs = G.softmax(logits, -1); //                                            [G,n,E]
   const choice = o.choices ?? G.topK(probs, k); //                                   [G,n,k]  expert ids
-  const gate = G.take(G.reshape(probs, [Gn * n * E]), G.add(indexConst(g, `row_times_E${E}`, [Gn, n, k], (i) => Math.floor(i / k) * E), choice)); // [G,n,k]  p at the choices
+  const gate = G.take(G.reshape(probs, [Gn * n * E]), G.add(indexConst(g, `row_times_E${E}`, [Gn, n, k], (i) => Math.floor(i / k) * E), choice), { scatter: o.scatter }); // [G,n,k]  p at the choices
   // Renormalised over the k (Mixtral). With k = 1 that would be the constant 1 and the router would
   // learn from the balance loss alone, so top-1 weights by p itself (Switch).
   const weights = k === 1 ? gate : G.div(gate, G.reduceSum(gate, -1, true)); //       [G,n,k]
@@ -139,8 +141,8 @@ export function topKMoe(x: Tensor, w: MoeWeights, o: TopKOptions): TokenMoeOutpu
     const token = indexConst(g, `token_of_assignment_n${n}k${k}`, [Gn, nk], (i) => Math.floor(i / nk) * n + Math.floor((i % nk) / k)); // [G,n·k] row of x
     const perExpert = (t: Tensor) => G.reshape(G.transpose(G.reshape(G.slice(G.reshape(t, [Gn, S1]), 1, 0, trash), [Gn, E, C]), [1, 0, 2]), [E, Gn * C]); // [G·S1] → [E,G·C]
     const rows = perExpert(G.scatterAdd(slotRow, token, Gn * S1)); //               [E,G·C]  token row per slot (0 when empty)
-    const slotWeights = perExpert(G.scatterAdd(slotRow, G.reshape(weights, [Gn, nk]), Gn * S1)); // [E,G·C] 0 when empty
-    const y = G.reshape(expertsOnSlots(G.reshape(x, [Gn * n, d]), rows, slotWeights, w), [Gn, n, d]); // [G,n,d]
+    const slotWeights = perExpert(G.scatterAdd(slotRow, G.reshape(weights, [Gn, nk]), Gn * S1, { scatter: o.scatter })); // [E,G·C] 0 when empty
+    const y = G.reshape(expertsOnSlots(G.reshape(x, [Gn * n, d]), rows, slotWeights, w, o.scatter), [Gn, n, d]); // [G,n,d]
 
     const kept = G.reduceSum(G.cast(keep, dt)); //                                   []
     const dropped = G.sub(1, G.div(kept, Gn * nk)); //                               []  share of assignments dropped
@@ -153,6 +155,8 @@ export interface ExpertChoiceOptions {
   capacityFactor: number;
   /** Fixed choices [G,E,C] (int64 token indices within the group): gradient checks. */
   choices?: Tensor;
+  /** Lowering of the row scatter-adds (graph/ops/scatter-rows.ts). */
+  scatter?: ScatterImpl;
 }
 
 /** Expert-choice MoE on groups x[G,n,d]: each expert takes the C tokens of a group it scores highest. */
@@ -167,12 +171,12 @@ export function expertChoiceMoe(x: Tensor, w: MoeWeights, o: ExpertChoiceOptions
   const scores = G.transpose(G.softmax(logits, -1), [0, 2, 1]); //                  [G,E,n]  pᵢ(token) per expert
   const chosen = o.choices ?? G.topK(scores, C); //                                  [G,E,C]  token index in the group
   return g.scope('slots', () => {
-    const weights = G.take(G.reshape(scores, [Gn * E * n]), G.add(indexConst(g, `ec_row_times_n${n}`, [Gn, E, C], (i) => Math.floor(i / C) * n), chosen)); // [G,E,C]
+    const weights = G.take(G.reshape(scores, [Gn * E * n]), G.add(indexConst(g, `ec_row_times_n${n}`, [Gn, E, C], (i) => Math.floor(i / C) * n), chosen), { scatter: o.scatter }); // [G,E,C]
     const rowsG = G.add(chosen, indexConst(g, `ec_group_times_n${n}`, [Gn, E, C], (i) => Math.floor(i / (E * C)) * n)); //               [G,E,C]  row of x
     const perExpert = (t: Tensor) => G.reshape(G.transpose(t, [1, 0, 2]), [E, Gn * C]); //                                            [E,G·C]
     const rows = perExpert(rowsG);
-    const y = G.reshape(expertsOnSlots(G.reshape(x, [Gn * n, d]), rows, perExpert(weights), w), [Gn, n, d]); // [G,n,d]
-    const coverage = G.scatterAdd(rows, G.expand(g.scalar(1, dt), [E, Gn * C]), Gn * n); //                                       [G·n] experts per token
+    const y = G.reshape(expertsOnSlots(G.reshape(x, [Gn * n, d]), rows, perExpert(weights), w, o.scatter), [Gn, n, d]); // [G,n,d]
+    const coverage = G.scatterAdd(rows, G.expand(g.scalar(1, dt), [E, Gn * C]), Gn * n, { scatter: o.scatter }); //                                       [G·n] experts per token
     const dropped = G.reduceMean(G.cast(G.less(coverage, g.scalar(0.5, dt)), dt)); //                                                 []  share no expert chose
     return { y, dropped, zLoss: routerZLoss(logits) };
   });
@@ -183,13 +187,15 @@ export interface TokenMoeConfig {
   topK: number;
   capacityFactor: number;
   expertChoiceGroup: ExpertChoiceGroup;
+  scatter?: ScatterImpl;
 }
 
 /** A token-level MoE layer on x[B,S,d]: groups by sequence (top-k, EC 'sequence') or by position (EC 'position'). */
 export function tokenMoe(x: Tensor, w: MoeWeights, c: TokenMoeConfig): TokenMoeOutput {
-  if (c.kind === 'top_k') return topKMoe(x, w, { k: c.topK, capacityFactor: c.capacityFactor });
-  if (c.expertChoiceGroup === 'sequence') return expertChoiceMoe(x, w, { capacityFactor: c.capacityFactor });
+  const { scatter } = c;
+  if (c.kind === 'top_k') return topKMoe(x, w, { k: c.topK, capacityFactor: c.capacityFactor, scatter });
+  if (c.expertChoiceGroup === 'sequence') return expertChoiceMoe(x, w, { capacityFactor: c.capacityFactor, scatter });
   const byPosition = G.transpose(x, [1, 0, 2]); //                                  [S,B,d]  a group per position
-  const out = expertChoiceMoe(byPosition, w, { capacityFactor: c.capacityFactor });
+  const out = expertChoiceMoe(byPosition, w, { capacityFactor: c.capacityFactor, scatter });
   return { ...out, y: G.transpose(out.y, [1, 0, 2]) }; //                           [B,S,d]
 }

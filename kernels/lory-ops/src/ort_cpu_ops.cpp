@@ -131,7 +131,8 @@ ParallelFor ort_parallel_for(OrtKernelContext* ctx) {
 
 OrtStatus* add_cpu_ops(OrtCustomOpDomain* domain) {
   for (const OrtCustomOp& op : kOps) LORY_RETURN_IF_ERROR(g_ort->CustomOpDomain_Add(domain, &op));
-  return add_cpu_adamw_op(domain);
+  LORY_RETURN_IF_ERROR(add_cpu_adamw_op(domain));
+  return add_cpu_scatter_rows_ops(domain);
 }
 
 }  // namespace lory

@@ -20,6 +20,7 @@ constexpr const char* kGradOpName = "LoryMoEFFNGrad";
 constexpr const char* kTrainForwardOpName = "LoryMoEFFNTrain";
 constexpr const char* kTrainGradOpName = "LoryMoEFFNTrainGrad";
 constexpr const char* kAdamWOpName = "AdamWUpdate";
+constexpr const char* kScatterRowsOpName = "ScatterAddRows";
 
 // Evaluates an OrtStatus*-returning call and returns it from the enclosing function on error.
 #define LORY_RETURN_IF_ERROR(expr)           \

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "lory/adamw.h"
 #include "lory/moe_cpu.h"
 #include "lory/moe_reference.h"
+#include "lory/scatter_rows.h"
 #include "merged_gemm.h"
 #include "micro_avx512.h"
 
@@ -369,10 +371,40 @@ static void check_adamw(const std::string& label, const ParallelFor& par, int64_
   expect(ep < 1e-5 && em < 1e-6 && ev < 1e-6, msg);
 }
 
+// Zipf-like ids (many repeats, as in text) into rows: against the float64 definition, and bit-identical
+// at 1, 2 and 4 threads (each element sums in index order whatever the split).
+template <typename T>
+static void check_scatter_rows(const char* type, int64_t n, int64_t width, int64_t rows) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<int64_t> ids(n);
+  for (auto& id : ids) id = std::min<int64_t>(rows - 1, int64_t(std::exp(u(rng) * std::log(double(rows)))) - 1);
+  std::vector<T> upd(n * width);
+  for (auto& a : upd) a = T(2 * u(rng) - 1);
+  std::vector<double> ref(rows * width);
+  scatter_add_rows_reference<T>(n, width, rows, ids.data(), upd.data(), ref.data());
+  std::vector<T> serial(rows * width, T(NAN)), two(rows * width, T(NAN)), four(rows * width, T(NAN));
+  scatter_add_rows<T>(n, width, rows, ids.data(), upd.data(), serial.data(), serial_for());
+  scatter_add_rows<T>(n, width, rows, ids.data(), upd.data(), two.data(), thread_for(2));
+  scatter_add_rows<T>(n, width, rows, ids.data(), upd.data(), four.data(), thread_for(4));
+  const double err = relative_error(two, ref);
+  const double tol = sizeof(T) == 4 ? 1e-5 : 1e-13;
+  const bool same = std::memcmp(serial.data(), two.data(), sizeof(T) * serial.size()) == 0 &&
+                    std::memcmp(serial.data(), four.data(), sizeof(T) * serial.size()) == 0;
+  char msg[200];
+  std::snprintf(msg, sizeof msg, "scatter_add_rows %s n=%lld W=%lld rows=%lld: rel err %.2e (tol %.0e), 1/2/4 threads bit-identical: %s",
+                type, (long long)n, (long long)width, (long long)rows, err, tol, same ? "yes" : "NO");
+  expect(err <= tol && same, msg);
+}
+
 int main() {
   check_shape_errors();
   check_the_checker();
   check_finite_differences();
+  check_scatter_rows<float>("float", 2048, 128, 4096);
+  check_scatter_rows<float>("float", 300, 37, 50);  // width not a multiple of a cache line
+  check_scatter_rows<float>("float", 64, 1, 8);     // one column: a single task
+  check_scatter_rows<double>("double", 1000, 96, 500);
   const ParallelFor two = thread_for(2), serial = serial_for();
   const MoeCpuOptions defaults;
   // Every micro-kernel path this CPU can run, whatever it would pick (the layer tests below use the best).

@@ -2,7 +2,7 @@
  * Index-driven data movement and selection, what token-level MoE routing is made of:
  *
  *   take(x, ids)              rows of x at integer ids (Gather, axis 0); adjoint: scatterAdd
- *   scatterAdd(ids, u, rows)  zeros[rows, …] with u added at the ids (ScatterND, reduction add); adjoint: take
+ *   scatterAdd(ids, u, rows)  zeros[rows, …] with u added at the ids (scatter-rows.ts); adjoint: take
  *   topK(x, k)                indices of the k largest entries along the last axis (TopK), no gradient
  *   cumsum(x, axis)           running sum (CumSum); float gradient = reverse running sum
  *   equal, less               comparisons → bool, no gradient
@@ -14,25 +14,11 @@ import type { AnyTypedArray, DType } from '../onnx/dtype.js';
 import { apply, apply1, requireSameDtype, simpleLowering, type OpDef } from '../op.js';
 import { GraphError, broadcastShapes, fmt, normAxis, sameShape } from '../shape.js';
 import { isFloat, type Tensor } from '../tensor.js';
+import { lowerScatterAddRows, scatterImplFor, type ScatterImpl } from './scatter-rows.js';
 
 const requireIndex = (op: string, ids: Tensor) => {
   if (ids.dtype !== 'int64' && ids.dtype !== 'int32') throw new GraphError(`${op}: indices must be int64 or int32, got ${ids.dtype}${fmt(ids.shape)}`);
 };
-
-function zeroOf(dtype: DType): AnyTypedArray {
-  switch (dtype) {
-    case 'float64':
-      return new Float64Array(1);
-    case 'float32':
-      return new Float32Array(1);
-    case 'int64':
-      return new BigInt64Array(1);
-    case 'int32':
-      return new Int32Array(1);
-    default:
-      throw new GraphError(`scatterAdd: unsupported dtype ${dtype}`);
-  }
-}
 
 const TakeDef: OpDef = {
   type: 'take',
@@ -40,54 +26,43 @@ const TakeDef: OpDef = {
   lower: simpleLowering('Gather', () => ({ axis: 0 })),
   vjp: (n, [g], needs) => {
     const [x, ids] = n.inputs as [Tensor, Tensor];
-    return [needs[0] && isFloat(x.dtype) ? scatterAdd(ids, g!, x.shape[0]!) : undefined, undefined];
+    return [needs[0] && isFloat(x.dtype) ? scatterAdd(ids, g!, x.shape[0]!, { scatter: n.attrs.scatter as ScatterImpl }) : undefined, undefined];
   },
 };
 
-/** x[ids[…], …]: rows of x (axis 0) at integer ids → [...ids.shape, ...x.shape[1:]]. Ids must be in range. */
-export function take(x: Tensor, ids: Tensor): Tensor {
+/**
+ * x[ids[…], …]: rows of x (axis 0) at integer ids → [...ids.shape, ...x.shape[1:]]. Ids must be in
+ * range. `scatter` is passed to the gradient's scatterAdd.
+ */
+export function take(x: Tensor, ids: Tensor, o: { scatter?: ScatterImpl } = {}): Tensor {
   requireIndex('take', ids);
   if (x.rank < 1) throw new GraphError(`take: cannot index a scalar ${fmt(x.shape)}`);
-  return apply1(TakeDef, [x, ids], {}, { dtype: x.dtype, shape: [...ids.shape, ...x.shape.slice(1)] });
+  return apply1(TakeDef, [x, ids], { scatter: o.scatter ?? 'standard' }, { dtype: x.dtype, shape: [...ids.shape, ...x.shape.slice(1)] });
 }
 
 const ScatterAddDef: OpDef = {
   type: 'scatterAdd',
   onnxName: 'ScatterAdd',
-  lower: (ctx, n) => {
-    const [ids, u] = n.inputs as [Tensor, Tensor];
-    const out = n.outputs[0]!;
-    const rest = out.shape.slice(1);
-    const zeros = ctx.tmp(n, 'zeros');
-    ctx.emit(n, 'ConstantOfShape', [ctx.i64(out.shape)], [zeros], { value: { dtype: u.dtype, shape: [1], data: zeroOf(u.dtype) } });
-    let ids64 = ctx.value(ids);
-    if (ids.dtype !== 'int64') {
-      ids64 = ctx.tmp(n, 'ids_int64');
-      ctx.emit(n, 'Cast', [ctx.value(ids)], [ids64], { to: 7 });
-    }
-    const idx = ctx.tmp(n, 'indices');
-    const upd = ctx.tmp(n, 'updates');
-    ctx.emit(n, 'Reshape', [ids64, ctx.i64([ids.size, 1])], [idx]);
-    ctx.emit(n, 'Reshape', [ctx.value(u), ctx.i64([ids.size, ...rest])], [upd]);
-    ctx.emit(n, 'ScatterND', [zeros, idx, upd], [ctx.out(n)], { reduction: 'add' });
-  },
+  lower: (ctx, n) => lowerScatterAddRows(ctx, n, n.inputs[0]!, n.inputs[1]!, n.attrs.scatter as ScatterImpl),
   vjp: (n, [g], needs) => {
     const [ids, u] = n.inputs as [Tensor, Tensor];
-    return [undefined, needs[1] && isFloat(u.dtype) ? take(g!, ids) : undefined];
+    return [undefined, needs[1] && isFloat(u.dtype) ? take(g!, ids, { scatter: n.attrs.scatter as ScatterImpl }) : undefined];
   },
 };
 
 /**
  * zeros[rows, ...u.shape[ids.rank:]] with out[ids[i]] += u[i] for every index position i (repeated
- * ids accumulate): the adjoint of `take`. u's leading axes must equal ids' shape.
+ * ids accumulate, in index order at any thread count: scatter-rows.ts): the adjoint of `take`. u's
+ * leading axes must equal ids' shape. `scatter` picks the lowering ('lory' needs lory's op library).
  */
-export function scatterAdd(ids: Tensor, updates: Tensor, rows: number): Tensor {
+export function scatterAdd(ids: Tensor, updates: Tensor, rows: number, o: { scatter?: ScatterImpl } = {}): Tensor {
   requireIndex('scatterAdd', ids);
   if (!Number.isInteger(rows) || rows < 1) throw new GraphError(`scatterAdd: rows must be a positive integer, got ${rows}`);
   if (updates.rank < ids.rank || !sameShape(updates.shape.slice(0, ids.rank), ids.shape)) {
     throw new GraphError(`scatterAdd: updates ${fmt(updates.shape)} must start with the indices' shape ${fmt(ids.shape)}`);
   }
-  return apply1(ScatterAddDef, [ids, updates], {}, { dtype: updates.dtype, shape: [rows, ...updates.shape.slice(ids.rank)] });
+  const scatter = scatterImplFor(o.scatter, updates.dtype);
+  return apply1(ScatterAddDef, [ids, updates], { scatter }, { dtype: updates.dtype, shape: [rows, ...updates.shape.slice(ids.rank)] });
 }
 
 const TopKDef: OpDef = {
