@@ -68,14 +68,6 @@ describe('the training loop', () => {
     }
   });
 
-  it('is deterministic: two runs of one config give the same losses bit for bit', async () => {
-    const opts = { model: tinyModel({ experts: 4 }), train: tinyTrain({ steps: 8, dense_warmup: 0.25 }) };
-    const a = await run(opts);
-    const b = await run(opts);
-    assert.deepEqual(a.losses, b.losses);
-    assert.equal(a.losses.length, 8);
-  });
-
   it('resumes exactly: N steps, stop, resume to 2N equals 2N straight (losses, weights, moments), across the dense → MoE conversion and with accumulation', async () => {
     const model = tinyModel({ experts: 4 });
     const settings = tinyTrain({ steps: 12, dense_warmup: 0.25, accumulation: 2, micro_batch: 2, valid_every: 4, checkpoint_every: 5 });

@@ -6,19 +6,29 @@ import { FIXTURE_TRAIN, tempDir } from '../data/testing.js';
 import { resolveModelConfig, type ModelConfig } from '../model/index.js';
 import type { TrainSettings } from './loop.js';
 
-let cached: Promise<{ tokens: string; batches: string }> | undefined;
+const cached = new Map<string, Promise<{ tokens: string; batches: string }>>();
 
-/** Byte-level BPE of 320 tokens; 32-token instances; 5% validation. */
-export function fixtureBatches(): Promise<{ tokens: string; batches: string }> {
-  cached ??= (async () => {
-    const dir = tempDir('train-fixture');
-    const tokens = join(dir, 'tokens');
-    await prepare({ inputs: [FIXTURE_TRAIN], out: tokens, vocabSize: 320 });
-    const batches = join(dir, 'batches');
-    await buildBatches({ tokens, out: batches, strategy: 'random', seqLen: 32, validFraction: 0.05, dedup: false });
-    return { tokens, batches };
-  })();
-  return cached;
+/**
+ * The fixtures corpus as training batches (random order, 5% validation). Default: byte-level BPE of
+ * 320 tokens, 32-token instances; `{ vocabSize: 4096, seqLen: 256 }` is the size at which ORT splits
+ * ops across threads (the thread tests).
+ */
+export function fixtureBatches(o: { vocabSize?: number; seqLen?: number } = {}): Promise<{ tokens: string; batches: string }> {
+  const { vocabSize = 320, seqLen = 32 } = o;
+  const key = `${vocabSize}/${seqLen}`;
+  let made = cached.get(key);
+  if (!made) {
+    made = (async () => {
+      const dir = tempDir('train-fixture');
+      const tokens = join(dir, 'tokens');
+      await prepare({ inputs: [FIXTURE_TRAIN], out: tokens, vocabSize });
+      const batches = join(dir, 'batches');
+      await buildBatches({ tokens, out: batches, strategy: 'random', seqLen, validFraction: 0.05, dedup: false });
+      return { tokens, batches };
+    })();
+    cached.set(key, made);
+  }
+  return made;
 }
 
 export const tinyModel = (over: Partial<ModelConfig> = {}): ModelConfig =>
