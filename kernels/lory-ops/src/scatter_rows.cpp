@@ -6,15 +6,11 @@
 namespace lory {
 namespace {
 
-// Columns per task: at least one 64-byte line (no two tasks write one cache line when the output is
-// aligned), and few enough tasks that re-reading the ids stays negligible next to the row traffic.
-template <typename T>
-int64_t column_block(int64_t width) {
-  const int64_t line = 64 / sizeof(T);
-  const int64_t max_tasks = 16;
-  const int64_t per_task = (width + max_tasks - 1) / max_tasks;
-  return std::max(line, (per_task + line - 1) / line * line);
-}
+// Below this many elements moved, one task: waking the pool costs more than the work.
+constexpr int64_t kSerialBelow = int64_t(1) << 16;
+// Row classes (id mod kClasses) handed to the pool: enough for dynamic balancing on a few threads
+// when one frequent token makes its class heavier than the rest.
+constexpr int64_t kClasses = 8;
 
 }  // namespace
 
@@ -28,16 +24,18 @@ template <typename T>
 void scatter_add_rows(int64_t n, int64_t width, int64_t rows, const int64_t* ids, const T* updates, T* out,
                       const ParallelFor& parallel) {
   if (width <= 0 || rows <= 0) return;
-  const int64_t block = column_block<T>(width);
-  const int64_t tasks = (width + block - 1) / block;
+  // Task k owns the rows r with r mod tasks == k: it zeroes them, then walks every id in order and adds
+  // the updates of its own rows. Whole rows stay contiguous (prefetch-friendly), no two tasks write one
+  // row, and each element's sum runs in increasing i whatever the number of tasks or threads.
+  const int64_t tasks = (n + rows) * width < kSerialBelow ? 1 : std::min(kClasses, rows);
   parallel(static_cast<size_t>(tasks), [&](size_t task) {
-    const int64_t c0 = static_cast<int64_t>(task) * block;
-    const int64_t cols = std::min(block, width - c0);
-    for (int64_t r = 0; r < rows; ++r) std::memset(out + r * width + c0, 0, sizeof(T) * cols);
+    const int64_t k = static_cast<int64_t>(task);
+    for (int64_t r = k; r < rows; r += tasks) std::memset(out + r * width, 0, sizeof(T) * width);
     for (int64_t i = 0; i < n; ++i) {
-      T* dst = out + ids[i] * width + c0;
-      const T* src = updates + i * width + c0;
-      for (int64_t c = 0; c < cols; ++c) dst[c] += src[c];
+      if (ids[i] % tasks != k) continue;
+      T* dst = out + ids[i] * width;
+      const T* src = updates + i * width;
+      for (int64_t c = 0; c < width; ++c) dst[c] += src[c];
     }
   });
 }

@@ -404,6 +404,7 @@ int main() {
   check_scatter_rows<float>("float", 2048, 128, 4096);
   check_scatter_rows<float>("float", 300, 37, 50);  // width not a multiple of a cache line
   check_scatter_rows<float>("float", 64, 1, 8);     // one column: a single task
+  check_scatter_rows<float>("float", 20000, 4, 5);  // fewer rows than row classes, pool used
   check_scatter_rows<double>("double", 1000, 96, 500);
   const ParallelFor two = thread_for(2), serial = serial_for();
   const MoeCpuOptions defaults;

@@ -1,9 +1,9 @@
 // Row scatter-add: out[rows, W] = 0, then out[ids[i]] += u[i] for i = 0 .. n-1 in that order. The
 // embedding gradient and the token-level MoE's combine are this op.
 //
-// Deterministic at any thread count: tasks own disjoint column blocks of `out`, and each task walks
-// all n ids in order, so every element sums its contributions in increasing i — the bits of a serial
-// loop. (ONNX Runtime's ScatterND(reduction='add') splits the rows i across threads instead, and two
+// Deterministic at any thread count: tasks own disjoint sets of rows (id mod tasks), and each task
+// walks all n ids in order, so every element sums its contributions in increasing i — the bits of a
+// serial loop. (ONNX Runtime's ScatterND(reduction='add') splits the rows i across threads instead, and two
 // threads adding to one output row lose updates: docs/graph.md.)
 #pragma once
 #include <cstdint>
