@@ -72,9 +72,9 @@ const TOL = {
 
 for (const c of golden.cases) {
   for (const dtype of ['float64', 'float32'] as const) {
-    test(`lory (${dtype}) reproduces the PyTorch golden logits, loss, routing weights and every parameter gradient: ${c.name}`, async () => {
+    test(`lory (${dtype}, 2 threads as users run it) reproduces the PyTorch golden logits, loss, routing weights and every parameter gradient: ${c.name}`, async () => {
       const config = parseModelConfig({ ...c.model, dtype }, `golden ${c.name}`);
-      const runner = await modelRunner(config, { batch: c.batch, seq: c.seq }, { grads: true });
+      const runner = await modelRunner(config, { batch: c.batch, seq: c.seq }, { grads: true, session: { intraOpThreads: 2 } });
       try {
         assert.deepEqual([...runner.paramNames].sort(), Object.keys(c.grads).sort(), 'lory has exactly the golden parameters');
         const r = await runner.run(weightsAs(c, dtype), { tokens: c.tokens, targets: c.targets });
