@@ -49,7 +49,7 @@ it('the compiled Lory train step equals eval graph + grad + AdamW written by han
     for (const [step, lr] of [[1, 1e-2], [2, 7e-3]] as const) {
       const feeds: Record<string, { dtype: 'float64' | 'int64'; shape: number[]; data: Float64Array | BigInt64Array }> = { ...batch };
       for (const s of specs) feeds[s.name] = { dtype: 'float64', shape: s.shape, data: ref[s.name]! };
-      const out = await runModel(bytes, feeds);
+      const out = await runModel(bytes, feeds, undefined, modelSessionOptions(c));
       const gs = specs.map((s) => out[`grad/${s.name}`]!.data as Float64Array);
       const norm = Math.sqrt(gs.reduce((a, x) => a + x.reduce((b, y) => b + y * y, 0), 0));
       const scale = Math.min(1, opt.clipNorm / (norm + 1e-6));

@@ -31,8 +31,8 @@ export async function loadModel(bytes: Uint8Array, options: SessionOptions = {})
   };
 }
 
-export async function runModel(bytes: Uint8Array, feeds: Record<string, HostTensor>, outputs?: string[]): Promise<Record<string, HostTensor>> {
-  const m = await loadModel(bytes);
+export async function runModel(bytes: Uint8Array, feeds: Record<string, HostTensor>, outputs?: string[], options: SessionOptions = {}): Promise<Record<string, HostTensor>> {
+  const m = await loadModel(bytes, options);
   try {
     return await m.run(feeds, outputs);
   } finally {
