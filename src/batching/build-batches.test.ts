@@ -30,6 +30,30 @@ function domainEmbeddings(store: TokenStore, d = 16, noise = 0.6): Float32Array 
 
 const u32 = (path: string) => new Uint32Array(readWholeFile(path));
 
+/**
+ * Mean and standard deviation of the share of same-domain neighbours in a uniform random order of
+ * documents with these domains. With n documents, n_k of domain k and X = Σ_{i=1}^{n−1} I_i
+ * (I_i: positions i − 1 and i share a domain), using falling factorials x⁽ʲ⁾:
+ *   p = P(I_i)             = Σ_k n_k⁽²⁾ / n⁽²⁾
+ *   q = P(I_i I_{i+1})     = Σ_k n_k⁽³⁾ / n⁽³⁾                      (three in a row)
+ *   r = P(I_i I_j), |i−j|>1 = (Σ_k n_k⁽⁴⁾ + Σ_{k≠l} n_k⁽²⁾ n_l⁽²⁾) / n⁽⁴⁾  (two disjoint pairs)
+ *   Var X = (n−1)·p(1−p) + 2(n−2)(q − p²) + (n−2)(n−3)(r − p²)
+ * (n − 2 overlapping and (n−2)(n−3)/2 disjoint pairs of indicators); the share is X/(n − 1).
+ * For the fixture corpus: p ≈ 0.22, σ ≈ 0.029 (a 20 000-shuffle simulation agrees to 1%).
+ */
+function sameDomainNull(domains: string[]): { mean: number; sd: number } {
+  const counts = [...domains.reduce((m, d) => m.set(d, (m.get(d) ?? 0) + 1), new Map<string, number>()).values()];
+  const ff = (x: number, j: number) => Array.from({ length: j }, (_, i) => x - i).reduce((a, b) => a * b, 1);
+  const n = domains.length;
+  const p = counts.reduce((a, k) => a + ff(k, 2), 0) / ff(n, 2);
+  const q = counts.reduce((a, k) => a + ff(k, 3), 0) / ff(n, 3);
+  let r = 0;
+  counts.forEach((k, i) => counts.forEach((l, j) => (r += i === j ? ff(k, 4) : ff(k, 2) * ff(l, 2))));
+  r /= ff(n, 4);
+  const v = (n - 1) * p * (1 - p) + 2 * (n - 2) * (q - p * p) + (n - 2) * (n - 3) * (r - p * p);
+  return { mean: p, sd: Math.sqrt(v) / (n - 1) };
+}
+
 describe('lory build-batches', () => {
   const root = tempDir('batches');
   const tokens = join(root, 'tokens');
@@ -102,7 +126,23 @@ describe('lory build-batches', () => {
     assert.deepEqual([...order].sort((x, y) => x - y), [...u32(join(root, 'sim', 'order.bin'))].sort((x, y) => x - y));
     assert.equal(manifest.stats.knn, null);
     const a = manifest.stats.adjacency;
-    assert.ok(Math.abs(a.sameDomain!.order - a.sameDomain!.random) < 0.2, 'random is like random');
+    const domains = store.domains();
+    const n = order.length;
+    let same = 0;
+    for (let i = 1; i < n; i++) if (domains[order[i - 1]!] === domains[order[i]!]) same++;
+    assert.equal(a.sameDomain!.pairs, n - 1);
+    assert.equal(a.sameDomain!.order, same / (n - 1), 'the figure is the share of order.bin');
+    // Both the order and the figure's own random baseline must look like uniform permutations.
+    const nul = sameDomainNull([...order].map((d) => domains[d]!));
+    for (const [what, share] of [['order', a.sameDomain!.order], ['random baseline', a.sameDomain!.random]] as const) {
+      assert.ok(Math.abs(share - nul.mean) <= 4 * nul.sd, `${what}: same-domain share ${share}, a uniform permutation gives ${nul.mean} ± ${nul.sd}`);
+    }
+    // Spearman's ρ between a document's place in the order and its place in the store: under a
+    // uniform permutation its mean is 0 and its standard deviation 1/√(n − 1).
+    const rank = new Map([...order].sort((x, y) => x - y).map((d, i) => [d, i]));
+    const d2 = [...order].reduce((acc, d, i) => acc + (rank.get(d)! - i) ** 2, 0);
+    const rho = 1 - (6 * d2) / (n * (n * n - 1));
+    assert.ok(Math.abs(rho) <= 4 / Math.sqrt(n - 1), `order vs store order: Spearman ρ ${rho}, a uniform permutation gives 0 ± ${1 / Math.sqrt(n - 1)}`);
   });
 
   it('refuses embeddings of another store, a missing --embeddings, and instances longer than the corpus', async () => {

@@ -95,6 +95,98 @@ test('long documents in strided windows: every token counted once, --by none giv
   assert.ok(md.includes(`${rel >= 0 ? '+' : '−'}${Math.abs(rel * 100).toFixed(1)}%`), 'relative change against the first checkpoint is printed');
 });
 
+/** −ln softmax(logits[at·V …])[target] in float64, written out here rather than taken from perplexity.ts. */
+function logSoftmaxNll(logits: ArrayLike<number>, at: number, V: number, target: number): number {
+  const row = Array.from({ length: V }, (_, v) => Number(logits[at * V + v]!));
+  const max = Math.max(...row);
+  return max + Math.log(row.reduce((a, x) => a + Math.exp(x - max), 0)) - row[target]!;
+}
+
+/**
+ * Σ NLL and self-routed count per document when prediction i of a document is scored in the first
+ * window (of W inputs, ends k·s + W capped at the document's end, starts pulled back to hold W
+ * inputs) that reaches past i — windows.ts's rule, restated per prediction — each window run through
+ * the graph on its own (batch 1, EOS padding), its logits read at i's own position in the window.
+ */
+async function referenceNll(
+  c: ModelConfig,
+  params: Record<string, Float32Array | Float64Array>,
+  store: string,
+  o: { window: number; stride: number; routing: 'segment' | 'prompt' },
+): Promise<{ nll: number[]; selfRouted: number[] }> {
+  const { window: W, stride: s } = o;
+  const P = c.segmentLength;
+  const moe = c.experts > 1;
+  const full = await modelRunner(c, { batch: 1, seq: W, ...(moe && o.routing === 'prompt' ? { routing: 'fixed' as const } : {}) });
+  const prompt = moe && o.routing === 'prompt' ? await modelRunner(c, { batch: 1, seq: P, routing: 'prompt', loss: false }) : undefined;
+  try {
+    const st = openTokenStore(store);
+    const nll: number[] = [];
+    const selfRouted: number[] = [];
+    for (let d = 0; d < st.documentCount; d++) {
+      const doc = [...st.documentTokens(d)];
+      const inputs = [0, ...doc];
+      const targets = [...doc, 0];
+      const M = inputs.length;
+      const logitsAt = new Map<number, ArrayLike<number>>(); // window start → its logits
+      let sum = 0;
+      let self = 0;
+      for (let i = 0; i < M; i++) {
+        let k = 0;
+        while (Math.min(k * s + W, M) <= i) k++;
+        const start = Math.max(0, Math.min(k * s + W, M) - W);
+        let logits = logitsAt.get(start);
+        if (!logits) {
+          const tokens = inputs.slice(start, start + W);
+          while (tokens.length < W) tokens.push(0);
+          const r = prompt ? (await prompt.run(params, { tokens: tokens.slice(0, P) })).routing : undefined;
+          logits = (await full.run(params, { tokens, ...(r ? { routing: r } : {}) })).logits;
+          logitsAt.set(start, logits);
+        }
+        sum += logSoftmaxNll(logits, i - start, c.vocabSize, targets[i]!);
+        if (moe && i - start < P) self++;
+      }
+      nll.push(sum);
+      selfRouted.push(self);
+    }
+    return { nll, selfRouted };
+  } finally {
+    await full.dispose();
+    await prompt?.dispose();
+  }
+}
+
+test('documents longer than a window: the NLL of each row equals per-window model runs, for stride = window, stride < window and a window shorter than the context, the last window pulled back', async () => {
+  const tok = byteTokenizer(tempDir('tok'));
+  // 40, 23 and 6 bytes: 41 predictions (the last window pulled back), 24 (two windows, the second
+  // mostly context) and 7 (one padded window). One domain each, so each row is one document.
+  const docs: Doc[] = [
+    { text: 'forty bytes of text that span 3 windows.', domain: 'a' },
+    { text: 'twenty-three bytes long', domain: 'b' },
+    { text: 'tiny!!', domain: 'c' },
+  ];
+  assert.deepEqual(docs.map((d) => Buffer.byteLength(d.text)), [40, 23, 6]);
+  const store = await heldOutStore(docs, tok);
+  for (const c of [tinyModel({ experts: 1 }), tinyModel()]) {
+    const ck = await tinyCheckpoint(c, tok, 4);
+    for (const { window, stride } of [{ window: 16, stride: 16 }, { window: 16, stride: 5 }, { window: 8, stride: 3 }]) {
+      const report = await evalPerplexity({ checkpoints: [ck.run], data: store, window, stride });
+      assert.deepEqual(report.results.map((r) => r.routing), c.experts > 1 ? ['segment', 'prompt'] : ['dense']);
+      for (const r of report.results) {
+        const mode = r.routing === 'prompt' ? 'prompt' : 'segment';
+        const ref = await referenceNll(c, ck.params, store, { window, stride, routing: mode });
+        const what = `${r.routing}, window ${window}, stride ${stride}`;
+        docs.forEach((doc, d) => {
+          const row = r.rows.find((x) => x.name === doc.domain)!;
+          assert.equal(row.tokens, Buffer.byteLength(doc.text) + 1, `${what}: every prediction of document ${d} scored once`);
+          assert.ok(Math.abs(row.nll - ref.nll[d]!) <= 1e-5 * ref.nll[d]!, `${what}, document ${d}: NLL ${row.nll} vs per-window runs ${ref.nll[d]}`);
+          assert.equal(row.selfRoutedTokens, ref.selfRouted[d], `${what}, document ${d}: self-routed predictions`);
+        });
+      }
+    }
+  }
+});
+
 test('refuses a store from another tokenizer, a missing metadata field, a bad stride and a damaged checkpoint, each with one line naming the input', async () => {
   const dir = tempDir('tok');
   const tok = byteTokenizer(dir);

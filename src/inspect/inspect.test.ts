@@ -3,10 +3,50 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../data/testing.js';
+import { openTokenStore } from '../data/token-store.js';
 import { byteTokenizer, heldOutStore, tinyCheckpoint, tinyModel } from '../eval/testing.js';
+import { modelRunner } from '../model/testing.js';
+import type { ModelConfig, ParamValues } from '../model/index.js';
 import { INSPECT_DOCS } from './testing.js';
 import { inspectExperts, inspectSummary } from './inspect.js';
 
+/**
+ * The routing weights of every recorded segment, per layer, from the model graph run window by window
+ * (batch 1, EOS padding) and read layer by layer: non-overlapping windows of the context, the last one
+ * pulled back to a full window; a segment counts in the window that scores its first prediction, and
+ * only when it holds a real token.
+ */
+async function referenceRouting(c: ModelConfig, params: ParamValues, store: string): Promise<{ domain: string[]; weights: number[][][] }> {
+  const W = c.contextLength;
+  const T = c.segmentLength;
+  const E = c.experts;
+  const st = openTokenStore(store);
+  const runner = await modelRunner(c, { batch: 1, seq: W });
+  const domain: string[] = [];
+  const weights: number[][][] = Array.from({ length: c.nLayers }, () => []); // [layer][segment][expert]
+  try {
+    for (let d = 0; d < st.documentCount; d++) {
+      const inputs = [0, ...st.documentTokens(d)];
+      const M = inputs.length;
+      let scored = 0;
+      for (let end = Math.min(W, M); scored < M; end = Math.min(end + W, M)) {
+        const start = Math.max(0, end - W);
+        const tokens = inputs.slice(start, start + W);
+        while (tokens.length < W) tokens.push(0);
+        const { routing } = await runner.run(params, { tokens });
+        for (let k = 0; k < W / T; k++) {
+          if (start + (k + 1) * T <= scored || start + k * T >= end) continue;
+          domain.push(st.domains()[d]!);
+          for (let l = 0; l < c.nLayers; l++) weights[l]!.push(Array.from(routing[l]!.subarray(k * E, (k + 1) * E)));
+        }
+        scored = end;
+      }
+    }
+  } finally {
+    await runner.dispose();
+  }
+  return { domain, weights };
+}
 
 test('inspect-experts writes statistics consistent with the routing it recorded, figures as SVG and PNG, and a self-contained report.html', async () => {
   const tok = byteTokenizer(tempDir('tok'));
@@ -35,13 +75,40 @@ test('inspect-experts writes statistics consistent with the routing it recorded,
     return a + n;
   }, 0);
   assert.equal(rep.segments, expected);
+  // Every layer's statistics against that layer's own routing, recomputed from the model graph.
+  const ref = await referenceRouting(c, ck.params, store);
+  assert.equal(ref.domain.length, rep.segments);
+  const E = c.experts;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const H = (p: number[]) => -p.reduce((a, x) => a + (x > 0 ? x * Math.log(x) : 0), 0);
+  assert.equal(rep.layers.length, c.nLayers);
   for (const s of rep.layers) {
+    const w = ref.weights[s.layer]!;
+    const what = `layer ${s.layer}`;
     assert.equal(s.meanWeight.length, 3);
-    for (const row of s.meanWeight) close(row.reduce((a, b) => a + b, 0), 1, 1e-5);
-    close(s.load.reduce((a, b) => a + b, 0), 1, 1e-5);
-    assert.ok(s.specialisation !== null && s.specialisation >= 0 && s.specialisation <= 1);
+    const means = rep.domains.map((name, d) => {
+      const mine = w.filter((_, i) => ref.domain[i] === name);
+      assert.equal(s.segmentsPerDomain[d], mine.length);
+      const m = Array.from({ length: E }, (_, e) => mean(mine.map((x) => x[e]!)));
+      for (let e = 0; e < E; e++) close(s.meanWeight[d]![e]!, m[e]!, 1e-5, `${what}, ${name}, expert ${e}: mean weight`);
+      return m;
+    });
+    const load = Array.from({ length: E }, (_, e) => mean(w.map((x) => x[e]!)));
+    for (let e = 0; e < E; e++) {
+      close(s.load[e]!, load[e]!, 1e-5, `${what}, expert ${e}: load`);
+      // Weights near the 2/E threshold could fall either side with float32 noise: none lie within 1e-4 of it.
+      assert.ok(w.every((x) => Math.abs(x[e]! - 2 / E) > 1e-4), `${what}: a weight sits on the utilisation threshold`);
+      close(s.utilisation[e]!, mean(w.map((x) => (x[e]! > 2 / E ? 1 : 0))), 1e-12, `${what}, expert ${e}: utilisation`);
+    }
+    close(s.entropy, mean(w.map(H)), 1e-5, `${what}: entropy`);
+    close(s.loadBalance, H(load) / Math.log(E), 1e-5, `${what}: load balance`);
+    // Specialisation: the p(domain)-weighted Jensen–Shannon divergence of the domains' mean routing over H(domain).
+    const pd = rep.domains.map((name) => ref.domain.filter((x) => x === name).length / ref.domain.length);
+    const jsd = H(load) - rep.domains.reduce((a, _, d) => a + pd[d]! * H(means[d]!), 0);
+    close(s.specialisation!, jsd / H(pd), 1e-5, `${what}: specialisation`);
     assert.ok(s.chance && s.chance.shuffles === 10);
   }
+  assert.ok(Math.abs(rep.layers[0]!.meanWeight[0]![0]! - rep.layers[1]!.meanWeight[0]![0]!) > 1e-3, 'the layers route differently, so a mix-up would show');
   for (const name of ['heatmap', 'utilisation', 'specialisation']) {
     const svg = readFileSync(join(out, `${name}.svg`), 'utf8');
     assert.match(svg, /^<svg[^>]*width="\d+/);
@@ -72,6 +139,6 @@ test('inspect-experts refuses a dense checkpoint and a missing domain field, in 
   await assert.rejects(inspectExperts({ checkpoint: lory.dir, data: store, out, by: 'none' }), (e: Error) => e.name === 'InputError' && /--by must name the metadata field/.test(e.message));
 });
 
-function close(a: number, b: number, tol: number) {
-  assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
+function close(a: number, b: number, tol: number, what = '') {
+  assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
 }

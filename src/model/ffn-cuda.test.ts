@@ -3,7 +3,8 @@
  * its orchestration of the passes run against a host backend (everything but the kernels' insides),
  * its check program's CPU mode (every precision within its bound, injected errors caught in every
  * output of every precision, two runs bit-identical), and, where nvcc exists, that the CUDA sources
- * were compiled by the native build (npm ci / bin/setup) for sm_90 and are reused, not rebuilt.
+ * were compiled by the native build (npm ci / bin/setup) for sm_90 and are reused, not rebuilt, and
+ * that the GPU check passes where a device exists and says there is none where it does not.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -27,6 +28,14 @@ function findNvcc(): string | undefined {
     ? readdirSync('/usr/local').filter((n) => n.startsWith('cuda-')).map((n) => `/usr/local/${n}/bin/nvcc`)
     : [];
   return ['/usr/local/cuda/bin/nvcc', ...versioned].find((p) => existsSync(p));
+}
+
+// Whether this process can see an NVIDIA GPU, judged without the check program: the driver's device
+// nodes exist and CUDA_VISIBLE_DEVICES does not hide them all.
+function hasCudaDevice(): boolean {
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  if (visible !== undefined && (visible.trim() === '' || visible.trim() === '-1')) return false;
+  return existsSync('/dev') && readdirSync('/dev').some((n) => /^nvidia\d+$/.test(n));
 }
 
 interface Row {
@@ -90,7 +99,7 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
   });
 
   const nvcc = findNvcc();
-  it('has the CUDA kernels compiled for sm_90 by the native build, reused by the check script', { skip: !nvcc && 'no nvcc on this machine (PATH, /usr/local/cuda/bin, /usr/local/cuda-*/bin)' }, () => {
+  it('has the CUDA kernels compiled for sm_90 by the native build, reused by the check script, whose GPU run passes on a device and says there is none elsewhere', { skip: !nvcc && 'no nvcc on this machine (PATH, /usr/local/cuda/bin, /usr/local/cuda-*/bin)' }, () => {
     const bin = join(BUILD, 'moe_cuda_check');
     assert.ok(existsSync(bin), `nvcc is at ${nvcc} but the native build made no ${bin}`);
     assert.ok(existsSync(join(BUILD, 'liblory_ops_cuda.so')) || !existsSync(join(BUILD, 'liblory_ops.so')), 'liblory_ops_cuda.so is built beside liblory_ops.so');
@@ -101,9 +110,21 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     assert.equal(built.status, 0, built.stderr);
     assert.equal(built.stdout.trim(), `built ${bin}`, 'the script reuses the CMake build instead of compiling again');
     assert.doesNotMatch(built.stderr, /building/);
-    // This machine has no GPU in CI: the GPU build must say so rather than pretend.
+    // The GPU run's verdict counts either way: with a device every row must be within its bound (exit 0);
+    // without one (CI) the program must say so and exit 2 rather than pass or fail on no work.
     const gpu = run(bin, '--quick');
-    if (gpu.status === 2) assert.match(gpu.stderr, /no CUDA device: run with --cpu-only/);
+    if (hasCudaDevice()) {
+      assert.equal(gpu.status, 0, gpu.stdout + gpu.stderr);
+      assert.match(gpu.stdout, /^device: /m);
+      const got = rows(gpu.stdout);
+      assert.deepEqual([...new Set(got.map((g) => g.dtype))].sort(), ['bfloat16', 'float16', 'float32'], gpu.stdout);
+      for (const g of got) assert.match(g.verdict, /^ok/, JSON.stringify(g));
+      assert.match(gpu.stdout, /all within bounds\n$/);
+    } else {
+      assert.equal(gpu.status, 2, `no CUDA device here, yet the GPU check exited ${gpu.status}: ${gpu.stdout}${gpu.stderr}`);
+      assert.equal(gpu.stderr, 'no CUDA device: run with --cpu-only\n');
+      assert.deepEqual(rows(gpu.stdout), [], 'no result rows without a device');
+    }
     const harness = run(bin, '--cpu-only', '--quick');
     assert.equal(harness.status, 0, harness.stdout + harness.stderr);
   });

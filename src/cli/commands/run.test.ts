@@ -77,39 +77,75 @@ describe('lory run', () => {
   });
 });
 
+/** The step of the checkpoint `latest` names, or 0 when there is none yet (read as a pointer, not trusted further). */
+function latestStep(run: string): number {
+  try {
+    return Number(/step-(\d+)/.exec(readFileSync(join(run, 'checkpoints', 'latest'), 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** Start `lory train`, wait (polling the run folder) until `latest` names step ≥ `step`, wait `extraMs` more, SIGKILL it. */
+function killAfterCheckpoint(args: string[], run: string, step: number, extraMs: number): Promise<{ killed: boolean; seen: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(LORY, args, { cwd: PROJECT_ROOT, stdio: 'ignore' });
+    let seen = 0;
+    let killed = false;
+    const poll = setInterval(() => {
+      seen = Math.max(seen, latestStep(run));
+      if (seen >= step && !killed) {
+        clearInterval(poll);
+        setTimeout(() => (killed = child.kill('SIGKILL')), extraMs);
+      }
+    }, 5);
+    child.on('error', reject);
+    child.on('close', () => {
+      clearInterval(poll);
+      resolve({ killed, seen });
+    });
+  });
+}
+
 describe('kill -9 during training', () => {
-  it('never corrupts the last good checkpoint: after kills at arbitrary moments the run resumes and finishes', async () => {
+  it('never corrupts the last good checkpoint: killed after checkpoints at several points, the resumed run equals a straight one', async () => {
     const { batches } = await fixtureBatches();
     const dir = tempDir('cli-kill');
     const config = join(dir, 'p.yaml');
+    // Checkpoints every 3 steps: the kills land between checkpoints (metrics lines past the checkpoint
+    // to drop on resume) and, with a few ms more, inside a checkpoint write; the conversion to 2 experts
+    // comes after step 3, so kills hit both phases.
     writeFileSync(
       config,
       'model: { vocab_size: 320, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, context_length: 32, segment_length: 8, experts: 2 }\n' +
-        'train: { steps: 60, micro_batch: 2, dense_warmup: 0.1, valid_every: 0, checkpoint_every: 1, keep_last: 2, threads: 1 }\n',
+        'train: { steps: 30, micro_batch: 2, dense_warmup: 0.1, valid_every: 0, checkpoint_every: 3, keep_last: 2, threads: 1 }\n',
     );
     const run = join(dir, 'run');
     const args = ['train', batches, '-o', run, '--config', config];
-    for (const delay of [700, 900, 1100]) {
-      await new Promise<void>((resolve) => {
-        const child = spawn(LORY, args, { cwd: PROJECT_ROOT, stdio: 'ignore' });
-        const timer = setTimeout(() => child.kill('SIGKILL'), delay);
-        child.on('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-      if (existsSync(join(run, 'checkpoints', 'latest'))) readCheckpoint(run, { optimizer: true }); // whole, hashes match
+    let last = 0;
+    for (const [step, extraMs] of [[3, 0], [9, 15], [18, 40]] as const) {
+      const k = await killAfterCheckpoint(args, run, step, extraMs);
+      assert.ok(k.killed, `the run was killed after its checkpoint at step ${step} (it got to ${k.seen} and exited first)`);
+      const ck = readCheckpoint(run, { optimizer: true }); // whole, hashes match
+      assert.ok(ck.step >= Math.max(step, last), `after the kill latest is step ${ck.step}, but step ${step} (and before it ${last}) was already checkpointed`);
+      last = ck.step;
     }
+    assert.ok(last < 30, 'the last kill landed before the end');
     const done = lory(...args);
     assert.equal(done.status, 0, done.stderr);
-    assert.equal(readCheckpoint(run).step, 60);
-    const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { type: string; step: number })
-      .filter((l) => l.type === 'step')
-      .map((l) => l.step);
-    assert.deepEqual(steps, Array.from({ length: 60 }, (_, i) => i + 1), 'one metrics line per step, none torn or repeated');
+    assert.equal(readCheckpoint(run).step, 30);
+    const stepLines = (r: string) =>
+      readFileSync(join(r, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { type: string; step: number; loss: number })
+        .filter((l) => l.type === 'step');
+    assert.deepEqual(stepLines(run).map((l) => l.step), Array.from({ length: 30 }, (_, i) => i + 1), 'one metrics line per step, none torn or repeated');
     assert.deepEqual(readdirSync(join(run, 'checkpoints')).filter((n) => n.startsWith('.') || n.includes('.tmp-')), [], 'no half-written leftovers');
+    const straight = join(dir, 'straight');
+    const once = lory('train', batches, '-o', straight, '--config', config);
+    assert.equal(once.status, 0, once.stderr);
+    assert.deepEqual(stepLines(run).map((l) => l.loss), stepLines(straight).map((l) => l.loss), 'the same losses as a run never killed');
+    assert.deepEqual(readCheckpoint(run).params, readCheckpoint(straight).params, 'the same weights as a run never killed');
   });
 });
