@@ -114,7 +114,7 @@ function load(dir: string) {
   for (const file of files) {
     const report = JSON.parse(readFileSync(file, 'utf8')) as PerplexityReport;
     for (const result of report.results) {
-      const name = basename(result.checkpoint.dir);
+      const name = basename(result.checkpoint.path); // the run directory as given on the command line
       const m = /^(.*)-s(\d+)$/.exec(name);
       if (!m) throw new Error(`${file}: run '${name}' is not named <config>-s<seed>`);
       const e = { config: m[1]!, seed: Number(m[2]), routing: result.routing, result };
@@ -182,6 +182,7 @@ function main() {
     cmp('Lory 8E vs top-1', 'lory8-similarity [segment]', 'top1'),
     cmp('Lory 8E vs expert choice', 'lory8-similarity [segment]', 'ec'),
     cmp('Lory 8E [prompt] vs top-1', 'lory8-similarity [prompt]', 'top1'),
+    cmp('top-1 vs expert choice', 'top1', 'ec'),
     cmp('Lory 8E similarity vs random batches', 'lory8-similarity [segment]', 'lory8-random [segment]'),
     cmp('dense similarity vs random batches', 'dense', 'dense-random'),
     cmp('Lory 8E random vs dense-random', 'lory8-random [segment]', 'dense-random'),
