@@ -374,7 +374,8 @@ async function stepBench(config: string): Promise<void> {
     const label = impl === 'dense' ? 'dense (E=1)' : `Lory E=${s.E}, ${impl}`;
     const pk = peaks.get(impl);
     if (!pk) {
-      console.log(`| ${label} | not run (memory) | | | | | | | |`);
+      const why = small && !SMALL_VARIANTS.includes(impl) ? 'not run (not in --small-variants)' : 'not run (memory)';
+      console.log(`| ${label} | ${why} | | | | | | | |`);
       continue;
     }
     console.log(
@@ -383,12 +384,18 @@ async function stepBench(config: string): Promise<void> {
   }
   const ideal = 1 + s.E / s.T;
   const verdict = (r: number) => (r <= ideal + 0.05 ? 'within goal' : `over goal by ${(r - ideal - 0.05).toFixed(2)}`);
+  // A variant that did not run (not in --small-variants, or no memory) is left out of the ratios, not printed as NaN.
+  const vs = (impl: 'custom' | 'standard') =>
+    have(impl) && have('dense') ? `${impl} ${ratio(cpu(impl), cpu('dense'))} (${ratio(med(impl), med('dense'))})` : `${impl} not run`;
+  const goal = (impl: 'custom' | 'standard') => (have(impl) && have('dense') ? `${impl} ${verdict(cpu(impl) / cpu('dense'))}` : `${impl} not run`);
+  const both = have('custom') && have('standard');
   console.log(
-    `\nRatios to dense (CPU time; wall in brackets): custom ${ratio(cpu('custom'), cpu('dense'))} (${ratio(med('custom'), med('dense'))}), ` +
-      `standard ${ratio(cpu('standard'), cpu('dense'))} (${ratio(med('standard'), med('dense'))}); ideal 1 + E/T = ${ideal.toFixed(3)}x, ` +
-      `goal ≤ ${(ideal + 0.05).toFixed(3)}x: custom ${verdict(cpu('custom') / cpu('dense'))}, standard ${verdict(cpu('standard') / cpu('dense'))}. ` +
-      `custom/standard ${ratio(cpu('custom'), cpu('standard'))}; peak RSS standard/custom ${ratio(peaks.get('standard')?.processPeakBytes ?? NaN, peaks.get('custom')?.processPeakBytes ?? NaN)} ` +
-      `(steps alone ${ratio(peaks.get('standard')?.runPeakBytes ?? NaN, peaks.get('custom')?.runPeakBytes ?? NaN)})`,
+    `\nRatios to dense (CPU time; wall in brackets): ${vs('custom')}, ${vs('standard')}; ideal 1 + E/T = ${ideal.toFixed(3)}x, ` +
+      `goal ≤ ${(ideal + 0.05).toFixed(3)}x: ${goal('custom')}, ${goal('standard')}.` +
+      (both
+        ? ` custom/standard ${ratio(cpu('custom'), cpu('standard'))}; peak RSS standard/custom ${ratio(peaks.get('standard')!.processPeakBytes, peaks.get('custom')!.processPeakBytes)} ` +
+          `(steps alone ${ratio(peaks.get('standard')!.runPeakBytes, peaks.get('custom')!.runPeakBytes)})`
+        : ''),
   );
 }
 
