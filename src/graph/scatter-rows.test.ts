@@ -9,6 +9,8 @@ import { customOpLibrary, isBuilt, type SessionOptions } from '../runtime/index.
 import * as G from './index.js';
 import { loadModel, type HostTensor } from './testing/execute.js';
 import { mulberry32 } from '../random/index.js';
+import { relativeError } from './testing/compare.js';
+import { zipfIds } from './testing/random.js';
 
 const lib = customOpLibrary('lory-ops');
 const loryBuilt = lib !== undefined && isBuilt(lib);
@@ -17,29 +19,12 @@ const sessionFor = (impl: G.ScatterImpl, threads: number): SessionOptions => ({ 
 
 const [V, N, W] = [4096, 2048, 128];
 
-/** Zipf-ish ids: the low ids repeat hundreds of times, as frequent tokens do in text. */
-function zipfIds(seed: number, n: number, rows: number): number[] {
-  const rand = mulberry32(seed);
-  return Array.from({ length: n }, () => Math.min(rows - 1, Math.floor(Math.exp(rand() * Math.log(rows))) - 1));
-}
-
 function reference(ids: number[], u: ArrayLike<number>, rows: number, width: number): Float64Array {
   const out = new Float64Array(rows * width);
   ids.forEach((id, i) => {
     for (let c = 0; c < width; c++) out[id * width + c] = out[id * width + c]! + u[i * width + c]!;
   });
   return out;
-}
-
-/** max |got − ref| over max |ref|. */
-function relativeError(got: ArrayLike<number>, ref: Float64Array): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    err = Math.max(err, Math.abs(got[i]! - ref[i]!));
-    scale = Math.max(scale, Math.abs(ref[i]!));
-  }
-  return err / scale;
 }
 
 type Build = (g: G.Graph, impl: G.ScatterImpl, dtype: 'float32' | 'float64') => { out: G.Tensor; inputs: G.Tensor[] };

@@ -14,6 +14,7 @@ import * as G from '../graph/index.js';
 import { compileTrainStep } from '../graph/compile/train-step.js';
 import { Trainer } from '../train/trainer.js';
 import { loadModel } from '../graph/testing/execute.js';
+import { relativeError } from '../graph/testing/compare.js';
 import { gradCheck } from '../graph/testing/gradcheck.js';
 import { normalArray, rng } from '../graph/testing/random.js';
 import { PROJECT_ROOT, type HostTensor } from '../runtime/index.js';
@@ -66,17 +67,6 @@ async function layer(impl: 'custom' | 'standard', s: Shape, seed: number, use: F
   });
   await model.dispose();
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
-}
-
-/** max |a − b| / max |b|: the error relative to the output's scale. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
 }
 
 describe("ffn_impl 'custom' vs the standard-op Lory layer", { skip }, () => {

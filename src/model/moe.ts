@@ -19,7 +19,7 @@
 import * as G from '../graph/index.js';
 import type { ScatterImpl, Tensor } from '../graph/index.js';
 import { customOpLibrary, isBuilt, type CustomOpLibrary } from '../runtime/index.js';
-import type { FfnImpl } from './config.js';
+import { fusedOpAvailable, type FfnImpl } from './config.js';
 import { ConfigError } from './errors.js';
 
 export const LORY_DOMAIN = 'ai.lory';
@@ -220,8 +220,7 @@ export function requireFfnImpl(impl: FfnImpl, provider: 'cpu' | 'cuda' = 'cpu'):
  * follow this rule, so the step graph and its session agree.
  */
 export function usesFusedAdamW(c: { dtype?: string }): boolean {
-  const lib = customOpLibrary('lory-ops');
-  return (c.dtype ?? 'float32') === 'float32' && lib !== undefined && isBuilt(lib);
+  return (c.dtype ?? 'float32') === 'float32' && fusedOpAvailable();
 }
 
 /**
@@ -230,17 +229,17 @@ export function usesFusedAdamW(c: { dtype?: string }): boolean {
  * standard lowering. Both give the same bits (graph/ops/scatter-rows.ts); never ORT's racy ScatterND.
  */
 export function modelScatterImpl(): ScatterImpl {
-  const lib = customOpLibrary('lory-ops');
-  return lib !== undefined && isBuilt(lib) ? 'lory' : 'standard';
+  return fusedOpAvailable() ? 'lory' : 'standard';
 }
 
 /**
- * Session options a model's graphs need: the op library when ffn_impl is 'custom', the optimizer is
- * fused (usesFusedAdamW) or scatter-adds use lory's op (modelScatterImpl). (On CUDA the fused AdamW and
- * ScatterAddRows ops are CPU ops: ORT runs them on the CPU.)
+ * Session options a model's graphs need: the op library when ffn_impl is 'custom', and otherwise
+ * wherever it is built, since then the optimizer (usesFusedAdamW) or the scatter-adds
+ * (modelScatterImpl) use it. (On CUDA the fused AdamW and ScatterAddRows ops are CPU ops: ORT runs
+ * them on the CPU.)
  */
 export function modelSessionOptions(c: { ffnImpl: FfnImpl; dtype?: string }, provider: 'cpu' | 'cuda' = 'cpu'): { customOpLibraries: string[] } {
   const libs = requireFfnImpl(c.ffnImpl, provider);
-  if (libs.length === 0 && (usesFusedAdamW(c) || modelScatterImpl() === 'lory')) libs.push(fusedOpLibrary(provider).path);
+  if (libs.length === 0 && fusedOpAvailable()) libs.push(fusedOpLibrary(provider).path);
   return { customOpLibraries: libs };
 }

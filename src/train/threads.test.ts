@@ -15,7 +15,8 @@ import { compileTrainStep } from '../graph/compile/train-step.js';
 import { tempDir } from '../data/testing.js';
 import { initParams, loryTrainSpec, modelSessionOptions, paramSpecs, resolveModelConfig, type ModelConfig, type ParamValues } from '../model/index.js';
 import { modelRunner, type Batch } from '../model/testing.js';
-import { mulberry32 } from '../random/index.js';
+import { relativeError } from '../graph/testing/compare.js';
+import { zipfIds } from '../graph/testing/random.js';
 import { readCheckpoint } from './checkpoint.js';
 import { optimizerConfig, train, type StepMetrics } from './loop.js';
 import { fixtureBatches, tinyTrain } from './testing.js';
@@ -31,8 +32,7 @@ const KINDS = [
 
 /** Token ids with text-like repeats (Zipf-ish: low ids far more frequent), next-token targets. */
 function zipfBatch(seed: number): Batch {
-  const rand = mulberry32(seed);
-  const tokens = Array.from({ length: B * S + 1 }, () => Math.min(V - 1, Math.floor(Math.exp(rand() * Math.log(V))) - 1));
+  const tokens = zipfIds(seed, B * S + 1, V);
   return { tokens: tokens.slice(0, -1), targets: tokens.slice(1) };
 }
 
@@ -42,14 +42,7 @@ const toFloat64 = (p: ParamValues): ParamValues => Object.fromEntries(Object.ent
 function worstRelative(got: ParamValues, ref: ParamValues): { name: string; err: number } {
   let worst = { name: '', err: 0 };
   for (const [name, r] of Object.entries(ref)) {
-    const g = got[name]!;
-    let err = 0;
-    let scale = 0;
-    for (let i = 0; i < r.length; i++) {
-      err = Math.max(err, Math.abs(g[i]! - r[i]!));
-      scale = Math.max(scale, Math.abs(r[i]!));
-    }
-    const rel = err / scale;
+    const rel = relativeError(got[name]!, r);
     if (!(rel <= worst.err)) worst = { name, err: Number.isNaN(rel) ? Infinity : rel };
   }
   return worst;

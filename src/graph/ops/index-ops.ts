@@ -10,7 +10,6 @@
  * take and scatterAdd are each other's VJP, so gradients flow through gathers and scatters of tokens
  * and routing weights to any order; selections (topK indices, comparisons) carry none by design.
  */
-import type { AnyTypedArray, DType } from '../onnx/dtype.js';
 import { apply, apply1, requireSameDtype, simpleLowering, type OpDef } from '../op.js';
 import { GraphError, broadcastShapes, fmt, normAxis, sameShape } from '../shape.js';
 import { isFloat, type Tensor } from '../tensor.js';
@@ -43,7 +42,7 @@ export function take(x: Tensor, ids: Tensor, o: { scatter?: ScatterImpl } = {}):
 const ScatterAddDef: OpDef = {
   type: 'scatterAdd',
   onnxName: 'ScatterAdd',
-  lower: (ctx, n) => lowerScatterAddRows(ctx, n, n.inputs[0]!, n.inputs[1]!, n.attrs.scatter as ScatterImpl),
+  lower: lowerScatterAddRows,
   vjp: (n, [g], needs) => {
     const [ids, u] = n.inputs as [Tensor, Tensor];
     return [undefined, needs[1] && isFloat(u.dtype) ? take(g!, ids, { scatter: n.attrs.scatter as ScatterImpl }) : undefined];

@@ -45,8 +45,10 @@ export function scatterImplFor(impl: ScatterImpl | undefined, dtype: DType): Sca
   return impl === 'lory' && (dtype === 'float32' || dtype === 'float64') ? 'lory' : 'standard';
 }
 
-/** Emit the deterministic scatter-add of `u` (leading axes = ids' shape) into the node's output. */
-export function lowerScatterAddRows(ctx: LowerContext, n: Node, ids: Tensor, u: Tensor, impl: ScatterImpl): void {
+/** Lowering of a scatterAdd node (ids, u; attribute `scatter`): the deterministic scatter-add into its output. */
+export function lowerScatterAddRows(ctx: LowerContext, n: Node): void {
+  const [ids, u] = n.inputs as [Tensor, Tensor];
+  const impl = n.attrs.scatter as ScatterImpl;
   const out = n.outputs[0]!;
   const rows = out.shape[0]!;
   const width = out.shape.slice(1).reduce((a, b) => a * b, 1);

@@ -1,5 +1,6 @@
 /** Seeded random numbers for reproducible tests and benchmarks. */
-export { mulberry32 as rng } from '../../random/index.js';
+import { mulberry32 } from '../../random/index.js';
+export { mulberry32 as rng };
 
 /** Values in ±[lo, hi] (never zero, so kinks and divisions are avoided), or [lo, hi] when `positive`. */
 export function randomArray(n: number, rand: () => number, options: { lo?: number; hi?: number; positive?: boolean } = {}): number[] {
@@ -18,4 +19,10 @@ export function normalArray(n: number, rand: () => number, std = 1): Float32Arra
     out[i] = std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
   }
   return out;
+}
+
+/** Zipf-ish ids in [0, rows): the low ids repeat hundreds of times, as frequent tokens do in text. */
+export function zipfIds(seed: number, n: number, rows: number): number[] {
+  const rand = mulberry32(seed);
+  return Array.from({ length: n }, () => Math.min(rows - 1, Math.floor(Math.exp(rand() * Math.log(rows))) - 1));
 }
