@@ -12,6 +12,9 @@ import { asEnvironmentError, InputError } from './errors.js';
 import { hashFile, listFiles } from './hash.js';
 import { contentHash, describeKind, fingerprint, MANIFEST_FILE, tryReadManifest, type FileEntry, type InputRef, type Manifest } from './manifest.js';
 import { toolVersion } from './version.js';
+import { acquireLock, allFiles, makeParent, nameSome, pidAlive } from './lock.js';
+
+export { pidAlive };
 
 export interface StageSpec<S> {
   out: string;
@@ -35,17 +38,6 @@ export interface StageResult<S> {
 }
 
 const TMP_PREFIX = '.lory-tmp-';
-const LOCK_PREFIX = '.lory-lock-';
-
-/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -90,17 +82,6 @@ async function describeFiles(dir: string): Promise<Record<string, FileEntry>> {
   return files;
 }
 
-/** Every entry under `dir` (hidden ones too), relative, files only, sorted. */
-function allFiles(dir: string, prefix = ''): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(join(dir, prefix), { withFileTypes: true })) {
-    const rel = prefix ? `${prefix}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...allFiles(dir, rel));
-    else out.push(rel);
-  }
-  return out.sort();
-}
-
 /**
  * Rebuilding replaces the whole folder: refuse when it holds anything its manifest does not list
  * (the user's notes, a nested artifact), which would otherwise be deleted without a word.
@@ -109,35 +90,7 @@ function refuseUnlistedFiles(out: string, shown: string, manifest: Manifest): vo
   const listed = new Set([MANIFEST_FILE, ...Object.keys(manifest.files ?? {})]);
   const extra = allFiles(out).filter((f) => !listed.has(f));
   if (extra.length === 0) return;
-  const names = extra.slice(0, 3).join(', ') + (extra.length > 3 ? `, … (${extra.length} in all)` : '');
-  throw new InputError(`${shown}: holds files its manifest does not list (${names}); rebuilding would delete them — move them out or choose another output path`);
-}
-
-/**
- * One writer per output: a lock file beside it, created exclusively, holding the writer's pid. A lock
- * whose process is gone (a crash, kill -9) is taken over.
- */
-function acquireLock(parent: string, name: string, shown: string): () => void {
-  const path = join(parent, `${LOCK_PREFIX}${name}`);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
-      return () => rmSync(path, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    let holder = NaN;
-    try {
-      holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
-    } catch {
-      // removed meanwhile: try again
-    }
-    if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) {
-      throw new InputError(`another lory process (pid ${holder}) is writing ${shown}; wait for it to finish or choose another output path`);
-    }
-    rmSync(path, { force: true });
-  }
-  throw new InputError(`another lory process is writing ${shown}; wait for it to finish or choose another output path`);
+  throw new InputError(`${shown}: holds files its manifest does not list (${nameSome(extra)}); rebuilding would delete them — move them out or choose another output path`);
 }
 
 export async function runStage<S>(spec: StageSpec<S>): Promise<StageResult<S>> {
@@ -167,7 +120,7 @@ export async function runStage<S>(spec: StageSpec<S>): Promise<StageResult<S>> {
       if (current) return { manifest: current as Manifest<S>, skipped: true };
       if (existing) refuseUnlistedFiles(out, spec.out, existing);
     }
-    await makeParent(parent, spec.out);
+    makeParent(parent, spec.out);
   } catch (error) {
     throw environment(error);
   }
@@ -184,16 +137,6 @@ export async function runStage<S>(spec: StageSpec<S>): Promise<StageResult<S>> {
     throw environment(error);
   } finally {
     release();
-  }
-}
-
-async function makeParent(parent: string, shown: string): Promise<void> {
-  try {
-    await mkdir(parent, { recursive: true });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ENOTDIR') throw new InputError(`${shown}: cannot write: a part of the path is a file, not a folder`);
-    throw error;
   }
 }
 

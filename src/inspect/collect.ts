@@ -26,8 +26,7 @@ export interface CollectOptions {
 export async function collectRouting(ckpt: LoadedCheckpoint, h: HeldOut, o: CollectOptions = {}): Promise<RoutingRecords> {
   const c = ckpt.model;
   if (!isMoe(c)) {
-    const why = ckpt.state?.phase === 'dense' ? ' (saved during the dense warm-up)' : '';
-    throw new InputError(`${ckpt.dir}: a dense checkpoint${why} has one expert and no routing to inspect; give a Lory checkpoint with experts > 1`);
+    throw new InputError(`${ckpt.dir}: a dense checkpoint (of a dense run, or of a Lory run's dense warm-up) has one expert and no routing to inspect; give a Lory checkpoint with experts > 1`);
   }
   if (!isLoryMoe(c)) {
     throw new InputError(`${ckpt.dir}: a ${c.moe} checkpoint routes each token, not segments; inspect-experts reads Lory's segment routing (the expert load and dropped share of this kind are in its metrics.jsonl as diag/load/* and diag/dropped/*)`);

@@ -12,6 +12,7 @@ export function trainReporter(name: string, progress: Progress, json: boolean): 
   let started = performance.now();
   let lastLine = 0;
   let validLoss: number | undefined;
+  let warmupUntil = 0;
   return (e) => {
     if (json) {
       process.stdout.write(`${JSON.stringify({ run: name, ...e })}\n`);
@@ -21,13 +22,14 @@ export function trainReporter(name: string, progress: Progress, json: boolean): 
       case 'start':
         steps = e.steps;
         startStep = e.step;
+        warmupUntil = e.convertAt;
         started = performance.now();
         if (e.resumedFrom) log.info(`${name}: resuming from ${e.resumedFrom} (step ${e.step} of ${e.steps})`);
         break;
       case 'step': {
         const done = e.step - startStep;
         const eta = ((performance.now() - started) / 1000 / done) * (steps - e.step);
-        const text = `${name}: step ${e.step}/${steps} · loss ${e.loss.toFixed(3)}${validLoss !== undefined ? ` · valid ${validLoss.toFixed(3)}` : ''} · ${k(e.tokensPerSecond)} tok/s · MFU ${(100 * e.mfu).toFixed(1)}% · ETA ${duration(eta)}${e.phase === 'dense' ? ' · dense warm-up' : ''}`;
+        const text = `${name}: step ${e.step}/${steps} · loss ${e.loss.toFixed(3)}${validLoss !== undefined ? ` · valid ${validLoss.toFixed(3)}` : ''} · ${k(e.tokensPerSecond)} tok/s · MFU ${(100 * e.mfu).toFixed(1)}% · ETA ${duration(eta)}${e.step <= warmupUntil ? ' · dense warm-up' : ''}`;
         if (process.stderr.isTTY) progress.update(text);
         else if (Date.now() - lastLine > 10_000 || e.step === steps) {
           lastLine = Date.now();

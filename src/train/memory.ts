@@ -1,0 +1,97 @@
+/**
+ * The memory a training run needs, from the config alone — checked before anything is allocated or
+ * written, and printed by `lory params`. An estimate of the peak of one process (one rank, one
+ * device), in bytes of the model's dtype:
+ *
+ *   weights      2·P   resident, double-buffered: each update writes the next values beside the current
+ *   AdamW state  4·P   m and v, double-buffered
+ *   gradients    1·P   inside the step; +2·P of resident accumulators when accumulation > 1
+ *   activations        saved for the backward pass, N = micro_batch·seq tokens, per layer:
+ *                        attention 10·d per token (norm, q, k, v, rotated q, k, output, projection,
+ *                        residual) + 2·B·h·S² (scores, probabilities); FFN 3·d + slots·4·f
+ *                        (gate, up, activation, product; token-level kinds per expert slot; Lory's
+ *                        fused op saves 2·f) + the merged weights 3·d·f per segment when the
+ *                        standard ops materialise them; one more layer for the backward's working
+ *                        set; the head 3·N·V (logits, log-probabilities, their gradient)
+ *   checkpoint   3·P   weights and moments copied out to write a checkpoint (between steps, so
+ *                      counted against the activations: the larger of the two)
+ *   runtime      a measured constant for Node, ONNX Runtime and the compiled sessions
+ */
+import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { InputError } from '../artifacts/index.js';
+import { countParams, expertSlotsPerToken, isLoryMoe, type ModelConfig } from '../model/index.js';
+
+export interface MemoryEstimate {
+  /** Tokens per micro-batch row (the training sequence length) and rows. */
+  seq: number;
+  microBatch: number;
+  weights: number;
+  optimizer: number;
+  gradients: number;
+  activations: number;
+  checkpointCopy: number;
+  runtime: number;
+  /** The estimated peak of one rank (one process on one device). */
+  total: number;
+}
+
+/** Node + ONNX Runtime + compiled sessions of a small model, measured (peak RSS of a tiny run). */
+const RUNTIME_BYTES = 300e6;
+
+export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: number; seq: number; accumulation: number }): MemoryEstimate {
+  const bytes = model.dtype === 'float64' ? 8 : 4;
+  const P = countParams(model).total;
+  const { dModel: d, dFf: f, nLayers: L, nHeads: h, vocabSize: V } = model;
+  const B = o.microBatch;
+  const S = o.seq;
+  const N = B * S;
+  const attention = N * 10 * d + 2 * B * h * S * S;
+  const lory = isLoryMoe(model);
+  const slots = lory ? 1 : expertSlotsPerToken(model, S);
+  const ffnPerToken = lory && model.ffnImpl === 'custom' ? 3 * d + 2 * f + d : 3 * d + slots * 4 * f;
+  const merged = lory && model.ffnImpl !== 'custom' ? Math.ceil(S / model.segmentLength) * B * 3 * d * f : 0;
+  const perLayer = attention + N * ffnPerToken + merged;
+  const activations = bytes * ((L + 1) * perLayer + N * (3 * d + 3 * V));
+  const weights = 2 * P * bytes;
+  const optimizer = 4 * P * bytes;
+  const gradients = (o.accumulation > 1 ? 3 : 1) * P * bytes;
+  const checkpointCopy = 3 * P * bytes;
+  const total = weights + optimizer + gradients + Math.max(activations, checkpointCopy) + RUNTIME_BYTES;
+  return { seq: S, microBatch: B, weights, optimizer, gradients, activations, checkpointCopy, runtime: RUNTIME_BYTES, total };
+}
+
+/** The memory this process may use: physical memory, or the container's limit when lower (cgroup v2, then v1). */
+export function availableMemory(): { bytes: number; source: string } {
+  let bytes = totalmem();
+  let source = 'physical memory';
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    try {
+      const limit = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isFinite(limit) && limit > 0 && limit < bytes) {
+        bytes = limit;
+        source = 'container limit';
+      }
+      break;
+    } catch {
+      // not this cgroup layout
+    }
+  }
+  return { bytes, source };
+}
+
+export const gigabytes = (n: number) => (n >= 1e11 ? `${(n / 1e9).toPrecision(3)} GB` : n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${(n / 1e9).toFixed(2)} GB`);
+
+/** The parts, for messages and `lory params`. */
+export function describeMemory(m: MemoryEstimate): string {
+  return `weights ${gigabytes(m.weights)}, AdamW state ${gigabytes(m.optimizer)}, gradients ${gigabytes(m.gradients)}, activations ${gigabytes(m.activations)} at micro-batch ${m.microBatch} × ${m.seq} tokens`;
+}
+
+/** Refuses (exit 2) a run that would not fit, before anything is allocated or written. */
+export function checkTrainingMemory(m: MemoryEstimate, available = availableMemory()): void {
+  if (m.total <= available.bytes) return;
+  throw new InputError(
+    `training needs ~${gigabytes(m.total)} (${describeMemory(m)}), this machine has ${gigabytes(available.bytes)} (${available.source}); ` +
+      'shrink the model or train.micro_batch (raise train.accumulation to keep the batch), or pass --skip-memory-check to try anyway',
+  );
+}

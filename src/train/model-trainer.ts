@@ -1,0 +1,140 @@
+/**
+ * One phase's trainer: the compiled train step of a model with its parameters and AdamW moments
+ * resident (Trainer), and what the loop asks of it — one optimizer update, a validation pass, the
+ * state read back for checkpoints, and the dense → MoE moments.
+ */
+import { compileTrainStep } from '../graph/compile/train-step.js';
+import { denseToMoe, loryTrainSpec, modelSessionOptions, paramSpecs, type ModelConfig, type ParamArray, type ParamValues } from '../model/index.js';
+import type { ResidentValue } from '../runtime/index.js';
+import type { InstanceReader, MicroBatch } from './data.js';
+import { StepDiagnostics } from './diagnostics.js';
+import { optimizerConfig, type TrainSettings } from './settings.js';
+import { Trainer } from './trainer.js';
+
+export interface ModelTrainer {
+  model: ModelConfig;
+  trainer: Trainer;
+}
+
+export interface TrainState {
+  params: ParamValues;
+  adam: { m: ParamValues; v: ParamValues };
+}
+
+const M = (p: string) => `opt/m/${p}`;
+const V = (p: string) => `opt/v/${p}`;
+
+/** The session options of a run: the model's (custom-op library) and the configured thread count. */
+export const runSessionOptions = (model: ModelConfig, t: TrainSettings) => ({ ...modelSessionOptions(model), ...(t.threads ? { intraOpThreads: t.threads } : {}) });
+
+export async function makeModelTrainer(model: ModelConfig, t: TrainSettings, seq: number, params: ParamValues, adam?: TrainState['adam']): Promise<ModelTrainer> {
+  const compiled = compileTrainStep(loryTrainSpec(model, { batch: t.micro_batch, seq }, { optimizer: optimizerConfig(t), accumulation: t.accumulation > 1 }));
+  const trainer = await Trainer.create(compiled, params, runSessionOptions(model, t));
+  if (adam) {
+    for (const s of paramSpecs(model)) {
+      trainer.resident(M(s.name))!.write(adam.m[s.name]!);
+      trainer.resident(V(s.name))!.write(adam.v[s.name]!);
+    }
+  }
+  return { model, trainer };
+}
+
+export function readState(phase: ModelTrainer): TrainState {
+  const params: ParamValues = {};
+  const m: ParamValues = {};
+  const v: ParamValues = {};
+  for (const s of paramSpecs(phase.model)) {
+    params[s.name] = phase.trainer.read(s.name) as ParamArray;
+    m[s.name] = phase.trainer.read(M(s.name)) as ParamArray;
+    v[s.name] = phase.trainer.read(V(s.name)) as ParamArray;
+  }
+  return { params, adam: { m, v } };
+}
+
+/**
+ * The AdamW moments of the converted model. Every expert starts as a copy of the dense FFN and, with
+ * the near-uniform fresh router, receives about eᵢ·g ≈ g/E of the dense gradient g; so its moments
+ * are the dense ones tiled with m/E and v/E² — the moments it would hold had it seen g/E all along
+ * (Adam's update m/√v is scale-free, so the first MoE updates continue the dense trajectory). Routers
+ * are new: their moments start at zero. Non-FFN moments are copied. The step counter continues.
+ */
+export function convertMoments(dense: TrainState['adam'], denseModel: ModelConfig, moe: ModelConfig): TrainState['adam'] {
+  const E = moe.experts;
+  const tile = (src: ParamValues, scale: number) => {
+    const out = denseToMoe(src, denseModel, moe, 0);
+    for (const s of paramSpecs(moe, 'moe')) {
+      const a = out[s.name]!;
+      if (s.role === 'router') a.fill(0);
+      else if (s.role === 'ffn') for (let i = 0; i < a.length; i++) a[i] = a[i]! * scale;
+    }
+    return out;
+  };
+  return { m: tile(dense.m, 1 / E), v: tile(dense.v, 1 / (E * E)) };
+}
+
+export const feeds = (b: MicroBatch, batch: number, seq: number) => ({
+  tokens: { dtype: 'int64' as const, shape: [batch, seq], data: b.tokens },
+  targets: { dtype: 'int64' as const, shape: [batch, seq], data: b.targets },
+});
+
+function collect(diagnostics: Record<string, ResidentValue>, into: StepDiagnostics): void {
+  for (const [name, v] of Object.entries(diagnostics)) {
+    into.add(name, v.read() as Float32Array | Float64Array);
+    v.dispose();
+  }
+}
+
+export interface UpdateResult {
+  loss: number;
+  gradNorm: number;
+  diagnostics: StepDiagnostics;
+}
+
+/**
+ * One optimizer update: `accumulation` micro-batches (summed, then applied with 1/accumulation), or a
+ * single fused step. `next()` hands out the micro-batch to run; `readAhead()` reads the following one
+ * while ORT works on the current.
+ */
+export async function runUpdate(phase: ModelTrainer, t: TrainSettings, seq: number, lr: number, step: number, data: { next(): MicroBatch; readAhead(): void }): Promise<UpdateResult> {
+  const B = t.micro_batch;
+  const diagnostics = new StepDiagnostics();
+  if (t.accumulation === 1) {
+    const run = phase.trainer.step(feeds(data.next(), B, seq), lr, step);
+    data.readAhead();
+    const r = await run;
+    collect(r.diagnostics, diagnostics);
+    return { loss: r.loss, gradNorm: r.gradNorm ?? NaN, diagnostics };
+  }
+  let sum = 0;
+  for (let k = 0; k < t.accumulation; k++) {
+    const run = phase.trainer.accumulate(feeds(data.next(), B, seq));
+    data.readAhead();
+    const r = await run;
+    collect(r.diagnostics, diagnostics);
+    sum += r.loss;
+  }
+  const r = await phase.trainer.apply(lr, step, 1 / t.accumulation);
+  for (const v of Object.values(r.diagnostics)) v.dispose();
+  return { loss: sum / t.accumulation, gradNorm: r.gradNorm ?? NaN, diagnostics };
+}
+
+/** Mean LM loss over the validation instances (`valid_batches` micro-batches; 0: all); undefined when there are none. */
+export async function validate(phase: ModelTrainer, t: TrainSettings, seq: number, reader: InstanceReader): Promise<number | undefined> {
+  const total = reader.count;
+  if (total === 0) return undefined;
+  const B = t.micro_batch;
+  const limit = t.valid_batches > 0 ? Math.min(total, t.valid_batches * B) : total;
+  let sum = 0;
+  let rows = 0;
+  for (let start = 0; start < limit; start += B) {
+    const n = Math.min(B, limit - start);
+    const r = await phase.trainer.eval(feeds(reader.slice(start, n, B), B, seq));
+    // Token-level MoE kinds train on LM loss + auxiliary terms; validation compares the LM loss alone.
+    const lmLoss = r.diagnostics['diag/lm_loss'];
+    const loss = lmLoss ? Number(lmLoss.read()[0]) : r.loss;
+    for (const v of Object.values(r.diagnostics)) v.dispose();
+    sum += loss * n; // the mean over this batch's n real rows (padding rows are ignored: label -100)
+    rows += n;
+  }
+  return sum / rows;
+}
