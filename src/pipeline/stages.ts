@@ -30,6 +30,10 @@ import { resolvedRunConfig, type LoadedPipeline, type ResolvedRun } from './load
 export interface StageContext {
   loaded: LoadedPipeline;
   force: boolean;
+  /** Training stages: continue a run whose config differs only in more train.steps. */
+  extend?: boolean;
+  /** Training stages: refuse a run whose memory estimate exceeds this machine's (default true). */
+  memoryCheck?: boolean;
   signal?: AbortSignal;
   /** A line of progress for the current stage. */
   progress(text: string): void;
@@ -257,6 +261,9 @@ function trainStage(p: LoadedPipeline, run: ResolvedRun): PlannedStage {
         train: run.train,
         config: resolvedRunConfig(p, run),
         force: ctx.force,
+        extend: ctx.extend ?? false,
+        memoryCheck: ctx.memoryCheck ?? true,
+        restartHint: `rerun with --from train-${run.name} --force to start it over`,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         onEvent: (e) => ctx.onTrainEvent?.(run.name, e),
       });

@@ -13,8 +13,10 @@
  *                        fused op saves 2·f) + the merged weights 3·d·f per segment when the
  *                        standard ops materialise them; one more layer for the backward's working
  *                        set; the head 3·N·V (logits, log-probabilities, their gradient)
- *   checkpoint   3·P   weights and moments copied out to write a checkpoint (between steps, so
- *                      counted against the activations: the larger of the two)
+ *                      — times 1.5, measured: ONNX Runtime's arena holds more than the tensors
+ *                      counted here (docs/training.md, "Memory")
+ *   checkpoint   3·P   weights and moments copied into JS to write a checkpoint (the arena keeps
+ *                      its peak meanwhile, so this adds to the activations)
  *   runtime      a measured constant for Node, ONNX Runtime and the compiled sessions
  */
 import { readFileSync } from 'node:fs';
@@ -38,6 +40,8 @@ export interface MemoryEstimate {
 
 /** Node + ONNX Runtime + compiled sessions of a small model, measured (peak RSS of a tiny run). */
 const RUNTIME_BYTES = 300e6;
+/** Peak RSS over the tensors counted, fitted on three configs (docs/training.md). */
+const ARENA_FACTOR = 1.5;
 
 export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: number; seq: number; accumulation: number }): MemoryEstimate {
   const bytes = model.dtype === 'float64' ? 8 : 4;
@@ -52,12 +56,12 @@ export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: numb
   const ffnPerToken = lory && model.ffnImpl === 'custom' ? 3 * d + 2 * f + d : 3 * d + slots * 4 * f;
   const merged = lory && model.ffnImpl !== 'custom' ? Math.ceil(S / model.segmentLength) * B * 3 * d * f : 0;
   const perLayer = attention + N * ffnPerToken + merged;
-  const activations = bytes * ((L + 1) * perLayer + N * (3 * d + 3 * V));
+  const activations = ARENA_FACTOR * bytes * ((L + 1) * perLayer + N * (3 * d + 3 * V));
   const weights = 2 * P * bytes;
   const optimizer = 4 * P * bytes;
   const gradients = (o.accumulation > 1 ? 3 : 1) * P * bytes;
   const checkpointCopy = 3 * P * bytes;
-  const total = weights + optimizer + gradients + Math.max(activations, checkpointCopy) + RUNTIME_BYTES;
+  const total = weights + optimizer + gradients + activations + checkpointCopy + RUNTIME_BYTES;
   return { seq: S, microBatch: B, weights, optimizer, gradients, activations, checkpointCopy, runtime: RUNTIME_BYTES, total };
 }
 
@@ -80,7 +84,12 @@ export function availableMemory(): { bytes: number; source: string } {
   return { bytes, source };
 }
 
-export const gigabytes = (n: number) => (n >= 1e11 ? `${(n / 1e9).toPrecision(3)} GB` : n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${(n / 1e9).toFixed(2)} GB`);
+/** Bytes for a message: three significant digits in GB or TB (thousands of TB grouped). */
+export function gigabytes(n: number): string {
+  const [value, unit] = n >= 1e12 ? [n / 1e12, 'TB'] : [n / 1e9, 'GB'];
+  if (value >= 1000) return `${Math.round(value).toLocaleString('en-US')} ${unit}`;
+  return `${value >= 100 ? value.toFixed(0) : value >= 1 ? value.toPrecision(3) : value.toFixed(2)} ${unit}`;
+}
 
 /** The parts, for messages and `lory params`. */
 export function describeMemory(m: MemoryEstimate): string {
@@ -92,6 +101,6 @@ export function checkTrainingMemory(m: MemoryEstimate, available = availableMemo
   if (m.total <= available.bytes) return;
   throw new InputError(
     `training needs ~${gigabytes(m.total)} (${describeMemory(m)}), this machine has ${gigabytes(available.bytes)} (${available.source}); ` +
-      'shrink the model or train.micro_batch (raise train.accumulation to keep the batch), or pass --skip-memory-check to try anyway',
+      'shrink the model or train.micro_batch (raise train.accumulation to keep the batch), or pass --no-memory-check to try anyway',
   );
 }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { checkSequenceLength, countFlops, countParams, isMoe, type FlopCount, type ModelConfig, type ParamCount } from '../../model/index.js';
 import { loadPipeline } from '../../pipeline/load.js';
+import { availableMemory, describeMemory, estimateTrainingMemory, gigabytes, type MemoryEstimate } from '../../train/memory.js';
 import { UserError } from '../errors.js';
 
 interface Report {
@@ -9,6 +10,8 @@ interface Report {
   model: ModelConfig;
   params: ParamCount;
   flopsPerToken: FlopCount;
+  /** Training memory per rank (one process on one device) at the pipeline's micro-batch and batches.seq_len. */
+  memory: MemoryEstimate;
 }
 
 /** 1234567 → '1.23M' (three significant digits; billions as 'B' for parameters, 'G' for FLOPs). */
@@ -28,7 +31,9 @@ function load(file: string, seq: number | undefined): Report[] {
   return loaded.runs.map((run) => {
     if (seq !== undefined) checkSequenceLength(run.model, seq);
     const name = loaded.pipeline.runs ? `${file} (${run.name})` : file;
-    return { pipeline: name, model: run.model, params: countParams(run.model), flopsPerToken: countFlops(run.model, seq ?? run.model.contextLength) };
+    const trainSeq = seq ?? Math.min(loaded.pipeline.batches.seq_len, run.model.contextLength);
+    const memory = estimateTrainingMemory(run.model, { microBatch: run.train.micro_batch, seq: trainSeq, accumulation: run.train.accumulation });
+    return { pipeline: name, model: run.model, params: countParams(run.model), flopsPerToken: countFlops(run.model, seq ?? run.model.contextLength), memory };
   });
 }
 
@@ -73,12 +78,17 @@ function detail(r: Report): string {
       (moe ? `, router ${human(f.router, 'flops')}` : '') +
       `, LM head ${human(f.lmHead, 'flops')}`,
   ];
+  const available = availableMemory();
+  lines.push(
+    `memory         training needs ~${gigabytes(r.memory.total)} per rank (one process on one device; this machine has ${gigabytes(available.bytes)})`,
+    `               ${describeMemory(r.memory)}`,
+  );
   if (moe && !lory) lines.push(`               FFN computes ${f.expertSlotsPerToken.toPrecision(3)} expert slots per token and layer (capacity slots, empty ones included)`);
   return lines.join('\n');
 }
 
 function table(rs: Report[]): string {
-  const head = ['pipeline', 'layers', 'd_model', 'heads', 'd_ff', 'experts', 'routing', 'total', 'active', 'train FLOPs/token'];
+  const head = ['pipeline', 'layers', 'd_model', 'heads', 'd_ff', 'experts', 'routing', 'total', 'active', 'train FLOPs/token', 'train memory/rank'];
   const rows = rs.map((r) => [
     r.pipeline,
     String(r.model.nLayers),
@@ -90,6 +100,7 @@ function table(rs: Report[]): string {
     human(r.params.total),
     human(r.params.active),
     human(r.flopsPerToken.train, 'flops'),
+    `~${gigabytes(r.memory.total)}`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   return [head, ...rows].map((row) => row.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ')).join('\n');
@@ -100,7 +111,7 @@ export function registerParams(program: Command): void {
     .command('params')
     .description("count the model's parameters (total and active) and FLOPs per token from pipeline YAMLs")
     .argument('<pipeline...>', 'pipeline YAML file(s); the model: section is read')
-    .option('--seq <n>', 'sequence length for the attention FLOPs (default: model.context_length)')
+    .option('--seq <n>', 'sequence length for the attention FLOPs (default: model.context_length) and the training memory (default: batches.seq_len)')
     .option('--json', 'print the counts as JSON')
     .addHelpText(
       'after',

@@ -15,6 +15,8 @@ interface Flags {
   force?: boolean;
   json?: boolean;
   list?: boolean;
+  extend?: boolean;
+  memoryCheck?: boolean;
 }
 
 export function registerRun(program: Command): void {
@@ -26,6 +28,8 @@ export function registerRun(program: Command): void {
     .option('--until <stage>', 'stop after this stage (name or group)')
     .option('--force', 'redo the selected stages even when up to date')
     .option('--list', 'print the stages and their outputs, run nothing')
+    .option('--extend', 'continue finished (or unfinished) runs whose train.steps grew, instead of refusing them')
+    .option('--no-memory-check', "train even when a run's memory estimate exceeds this machine's memory")
     .option('--json', 'one JSON line per stage result and training event on stdout')
     .addHelpText(
       'after',
@@ -56,6 +60,8 @@ Examples:
             const outcome = await stage.run({
               loaded,
               force: flags.force ?? false,
+              extend: flags.extend ?? false,
+              memoryCheck: flags.memoryCheck ?? true,
               signal: stop.signal,
               progress: (text) => progress.update(`[${i + 1}/${stages.length}] ${text}`),
               onTrainEvent: (run, e) => {

@@ -12,6 +12,8 @@ interface Flags {
   run?: string;
   valid?: string;
   force?: boolean;
+  extend?: boolean;
+  memoryCheck?: boolean;
   json?: boolean;
 }
 
@@ -25,6 +27,8 @@ export function registerTrain(program: Command): void {
     .option('--run <name>', 'which runs: entry of the pipeline to train (needed when it lists several)')
     .option('--valid <batches>', "validate on these batches' valid.bin (default: the training batches' own)")
     .option('--force', 'start over even when the run directory holds a finished or unfinished run')
+    .option('--extend', 'continue a run whose config differs only in more train.steps (the learning-rate schedule is recomputed for the new length)')
+    .option('--no-memory-check', "train even when the memory estimate (see \`lory params\`) exceeds this machine's memory")
     .option('--json', 'stream one JSON line per event (start, step, valid, convert, checkpoint) on stdout')
     .addHelpText(
       'after',
@@ -42,7 +46,7 @@ Examples:
       if (!run) {
         throw new InputError(flags.run ? `${flags.config}: no run named '${flags.run}'; its runs: ${names.join(', ')}` : `${flags.config} lists several runs (${names.join(', ')}); pick one with --run`);
       }
-      await runStageCommand({ name: 'train', startText: `compiling the ${run.model.experts > 1 ? 'Lory' : 'dense'} train step`, interruptText: 'interrupted; finishing the step and writing a checkpoint (Ctrl-C again to exit now)' }, async (progress, sigint) => {
+      await runStageCommand({ name: 'train', startText: `compiling the ${run.model.experts > 1 ? 'Lory' : 'dense'} train step`, interruptText: 'interrupted; finishing the step (and its validation, when due) and writing a checkpoint (Ctrl-C again to exit now)' }, async (progress, sigint) => {
         const stop = withSigterm(sigint);
         try {
           const result = await train({
@@ -53,6 +57,8 @@ Examples:
             config: resolvedRunConfig(loaded, run),
             ...(flags.valid ? { valid: flags.valid } : {}),
             force: flags.force ?? false,
+            extend: flags.extend ?? false,
+            memoryCheck: flags.memoryCheck ?? true,
             signal: stop.signal,
             onEvent: trainReporter(run.name, progress, flags.json ?? false),
           });
