@@ -118,7 +118,7 @@ function extensionNote(t: TrainSettings): (from: number, to: number) => string {
   return (from, to) => {
     const before = lrAt({ lr: t.lr, steps: from, warmup: t.warmup, minLrRatio: t.min_lr_ratio }, from);
     const after = lrAt({ lr: t.lr, steps: to, warmup: t.warmup, minLrRatio: t.min_lr_ratio }, from + 1);
-    return `steps ${from + 1}–${to} follow the ${to}-step schedule: the learning rate goes from ${formatLr(before)} at step ${from} to ${formatLr(after)} at step ${from + 1}`;
+    return `${to === from + 1 ? `step ${to} follows` : `steps ${from + 1}–${to} follow`} the ${to}-step schedule: the learning rate goes from ${formatLr(before)} at step ${from} to ${formatLr(after)} at step ${from + 1}`;
   };
 }
 
@@ -248,6 +248,8 @@ class TrainingRun {
         // The validations and `best` a straight run would have, whether or not an interrupt came.
         const validDue = due || (t.valid_every > 0 && at.step % t.valid_every === 0);
         const fresh = validDue ? await this.validateAndLog() : undefined;
+        // Finite weights can still overflow the forward pass: such a state is no checkpoint to keep.
+        if (fresh !== undefined && !Number.isFinite(fresh)) this.diverged(`validation loss ${fresh}`);
         if (due || interrupted) await this.checkpoint(due ? fresh : undefined);
         if (interrupted && at.step < t.steps) {
           throw new InterruptedError(`training stopped after step ${at.step} of ${t.steps}; checkpoint saved in ${join(this.o.out, 'checkpoints')}; run the same command again to resume`);

@@ -122,7 +122,7 @@ describe('the run folder', () => {
     const settings = tinyTrain({ steps: 12, lr: 1e6, clip_norm: 0, warmup: 0, checkpoint_every: 1, keep_last: 100 });
     await assert.rejects(run({ model, train: settings }, out), (e: Error) => {
       assert.equal(e.name, 'TrainingDivergedError');
-      assert.match(e.message, /^training diverged at step (\d+): (loss|weight) .*latest stays at step-\d{9} \(the last finite checkpoint\); lower train\.lr \(now 1000000\) or set train\.clip_norm \(now 0: no clipping\) and start over with --force$/);
+      assert.match(e.message, /^training diverged at step (\d+): (loss|weight|validation loss) .*latest stays at step-\d{9} \(the last finite checkpoint\); lower train\.lr \(now 1000000\) or set train\.clip_norm \(now 0: no clipping\) and start over with --force$/);
       return true;
     });
     const steps = records(out).filter((l) => (l as { type: string }).type === 'step') as Array<{ step: number; loss: number | null; gradNorm: number | null }>;
