@@ -88,3 +88,16 @@ for (const row of pipelineRows) {
     assert.match(r.stderr, row.fragment);
   });
 }
+
+test('lory params prints the training memory per rank, the same estimate `lory train` checks', () => {
+  const r = lory('params', 'pipelines/paper-0.3b-32e.yaml');
+  assert.equal(r.status, 0, r.stderr);
+  // 6.81B parameters × 4 bytes: weights ×2 = 54.5 GB, AdamW state ×4 = 109 GB, gradients 27.2 GB.
+  assert.match(r.stdout, /memory\s+training needs ~\d+ GB per rank \(one process on one device; this machine has [\d.]+ GB\)\n\s+weights 54\.5 GB, AdamW state 109 GB, gradients 27\.2 GB, activations [\d.]+ GB at micro-batch \d+ × \d+ tokens/);
+  const j = lory('params', '--json', 'pipelines/demo.yaml');
+  const reports = JSON.parse(j.stdout) as Array<{ params: { total: number }; memory: { weights: number; total: number; seq: number } }>;
+  assert.equal(reports[0]!.memory.weights, 2 * 4 * reports[0]!.params.total);
+  assert.equal(reports[0]!.memory.seq, 256, 'batches.seq_len of the pipeline');
+  const t = lory('params', 'pipelines/demo.yaml', 'pipelines/paper-0.3b-8e.yaml');
+  assert.match(t.stdout, /train memory\/rank\n.*~0\.\d\d GB\n.*~\d+ GB/);
+});

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { countParams, resolveModelConfig } from '../model/index.js';
+import { estimateTrainingMemory, gigabytes } from './memory.js';
+
+describe('the training memory estimate', () => {
+  it('adds up the parts for a dense model, worked by hand', () => {
+    // V 1000, d 64, 2 layers, 4 heads, f 256, no experts: P = 2·1000·64 + 64 + 2·(4·64² + 2·64 + 3·64·256) = 259,392.
+    const model = resolveModelConfig({ vocabSize: 1000, dModel: 64, nLayers: 2, nHeads: 4, dFf: 256, contextLength: 128 });
+    assert.equal(countParams(model).total, 259_392);
+    const m = estimateTrainingMemory(model, { microBatch: 2, seq: 128, accumulation: 1 });
+    const P = 259_392;
+    assert.equal(m.weights, 2 * P * 4);
+    assert.equal(m.optimizer, 4 * P * 4);
+    assert.equal(m.gradients, P * 4);
+    assert.equal(m.checkpointCopy, 3 * P * 4);
+    // N = 256 tokens. Per layer: attention 256·10·64 + 2·2·4·128² = 163,840 + 262,144; FFN 256·(3·64 + 4·256) = 311,296.
+    // 3 layers' worth (2 + the backward's working set) + the head 256·(3·64 + 3·1000) = 817,152; × 4 bytes × 1.5.
+    const perLayer = 163_840 + 262_144 + 311_296;
+    assert.equal(m.activations, 1.5 * 4 * (3 * perLayer + 817_152));
+    assert.equal(m.total, m.weights + m.optimizer + m.gradients + m.activations + m.checkpointCopy + 300e6);
+  });
+
+  it('counts accumulators with accumulation, Lory\'s saved a·b with the fused op, and the merged weights with standard ops', () => {
+    const base = { vocabSize: 1000, dModel: 64, nLayers: 2, nHeads: 4, dFf: 256, contextLength: 128, segmentLength: 32, experts: 4 };
+    const fused = estimateTrainingMemory(resolveModelConfig({ ...base, ffnImpl: 'custom' }), { microBatch: 2, seq: 128, accumulation: 1 });
+    const standard = estimateTrainingMemory(resolveModelConfig({ ...base, ffnImpl: 'standard' }), { microBatch: 2, seq: 128, accumulation: 4 });
+    const P = countParams(resolveModelConfig(base)).total;
+    assert.equal(standard.gradients, 3 * P * 4);
+    // Per layer the FFN differs by 256·(4f − 2f − d) tokens·elements, plus 8 segments × 3·d·f merged weights.
+    const perLayer = 256 * (4 * 256 - 2 * 256 - 64) + 8 * 3 * 64 * 256;
+    assert.equal(standard.activations - fused.activations, 1.5 * 4 * 3 * perLayer);
+  });
+
+  it('prints sizes readably', () => {
+    assert.equal(gigabytes(5.27e8), '0.53 GB');
+    assert.equal(gigabytes(5.4e9), '5.40 GB');
+    assert.equal(gigabytes(2.73e11), '273 GB');
+    assert.equal(gigabytes(1.38e12), '1.38 TB');
+    assert.equal(gigabytes(4.864e15), '4,864 TB');
+  });
+});
