@@ -99,5 +99,5 @@ test('lory params prints the training memory per rank, the same estimate `lory t
   assert.equal(reports[0]!.memory.weights, 2 * 4 * reports[0]!.params.total);
   assert.equal(reports[0]!.memory.seq, 256, 'batches.seq_len of the pipeline');
   const t = lory('params', 'pipelines/demo.yaml', 'pipelines/paper-0.3b-8e.yaml');
-  assert.match(t.stdout, /train memory\/rank\n.*~0\.\d\d GB\n.*~\d+ GB/);
+  assert.match(t.stdout, /train memory\/rank\n.*~0\.\d\d GB\n.*~0\.\d\d GB\n.*~\d+ GB\n/);
 });
