@@ -3,9 +3,14 @@
 
 #include <cuda_runtime.h>
 #include <dlfcn.h>
+#include <glob.h>
 #include <library_types.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "moe_cuda.h"
@@ -29,17 +34,83 @@ struct DenseCublas::Api {
   CublasGemmEx gemm_ex;
 };
 
+namespace {
+
+const char* const kCublasNames[] = {"libcublas.so", "libcublas.so.13", "libcublas.so.12"};
+
+// Paths matching a glob pattern, newest version first (cuda-12.4 before cuda-12.10 is wrong: strverscmp).
+std::vector<std::string> glob_newest_first(const std::string& pattern) {
+  std::vector<std::string> out;
+  glob_t g{};
+  if (glob(pattern.c_str(), 0, nullptr, &g) == 0)
+    for (size_t i = 0; i < g.gl_pathc; ++i) out.push_back(g.gl_pathv[i]);
+  globfree(&g);
+  std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+    return strverscmp(a.c_str(), b.c_str()) > 0;
+  });
+  return out;
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// Directories that may hold libcublas beyond the loader's own search: CUDA toolkits (cuBLAS ships in
+// lib64 beside cudart) and pip's nvidia-cublas wheels (site-packages/nvidia/cublas/lib, e.g. under torch).
+std::vector<std::string> cublas_dirs() {
+  std::vector<std::string> dirs;
+  for (const char* var : {"CUDA_HOME", "CUDA_PATH"})
+    if (!env(var).empty()) dirs.push_back(env(var) + "/lib64");
+  dirs.push_back("/usr/local/cuda/lib64");
+  for (const std::string& d : glob_newest_first("/usr/local/cuda-*/lib64")) dirs.push_back(d);
+  std::vector<std::string> prefixes;
+  for (const char* var : {"VIRTUAL_ENV", "CONDA_PREFIX"})
+    if (!env(var).empty()) prefixes.push_back(env(var));
+  if (!env("HOME").empty()) prefixes.push_back(env("HOME") + "/.local");
+  prefixes.push_back("/usr/local");
+  prefixes.push_back("/usr");
+  std::vector<std::string> site;
+  const std::string pythonpath = env("PYTHONPATH");
+  for (size_t at = 0; at <= pythonpath.size() && !pythonpath.empty();) {
+    const size_t end = std::min(pythonpath.find(':', at), pythonpath.size());
+    if (end > at) site.push_back(pythonpath.substr(at, end - at));
+    at = end + 1;
+  }
+  for (const std::string& p : prefixes)
+    for (const char* kind : {"site-packages", "dist-packages"})
+      for (const std::string& d : glob_newest_first(p + "/lib/python3*/" + kind)) site.push_back(d);
+  site.push_back("/usr/lib/python3/dist-packages");
+  for (const std::string& s : site) dirs.push_back(s + "/nvidia/cublas/lib");
+  return dirs;
+}
+
+}  // namespace
+
+std::vector<std::string> cublas_candidates() {
+  std::vector<std::string> out(std::begin(kCublasNames), std::end(kCublasNames));  // LD_LIBRARY_PATH, ld.so.cache
+  for (const std::string& dir : cublas_dirs())
+    for (const char* name : kCublasNames) {
+      const std::string path = dir + "/" + name;
+      if (access(path.c_str(), F_OK) == 0 && std::find(out.begin(), out.end(), path) == out.end()) out.push_back(path);
+    }
+  return out;
+}
+
 DenseCublas::DenseCublas() {
-  for (const char* name : {"libcublas.so", "libcublas.so.13", "libcublas.so.12"}) {
-    lib_ = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+  std::string last_error;
+  for (const std::string& c : cublas_candidates()) {
+    lib_ = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (lib_) {
-      library_ = name;
+      library_ = c;
       break;
     }
+    const char* e = dlerror();
+    last_error = e ? e : "dlopen failed";
   }
   if (!lib_) {
-    const char* e = dlerror();
-    why_ = std::string("libcublas.so not found (") + (e ? e : "dlopen failed") + ")";
+    why_ = "libcublas not found by the loader, in CUDA toolkits' lib64 or in Python's nvidia/cublas/lib (" +
+           last_error + ")";
     return;
   }
   api_ = new Api{reinterpret_cast<CublasCreate>(dlsym(lib_, "cublasCreate_v2")),
@@ -77,20 +148,25 @@ std::string DenseCublas::time_ffn(CudaDType t, long long rows, long long d, long
   if (!handle_) return why_;
   const size_t es = element_size(t);
   std::vector<void*> allocs;
-  auto alloc = [&](long long n) {
+  std::string err;
+  // Random values of the fused op's scales (check_main.cpp), not zeros: tensor cores run measurably faster
+  // on zeros, which would flatter the baseline. Intermediates are filled too, so nothing is uninitialised.
+  auto alloc = [&](long long n, float scale) {
     void* p = nullptr;
     if (cudaMalloc(&p, size_t(n) * es) != cudaSuccess) return static_cast<void*>(nullptr);
-    cudaMemset(p, 0, size_t(n) * es);  // zeros: finite; speed does not depend on the values
     allocs.push_back(p);
+    const std::string fill = cuda_fill_uniform(t, n, 0x5eedull + allocs.size(), scale, p, nullptr);
+    if (!fill.empty() && err.empty()) err = "random fill of the dense baseline's inputs: " + fill;
     return p;
   };
-  void *x = alloc(rows * d), *dy = alloc(rows * d), *y = alloc(rows * d), *dx = alloc(rows * d);
-  void *wg = alloc(d * f), *wu = alloc(d * f), *wd = alloc(f * d);
-  void *dwg = alloc(d * f), *dwu = alloc(d * f), *dwd = alloc(f * d);
-  void *a = alloc(rows * f), *b = alloc(rows * f), *h = alloc(rows * f), *dh = alloc(rows * f);
-  void *da = alloc(rows * f), *db = alloc(rows * f);
-  std::string err;
-  if (allocs.size() != 16) err = "cudaMalloc failed for the dense baseline";
+  const float sd = 1.7f / std::sqrt(float(d)), sf = 1.7f / std::sqrt(float(f));
+  void *x = alloc(rows * d, 1.f), *dy = alloc(rows * d, 1.f), *y = alloc(rows * d, 1.f), *dx = alloc(rows * d, 1.f);
+  void *wg = alloc(d * f, sd), *wu = alloc(d * f, sd), *wd = alloc(f * d, sf);
+  void *dwg = alloc(d * f, 1.f), *dwu = alloc(d * f, 1.f), *dwd = alloc(f * d, 1.f);
+  void *a = alloc(rows * f, 1.f), *b = alloc(rows * f, 1.f), *h = alloc(rows * f, 1.f), *dh = alloc(rows * f, 1.f);
+  void *da = alloc(rows * f, 1.f), *db = alloc(rows * f, 1.f);
+  if (allocs.size() != 16 && err.empty()) err = "cudaMalloc failed for the dense baseline";
+  if (err.empty() && cudaDeviceSynchronize() != cudaSuccess) err = cudaGetErrorString(cudaGetLastError());
   cudaStream_t stream = nullptr;
   cudaEvent_t start = nullptr, stop = nullptr;
   if (err.empty() && (cudaStreamCreate(&stream) != cudaSuccess || cudaEventCreate(&start) != cudaSuccess ||

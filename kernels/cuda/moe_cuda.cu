@@ -150,7 +150,8 @@ __global__ void __launch_bounds__(THREADS) tile_gemm_kernel(SegmentJob<T> job, l
       const int idx = threadIdx.x + l * THREADS;
       vals[q][l] = Cs[(idx / BN) * kCsLd + idx % BN];
     }
-    // The next compute_tile rewrites Cs only after barriers inside its K loop (K ≥ 1): no race.
+    // The next compute_tile may store Cs before any barrier of its own (a slot with no operand, or K = 0).
+    if (q + 1 < SLOTS) __syncthreads();
   }
 #pragma unroll
   for (int l = 0; l < kTileValues; ++l) {
@@ -245,6 +246,19 @@ __global__ void de_reduce_kernel(const float* de_partial, long long tiles, long 
   }
 }
 
+// Uniform values in [-scale, scale) from a hash of (seed, index): the check program's dense baseline
+// runs on these (tensor cores run measurably faster on zeros than on random data).
+template <typename T>
+__global__ void fill_uniform_kernel(long long n, unsigned long long seed, float scale, T* p) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    unsigned long long z = seed + (unsigned long long)i * 0x9E3779B97F4A7C15ull;  // splitmix64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    p[i] = from_f<T>(scale * (float(z >> 40) * 0x1p-23f - 1.f));  // 24 bits → [-1, 1)
+  }
+}
+
 // Pointwise SwiGLU for the check program's dense baseline (a, b, dh in the compute type).
 template <typename T>
 __global__ void swiglu_forward_kernel(long long n, const T* a, const T* b, T* h) {
@@ -278,6 +292,7 @@ template <typename T>
 cudaError_t launch_weight_grad(const Phase<T>& prod, long long segments, int M, int N, int E, const T* e, const T* w,
                                T* dw, float* acc, bool first, bool last, float* de_partial, long long tile_offset,
                                cudaStream_t stream) {
+  if (segments <= 0 || M <= 0 || N <= 0 || E <= 0) return cudaSuccess;  // nothing to compute; no empty grid
   const int groups = (E + kExpertGroup - 1) / kExpertGroup;
   const int group = E < kExpertGroup ? E : kExpertGroup;
   const size_t smem = size_t(group) * BM * BN * sizeof(float);
@@ -316,10 +331,25 @@ struct CudaBackend {
   }
 
   std::string de_reduce(const float* de_partial, long long tiles, long long segments, int E, T* de) {
+    if (segments * E <= 0) return "";
     de_reduce_kernel<T><<<elementwise_blocks(segments * E), 256, 0, stream>>>(de_partial, tiles, segments, E, de);
     return text(cudaGetLastError());
   }
+
+  std::string zero(T* p, long long n) {  // all-zero bits are +0 in float32, float16 and bfloat16
+    return text(cudaMemsetAsync(p, 0, size_t(n) * sizeof(T), stream));
+  }
 };
+
+// An error left pending on this thread by earlier, unrelated work would be cleared by the
+// cudaGetLastError after our launches and reported as ours. So it is peeked at (not cleared) before
+// anything is launched and reported as what it is; after that, cudaGetLastError sees only our launches.
+std::string pending_error(const char* op) {
+  const cudaError_t err = cudaPeekAtLastError();
+  if (err == cudaSuccess) return "";
+  return std::string(op) + "a CUDA error was pending before this call launched anything (left by earlier work on "
+         "this thread; not cleared): " + cudaGetErrorString(err);
+}
 
 }  // namespace
 
@@ -333,17 +363,18 @@ size_t moe_cuda_backward_scratch_bytes(const MoeShape& s, CudaDType t, const Moe
 
 template <typename T, int SLOTS>
 static cudaError_t launch_tile_slots(const SegmentJob<T>& job, long long segments, cudaStream_t stream) {
-  for (long long s0 = 0; s0 < segments; s0 += kMaxGridZ) {
+  for (long long s0 = 0; s0 < segments; s0 += kMaxGridZ) {  // grid.z holds at most 65535 segments
     const dim3 grid((job.N + BN - 1) / BN, (job.M + BM - 1) / BM,
                     unsigned(segments - s0 < kMaxGridZ ? segments - s0 : kMaxGridZ));
     tile_gemm_kernel<T, SLOTS><<<grid, THREADS, 0, stream>>>(job, s0);
+    if (const cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   }
-  return cudaGetLastError();
+  return cudaSuccess;
 }
 
 template <typename T>
 cudaError_t launch_tile_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream) {
-  if (segments <= 0) return cudaSuccess;
+  if (segments <= 0 || job.M <= 0 || job.N <= 0) return cudaSuccess;  // empty output: no empty grid
   switch (job.slots) {
     case 1: return launch_tile_slots<T, 1>(job, segments, stream);
     case 2: return launch_tile_slots<T, 2>(job, segments, stream);
@@ -364,6 +395,7 @@ template cudaError_t launch_tile_gemm<__nv_bfloat16>(const SegmentJob<__nv_bfloa
 template <typename T>
 static std::string forward_typed(const MoeShape& s, const void* x, const void* e, const void* wg, const void* wu,
                                  const void* wd, void* y, void* scratch, void* stream, const MoeCudaOptions& opt) {
+  if (std::string err = pending_error("LoryMoEFFN (CUDA): "); !err.empty()) return err;
   CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel};
   return orchestrate_forward<T>(be, dtype_of<T>(), s, static_cast<const T*>(x), static_cast<const T*>(e),
                                 static_cast<const T*>(wg), static_cast<const T*>(wu), static_cast<const T*>(wd),
@@ -374,6 +406,7 @@ template <typename T>
 static std::string backward_typed(const MoeShape& s, const void* x, const void* e, const void* wg, const void* wu,
                                   const void* wd, const void* dy, void* dx, void* de, void* dwg, void* dwu, void* dwd,
                                   void* scratch, void* stream, const MoeCudaOptions& opt) {
+  if (std::string err = pending_error("LoryMoEFFNGrad (CUDA): "); !err.empty()) return err;
   CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel};
   return orchestrate_backward<T>(be, dtype_of<T>(), s, static_cast<const T*>(x), static_cast<const T*>(e),
                                  static_cast<const T*>(wg), static_cast<const T*>(wu), static_cast<const T*>(wd),
@@ -382,7 +415,19 @@ static std::string backward_typed(const MoeShape& s, const void* x, const void* 
 }
 
 template <typename T>
+static std::string fill_uniform_typed(long long n, unsigned long long seed, float scale, void* p, void* stream) {
+  if (std::string err = pending_error(""); !err.empty()) return err;
+  if (n <= 0) return "";
+  fill_uniform_kernel<T><<<elementwise_blocks(n), 256, 0, static_cast<cudaStream_t>(stream)>>>(n, seed, scale,
+                                                                                              static_cast<T*>(p));
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? "" : cudaGetErrorString(err);
+}
+
+template <typename T>
 static std::string swiglu_forward_typed(long long n, const void* a, const void* b, void* h, void* stream) {
+  if (std::string err = pending_error(""); !err.empty()) return err;
+  if (n <= 0) return "";
   swiglu_forward_kernel<T><<<elementwise_blocks(n), 256, 0, static_cast<cudaStream_t>(stream)>>>(
       n, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(h));
   const cudaError_t err = cudaGetLastError();
@@ -392,6 +437,8 @@ static std::string swiglu_forward_typed(long long n, const void* a, const void* 
 template <typename T>
 static std::string swiglu_backward_typed(long long n, const void* a, const void* b, const void* dh, void* h, void* da,
                                          void* db, void* stream) {
+  if (std::string err = pending_error(""); !err.empty()) return err;
+  if (n <= 0) return "";
   swiglu_backward_kernel<T><<<elementwise_blocks(n), 256, 0, static_cast<cudaStream_t>(stream)>>>(
       n, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<const T*>(dh), static_cast<T*>(h),
       static_cast<T*>(da), static_cast<T*>(db));
@@ -411,6 +458,10 @@ std::string moe_cuda_backward(const MoeShape& s, CudaDType t, const void* x, con
                               const MoeCudaOptions& opt) {
   LORY_DISPATCH(t, backward_typed, s, x, e, w_gate, w_up, w_down, dy, dx, de, dw_gate, dw_up, dw_down, scratch,
                 stream, opt)
+}
+
+std::string cuda_fill_uniform(CudaDType t, long long n, unsigned long long seed, float scale, void* p, void* stream) {
+  LORY_DISPATCH(t, fill_uniform_typed, n, seed, scale, p, stream)
 }
 
 std::string cuda_swiglu_forward(CudaDType t, long long n, const void* a, const void* b, void* h, void* stream) {

@@ -31,6 +31,13 @@ std::string moe_cuda_backward(const MoeShape& s, CudaDType t, const void* x, con
                               void* dw_gate, void* dw_up, void* dw_down, void* scratch, void* stream,
                               const MoeCudaOptions& opt = {});
 
+// Every call above first reports an error already pending on the calling thread (cudaPeekAtLastError,
+// left by earlier work) without launching anything and without clearing it.
+
+// n values of type t, uniform in [-scale, scale) from a hash of (seed, index) (the check program's
+// dense cuBLAS baseline runs on random data: tensor cores are faster on zeros).
+std::string cuda_fill_uniform(CudaDType t, long long n, unsigned long long seed, float scale, void* p, void* stream);
+
 // Pointwise SwiGLU on n elements of type t (the check program's dense cuBLAS baseline):
 // h = silu(a)·b; and its backward from dh: h, da, db.
 std::string cuda_swiglu_forward(CudaDType t, long long n, const void* a, const void* b, void* h, void* stream);

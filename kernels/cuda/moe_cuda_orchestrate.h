@@ -7,13 +7,19 @@
 //                           const T* w, T* dw, float* acc, bool first, bool last, float* de_partial,
 //                           long long tile_offset);
 //   std::string de_reduce(const float* de_partial, long long tiles, long long segments, int E, T* de);
-// each returning "" or an error text. weight_grad: for its [E, M, N] tensor and the chunk's segments
+//   std::string zero(T* p, long long n);
+// each returning "" or an error text. The orchestration calls gemm and weight_grad only with M, N, K,
+// E and segments ≥ 1 (a CUDA grid has no empty dimension); when T, d, f or E is 0 (or G is) it calls
+// only zero: every output that has elements is then exactly 0 (sums over no tokens, no experts, no
+// segments or an empty width). weight_grad: for its [E, M, N] tensor and the chunk's segments
 // s: G_s = prodₛ (one [M,N] product, K = T); dWᵢ = (first ? 0 : previous) + Σ_s e[s,i]·G_s, kept in
 // `acc` (float32) when given and written to dw when `last`, else written to dw; and
 // de_partial[(tile_offset + tile)·segments·E + s·E + i] = ⟨G_s, Wᵢ⟩ over each 64×64 tile (tiles
 // numbered row-major over the [M,N] tile grid). de_reduce: de[s,i] = Σ_tiles in order.
 #pragma once
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "lory/moe_shape.h"
 #include "moe_cuda_job.h"
@@ -28,6 +34,18 @@ MergedOperand<T> merged_operand(const T* w, long long stride, long long rs, long
   return MergedOperand<T>{w, stride, rs, cs, 0, e, E, E, slot};
 }
 
+// True when a dimension other than G is 0: the GEMMs would have an empty M, N, K or expert sum.
+inline bool degenerate(const MoeShape& s) { return s.T == 0 || s.d == 0 || s.f == 0 || s.E == 0; }
+
+// Zeroes each output (pointer, element count); empty ones are skipped.
+template <typename T, typename Backend>
+std::string zero_outputs(Backend& be, std::initializer_list<std::pair<T*, long long>> outs) {
+  for (const auto& o : outs)
+    if (o.second > 0)
+      if (std::string err = be.zero(o.first, o.second); !err.empty()) return err;
+  return "";
+}
+
 template <typename T, typename Backend>
 std::string orchestrate_forward(Backend& be, CudaDType dtype, const MoeShape& sh, const T* x, const T* e,
                                 const T* wg, const T* wu, const T* wd, T* y, void* scratch,
@@ -37,6 +55,10 @@ std::string orchestrate_forward(Backend& be, CudaDType dtype, const MoeShape& sh
   const ForwardLayout lay = plan_forward(sh, dtype, opt.scratch_budget_bytes);
   T* h = reinterpret_cast<T*>(static_cast<char*>(scratch) + lay.h);
   const std::string op = "LoryMoEFFN (CUDA): ";
+  if (degenerate(sh)) {
+    const std::string err = zero_outputs<T>(be, {{y, sh.x_elems()}});
+    return err.empty() ? "" : op + err;
+  }
   for (long long c = 0; c < lay.plan.chunks; ++c) {
     const ChunkRange r = chunk_range(lay.plan, c);
     const T* xg = x + r.first * Tn * d;
@@ -74,6 +96,12 @@ std::string orchestrate_backward(Backend& be, CudaDType dtype, const MoeShape& s
   float* acc = lay.has_dw_acc ? reinterpret_cast<float*>(base + lay.dw_acc) : nullptr;
   const long long w_elems = sh.w_elems();
   const std::string op = "LoryMoEFFNGrad (CUDA): ";
+  // G = 0 runs no chunk, yet dW = 0 (a sum over no segments); the other outputs are empty then.
+  if (degenerate(sh) || lay.plan.chunks == 0) {
+    const std::string err = zero_outputs<T>(
+        be, {{dx, sh.x_elems()}, {de, sh.e_elems()}, {dwg, w_elems}, {dwu, w_elems}, {dwd, w_elems}});
+    return err.empty() ? "" : op + err;
+  }
   for (long long c = 0; c < lay.plan.chunks; ++c) {
     const ChunkRange r = chunk_range(lay.plan, c);
     const long long n = r.count;

@@ -97,23 +97,22 @@ BackwardLayout plan_backward(const MoeShape& s, CudaDType t, size_t budget) {
   const size_t act = size_t(s.T * s.f) * element_size(t);
   const size_t de_part = size_t(tiles * s.E) * sizeof(float);
   const size_t per_segment = 3 * act + de_part;
-  const size_t dw_acc = align_up(3 * size_t(s.E * s.d * s.f) * sizeof(float));
   const size_t fixed = 4 * kScratchAlign;
-  // 16-bit types keep dW in float32 across chunks when that state takes at most half the budget; otherwise
-  // (huge expert tensors, small budgets) dW is accumulated in the output type, one rounding per chunk.
-  const bool sixteen_bit = t != CudaDType::f32;
-  const bool acc_affordable = sixteen_bit && dw_acc <= budget / 2;
-  l.plan = plan_chunks(s.G, per_segment, fixed, acc_affordable ? dw_acc : 0, budget);
-  l.dw_rounded_per_chunk = sixteen_bit && !acc_affordable && l.plan.chunks > 1;
+  // The float32 dW state is parameter-sized and not part of the activation budget (moe_cuda_plan.h).
+  l.plan = plan_chunks(s.G, per_segment, fixed, 0, budget);
   const size_t gc = size_t(l.plan.segments_per_chunk);
   Packer pk;
   l.h = pk.take(act * gc);
   l.da = pk.take(act * gc);
   l.db = pk.take(act * gc);
   l.de_partial = pk.take(de_part * gc);
-  l.has_dw_acc = acc_affordable && l.plan.chunks > 1;
-  if (l.has_dw_acc) l.dw_acc = pk.take(3 * size_t(s.E * s.d * s.f) * sizeof(float));
-  l.plan.scratch_bytes = std::max(l.plan.scratch_bytes, pk.used);
+  l.plan.scratch_bytes = std::max(l.plan.scratch_bytes, pk.used);  // the activations: within the budget
+  l.has_dw_acc = t != CudaDType::f32 && l.plan.chunks > 1;
+  if (l.has_dw_acc) {
+    l.dw_acc = pk.take(3 * size_t(s.E * s.d * s.f) * sizeof(float));
+    l.dw_acc_bytes = pk.used - l.dw_acc;
+    l.plan.scratch_bytes += l.dw_acc_bytes;
+  }
   return l;
 }
 

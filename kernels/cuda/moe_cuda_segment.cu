@@ -258,7 +258,7 @@ cudaError_t launch_segment_gemm(const SegmentJob<T>& job, long long segments, cu
   if constexpr (std::is_same<T, float>::value) {
     return cudaErrorNotSupported;
   } else {
-    if (segments <= 0) return cudaSuccess;
+    if (segments <= 0 || job.M <= 0 || job.N <= 0) return cudaSuccess;  // empty output: no empty grid
     if (segments > 0x7fffffffLL || job.slots < 1 || job.slots > 3) return cudaErrorNotSupported;
     VectorFlags flags{};
     for (int p = 0; p < job.n_ph; ++p) {

@@ -2,23 +2,39 @@
  * The CUDA merged-expert FFN (kernels/cuda) on a machine without a GPU: its host-side scratch planner,
  * its orchestration of the passes run against a host backend (everything but the kernels' insides),
  * its check program's CPU mode (every precision within its bound, injected errors caught in every
- * output of every precision, two runs bit-identical), and, where nvcc exists, that the CUDA sources
- * were compiled by the native build (npm ci / bin/setup) for sm_90 and are reused, not rebuilt, and
- * that the GPU check passes where a device exists and says there is none where it does not.
+ * output of every precision, two runs bit-identical), the GPU-run script's time limit and sanitizer
+ * verdicts (against stand-in sanitizers), and, where nvcc exists, that the CUDA sources were compiled
+ * by the native build (npm ci / bin/setup) for sm_90 and are reused, not rebuilt, where the dense
+ * baseline looks for cuBLAS, and that the GPU check passes where a device exists and says there is
+ * none where it does not.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { PROJECT_ROOT } from '../runtime/index.js';
 
 const BUILD = join(PROJECT_ROOT, 'kernels', 'build', 'lory-ops');
 const CHECK = join(PROJECT_ROOT, 'kernels', 'cuda', 'check');
+const GPU_RUN = join(PROJECT_ROOT, 'kernels', 'cuda', 'gpu-run');
 const skip = !existsSync(join(BUILD, 'moe_cuda_plan_test')) && 'the native build (kernels/build/lory-ops) is missing';
 
 function run(cmd: string, ...args: string[]) {
   return spawnSync(cmd, args, { encoding: 'utf8', cwd: PROJECT_ROOT, timeout: 300_000 });
+}
+
+function runWith(env: Record<string, string>, cmd: string, ...args: string[]) {
+  return spawnSync(cmd, args, { encoding: 'utf8', cwd: PROJECT_ROOT, timeout: 300_000, env: { ...process.env, ...env } });
+}
+
+// An executable shell script at dir/name.
+function script(dir: string, name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, `#!/usr/bin/env bash\n${body}\n`);
+  chmodSync(path, 0o755);
+  return path;
 }
 
 // Where kernels/cuda/check and the CMake build look for nvcc.
@@ -39,7 +55,9 @@ function hasCudaDevice(): boolean {
 }
 
 interface Row {
+  shape: string;
   dtype: string;
+  bound: string;
   verdict: string;
   bits: string;
 }
@@ -51,22 +69,29 @@ function rows(stdout: string): Row[] {
     .filter((l) => /^\d+,\d+,\d+,\d+,\d+\s/.test(l))
     .map((l) => {
       const f = l.trim().split(/\s+/);
-      return { dtype: f[2]!, bits: f[12]!, verdict: f.slice(22).join(' ') };
+      return { shape: f[0]!, dtype: f[2]!, bound: f[11]!, bits: f[12]!, verdict: f.slice(22).join(' ') };
     });
 }
+
+// One bound per precision for every output, chunked or not (4u for 16-bit types; kernels/cuda/check_main.cpp).
+const BOUND: Record<string, string> = { float32: '1.0e-05', float16: '2.0e-03', bfloat16: '1.6e-02' };
 
 describe('the CUDA kernel\'s host-side checks', { skip }, () => {
   it('plans chunks that cover every segment once and keep scratch within the budget, paper scale included', () => {
     const r = run(join(BUILD, 'moe_cuda_plan_test'));
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /ok {3}paper scale: forward 42\.9 GB -> 254\.0 MiB, backward 77\.3 GB -> 255\.9 MiB/);
+    assert.match(r.stdout, /ok {3}paper scale: forward 42\.9 GB -> 254\.0 MiB, backward 77\.3 GB -> 255\.9 MiB \+ 384\.0 MiB float32 dW state/);
+    assert.match(r.stdout, /ok {3}paper scale bf16: float32 dW state across its 98 chunks/);
   });
 
   it('runs the GPU orchestration (chunks, jobs, dW modes, de partials) against a host backend within the float64 bounds', () => {
     const r = run(join(BUILD, 'moe_cuda_orchestrate_test'));
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /ok {3}bfloat16 across chunks with the float32 dW accumulator/);
-    assert.match(r.stdout, /ok {3}bfloat16 across chunks with dW rounded per chunk/);
+    assert.match(r.stdout, /ok {3}bfloat16 across chunks with the float32 dW accumulator, down to one segment per chunk and 64 chunks/);
+    assert.match(r.stdout, /ok {3}1 KiB budget, 64 chunks G,T,d,f,E=64,4,24,40,4 bfloat16: 32 fwd \/ 64 bwd chunks, float32 dW accumulator/);
+    for (const dim of ['T', 'd', 'f', 'E', 'G'])
+      for (const dtype of ['float32', 'bfloat16'])
+        assert.match(r.stdout, new RegExp(`ok {3}${dim} = 0 G,T,d,f,E=[0-9,]+ ${dtype}:`), `${dim} = 0, ${dtype}`);
     assert.doesNotMatch(r.stdout, /FAIL/);
   });
 
@@ -79,8 +104,28 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     for (const g of got) {
       assert.match(g.verdict, /^ok/, JSON.stringify(g));
       assert.equal(g.bits, 'same');
+      assert.equal(g.bound, BOUND[g.dtype], `${g.shape} ${g.dtype}: no bound widened by the chunk count`);
     }
-    assert.ok(got.some((g) => /bwd chunks, dW rounded per chunk/.test(g.verdict)), 'a chunked 16-bit case runs');
+    for (const dtype of ['float16', 'bfloat16'])
+      assert.ok(
+        got.some((g) => g.dtype === dtype && /\[(\d+) bwd chunks, float32 dW state\]/.test(g.verdict) && Number(/\[(\d+)/.exec(g.verdict)![1]) >= 16),
+        `a ${dtype} case with ≥ 16 backward chunks and float32 dW state runs`,
+      );
+  });
+
+  it('runs exactly the shapes --shape names, and refuses one not in its table or needing a GPU', () => {
+    const r = run(CHECK, '--cpu-only', '--shape', '2,300,24,40,3', '--shape', '2,5,16,24,65');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.deepEqual(rows(r.stdout).map((g) => `${g.shape} ${g.dtype}`), [
+      '2,300,24,40,3 float32', '2,300,24,40,3 float16', '2,300,24,40,3 bfloat16',
+      '2,5,16,24,65 float32', '2,5,16,24,65 float16', '2,5,16,24,65 bfloat16',
+    ]);
+    const unknown = run(CHECK, '--cpu-only', '--shape', '1,2,3,4,5');
+    assert.equal(unknown.status, 2);
+    assert.equal(unknown.stderr, "--shape '1,2,3,4,5': not a shape of the check's table (kernels/cuda/check_main.cpp)\n");
+    const gpuOnly = run(CHECK, '--cpu-only', '--shape', '2,0,8,8,2');
+    assert.equal(gpuOnly.status, 2);
+    assert.equal(gpuOnly.stderr, "--shape '2,0,8,8,2': runs on a GPU only\n");
   });
 
   it('catches an injected error in every output of every precision', () => {
@@ -90,6 +135,71 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     assert.equal(got.length, 6, r.stdout);
     for (const g of got) assert.match(g.verdict, /^FAIL \(y,dx,de,dW_gate,dW_up,dW_down\)/, `${g.dtype}: ${g.verdict}`);
     assert.match(r.stdout, /injected errors caught in every output: 6 of 6 rows/);
+  });
+
+  it('catches an error confined to the smallest of 4 segment scales, and to a segment past grid.z\'s 65535', () => {
+    // (40,33,96,160,8): segments at 1, 1/2, 1/4, 1/8 scale; the injection (3x the bound, relative to the
+    // smallest segment) is 3/8 of the bound relative to the whole output, so only a per-segment metric sees it.
+    // (65537,2,16,16,2): segments 8 … 65528 are exactly zero; the injection lands in one of them.
+    for (const shape of ['40,33,96,160,8', '65537,2,16,16,2']) {
+      const r = run(CHECK, '--cpu-only', '--shape', shape, '--inject-error');
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /injected errors caught in every output: 3 of 3 rows/, r.stdout);
+      const clean = run(CHECK, '--cpu-only', '--shape', shape);
+      assert.equal(clean.status, 0, clean.stdout + clean.stderr);
+    }
+  });
+
+  describe('kernels/cuda/gpu-run --sanitize, against stand-in sanitizers', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lory-gpu-run-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const args = join(dir, 'args.txt');
+    const sanitizers = {
+      clean: script(dir, 'clean', `echo "$@" >> ${args}\necho "all within bounds"\necho "========= ERROR SUMMARY: 0 errors"`),
+      refuses: script(dir, 'refuses', 'echo "========= Error: Device not supported"\nexit 1'),
+      // A clean summary without the program's own verdict, and its exit code 2 (no device): not a pass.
+      noRun: script(dir, 'no-run', 'echo "no CUDA device: run with --cpu-only"\necho "========= ERROR SUMMARY: 0 errors"\nexit 2'),
+      hazards: script(dir, 'hazards', 'echo "all within bounds"\necho "========= RACECHECK SUMMARY: 2 hazards displayed"\nexit 10'),
+      slow: script(dir, 'slow', 'exec sleep 60'),
+    };
+    const gpuRun = (sanitizer: string, seconds = '540') =>
+      runWith({ LORY_SANITIZER: sanitizer, LORY_GPU_RUN_SECONDS: seconds, OUT: join(dir, 'out') }, GPU_RUN, '--sanitize');
+
+    it('passes a clean run of both tools over the explicit shape list (d=17, E=12, T>128, T>256, E>64, empty dimensions)', () => {
+      const r = gpuRun(sanitizers.clean);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /gpu-run: sanitizer checks passed/);
+      const calls = readFileSync(args, 'utf8').trim().split('\n');
+      assert.deepEqual(calls.map((c) => c.split(' ').slice(0, 4).join(' ')), ['--tool racecheck --error-exitcode 10', '--tool memcheck --error-exitcode 10']);
+      const shapes = [...calls[0]!.matchAll(/--shape (\S+)/g)].map((m) => m[1]);
+      for (const s of ['1,13,17,29,1', '2,13,17,29,12', '2,130,24,40,3', '2,300,24,40,3', '2,5,16,24,65', '2,0,8,8,2', '2,3,8,8,0'])
+        assert.ok(shapes.includes(s), `${s} is sanitized (${shapes.join(' ')})`);
+      rmSync(args);
+    });
+
+    it('reports a host that refuses the sanitizer as unavailable (exit 3), not as a kernel defect', () => {
+      const r = gpuRun(sanitizers.refuses);
+      assert.equal(r.status, 3, r.stdout + r.stderr);
+      assert.match(r.stderr, /gpu-run: sanitizer unavailable: racecheck: ========= Error: Device not supported \(not a kernel defect/);
+    });
+
+    it('fails on the sanitizer\'s or the program\'s exit code even under a clean summary line', () => {
+      const noRun = gpuRun(sanitizers.noRun);
+      assert.equal(noRun.status, 1);
+      assert.match(noRun.stderr, /gpu-run: racecheck: exit 2 /);
+      const hazards = gpuRun(sanitizers.hazards);
+      assert.equal(hazards.status, 1);
+      assert.match(hazards.stderr, /gpu-run: racecheck: exit 10 \(10: the sanitizer found errors/);
+    });
+
+    it('stays within LORY_GPU_RUN_SECONDS (default 540) whatever a step would take', () => {
+      const start = Date.now();
+      const r = gpuRun(sanitizers.slow, '6');
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /gpu-run: compute-sanitizer --tool racecheck .* timed out after [1-6]s/);
+      assert.ok(Date.now() - start < 15_000, `took ${Date.now() - start} ms`);
+      assert.match(readFileSync(GPU_RUN, 'utf8'), /deadline=\$\(\(SECONDS \+ \$\{LORY_GPU_RUN_SECONDS:-540\}\)\)/);
+    });
   });
 
   it('rejects an unknown kernel name with exit code 2', () => {
@@ -127,5 +237,21 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     }
     const harness = run(bin, '--cpu-only', '--quick');
     assert.equal(harness.status, 0, harness.stdout + harness.stderr);
+  });
+
+  it('looks for cuBLAS beyond the loader: CUDA toolkits\' lib64 and Python\'s nvidia/cublas/lib', { skip: !nvcc && 'no nvcc on this machine' }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lory-cublas-'));
+    const toolkit = join(dir, 'cuda', 'lib64');
+    const wheel = join(dir, 'venv', 'lib', 'python3.11', 'site-packages', 'nvidia', 'cublas', 'lib');
+    for (const d of [toolkit, wheel]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(toolkit, 'libcublas.so.13'), '');
+    writeFileSync(join(wheel, 'libcublas.so.12'), '');
+    const r = runWith({ CUDA_HOME: join(dir, 'cuda'), VIRTUAL_ENV: join(dir, 'venv') }, join(BUILD, 'moe_cuda_check'), '--cublas-search');
+    const listed = r.stdout.split('\n').filter((l) => l.startsWith('  ')).map((l) => l.trim());
+    assert.deepEqual(listed.slice(0, 3), ['libcublas.so', 'libcublas.so.13', 'libcublas.so.12'], r.stdout);
+    assert.ok(listed.indexOf(join(toolkit, 'libcublas.so.13')) > 2, r.stdout);
+    assert.ok(listed.indexOf(join(wheel, 'libcublas.so.12')) > listed.indexOf(join(toolkit, 'libcublas.so.13')), r.stdout);
+    assert.match(r.stdout, /^(loads: |none loads)/m);
+    rmSync(dir, { recursive: true });
   });
 });
