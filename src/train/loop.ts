@@ -88,6 +88,10 @@ export interface TrainOptions {
   peakFlops?: number;
   /** Stop after this step as if interrupted (tests of resume). */
   stopAfter?: number;
+  /** Resume from this checkpoint of the run instead of its latest (`lory train --from-checkpoint`). */
+  resumeFrom?: string | undefined;
+  /** Told when the latest checkpoint is damaged and an earlier one is resumed from. */
+  onWarn?(message: string): void;
 }
 
 export interface StepMetrics {
@@ -278,7 +282,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let resumedFrom: string | undefined;
   let phase: Phase;
   if (status === 'continue' && listCheckpoints(out).length > 0) {
-    const ck = readCheckpoint(out, { optimizer: true });
+    const ck = readCheckpoint(o.resumeFrom ?? out, { optimizer: true, onWarn: o.onWarn });
     const expected = phaseModel(ck.state.step);
     if (canonicalJson(ck.model) !== canonicalJson(expected)) {
       throw new InputError(`${ck.dir}: its model (config.json) is not the one this run trains at step ${ck.state.step}; use --force to start over`);

@@ -8,6 +8,7 @@ import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 import { join } from 'node:path';
 import { duration } from '../progress.js';
+import { log } from '../log.js';
 
 interface Flags {
   data: string;
@@ -72,6 +73,7 @@ Examples:
           batch: flags.batch,
           signal,
           onProgress: (p) => progress.update(describe(p)),
+          onWarn: (m) => log.warn(m),
           ...(flags.window !== undefined ? { window: flags.window } : {}),
           ...(flags.stride !== undefined ? { stride: flags.stride } : {}),
           ...(flags.promptTokens !== undefined ? { promptTokens: flags.promptTokens } : {}),

@@ -64,7 +64,7 @@ Examples:
   $ lory generate work/run-lory/checkpoints/step-000000200 "Dear team," --seed 3 --routing segment`,
     )
     .action(async (checkpoint: string, promptArg: string | undefined, flags: Flags) => {
-      const ckpt = readCheckpoint(checkpoint, { which: flags.which });
+      const ckpt = readCheckpoint(checkpoint, { which: flags.which, onWarn: (m) => log.warn(m) });
       const tok = loadTokenizer(ckpt.tokenizerPath);
       const prompt = readPrompt(promptArg);
       const [ids] = await encodeMany(tok, [prompt]);

@@ -1,6 +1,7 @@
 /** `lory inspect-experts`: routing statistics, figures and an HTML report of a Lory checkpoint. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { inspectExperts, inspectSummary } from '../../inspect/inspect.js';
+import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 
@@ -59,6 +60,7 @@ Examples:
           seed: flags.seed,
           force: flags.force ?? false,
           signal,
+          onWarn: (m) => log.warn(m),
           onProgress: (done, total) => progress.update(`routing held-out documents: ${done}/${total} windows, ${((Date.now() - started) / 1000).toFixed(0)}s`),
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
           ...(flags.maxDocuments !== undefined ? { maxDocumentsPerDomain: flags.maxDocuments } : {}),
