@@ -243,13 +243,6 @@ function noCheckpoint(root: string, which: 'latest' | 'best', problem: string): 
   return new InputError(`${problem}; the run has no ${which} checkpoint${why}`);
 }
 
-/** A checkpoint dir, or a run dir (→ checkpoints/<which>), or a checkpoints/ dir. */
-export function resolveCheckpointDir(path: string, which: 'latest' | 'best' = 'latest'): string {
-  const { dir, root, pointerProblem } = locate(path, which);
-  if (dir === undefined) throw noCheckpoint(root!, which, pointerProblem!);
-  return dir;
-}
-
 /**
  * `lory train --from-checkpoint`: `path` must be a checkpoint of this very run (another run's weights
  * would continue under this run's name and metrics) and the run unfinished. Returns the checkpoint dir.

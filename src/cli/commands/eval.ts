@@ -41,7 +41,7 @@ export function registerEval(program: Command): void {
   evalCommand
     .command('perplexity')
     .description('perplexity, mean NLL and bits per byte per domain of held-out data, for one or more checkpoints side by side')
-    .argument('<checkpoints...>', 'checkpoint or run directories (made by `lory train`); the first is the baseline for relative change')
+    .argument('<checkpoints...>', 'checkpoints (<run>/checkpoints/step-N) or run directories (made by `lory train`); the first is the baseline for relative change')
     .requiredOption('--data <store>', 'held-out token store (`lory prepare ... --tokenizer <training store>`)')
     .option('--by <field>', "metadata field that splits rows, or 'none' for one row", 'domain')
     .option('--window <n>', "tokens per window (default: the model's context length)", positiveInt)

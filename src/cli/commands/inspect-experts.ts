@@ -28,7 +28,7 @@ export function registerInspectExperts(program: Command): void {
   program
     .command('inspect-experts')
     .description('how a Lory checkpoint routes labelled held-out documents: mean expert weight per (layer, domain), utilisation, specialisation vs chance; figures and report.html')
-    .argument('<checkpoint>', 'a Lory checkpoint or run directory (experts > 1)')
+    .argument('<checkpoint>', 'a Lory checkpoint (<run>/checkpoints/step-N) or run directory (experts > 1)')
     .requiredOption('--data <store>', 'held-out token store whose documents carry a domain label')
     .requiredOption('-o, --out <dir>', 'report directory (routing-stats.json, heatmap/utilisation/specialisation .svg and .png, report.html)')
     .option('--by <field>', 'metadata field naming the domain', 'domain')
