@@ -99,11 +99,11 @@ export class TokenStore {
    */
   checkContents(): void {
     const tokens = this.tokens();
-    const { eosId, vocabSize } = this.stats;
+    const { eosId } = this.stats;
     for (let i = 0; i < this.documentCount; i++) {
       if (tokens[this.offsets[i + 1]! - 1] !== eosId) throw this.damaged(`document ${i} does not end with EOS (${eosId})`);
     }
-    for (let i = 0; i < tokens.length; i++) if (tokens[i]! >= vocabSize) throw this.damaged(`token ${i} is ${tokens[i]}, outside the vocabulary of ${vocabSize}`);
+    this.checkTokenIds();
     let lines: number;
     try {
       lines = this.metadata().length;
@@ -111,6 +111,18 @@ export class TokenStore {
       throw this.damaged(`${FILES.documents}: ${(error as Error).message}`);
     }
     if (lines !== this.documentCount) throw this.damaged(`${FILES.documents} has ${lines} lines for ${this.documentCount} documents`);
+  }
+
+  /**
+   * Every id inside the vocabulary: one pass over tokens.bin. Readers that feed ids to a model run it
+   * on open, since an id past the embedding table fails deep inside ONNX Runtime (a Gather error).
+   */
+  checkTokenIds(): void {
+    const tokens = this.tokens();
+    const { vocabSize } = this.stats;
+    for (let i = 0; i < tokens.length; i++) {
+      if (tokens[i]! >= vocabSize) throw this.damaged(`${FILES.tokens}: token ${i} is ${tokens[i]}, outside the vocabulary of ${vocabSize}`);
+    }
   }
 
   get stats(): TokenStoreStats {

@@ -35,6 +35,7 @@ export function openHeldOut(dir: string, by: string | null): HeldOut {
   const store = openTokenStore(dir);
   const n = store.documentCount;
   if (n === 0) throw new InputError(`${dir}: the token store holds no documents; nothing to evaluate`);
+  store.checkTokenIds();
   const labels: string[] = [];
   if (by === null) labels.push(...Array<string>(n).fill(ALL_ROW));
   else {

@@ -40,6 +40,8 @@ export interface PerplexityOptions {
   which?: 'latest' | 'best';
   signal?: AbortSignal;
   onProgress?(p: PerplexityProgress): void;
+  /** Told when a run's latest checkpoint is damaged and an earlier one is evaluated instead. */
+  onWarn?(message: string): void;
 }
 
 export interface PerplexityProgress {
@@ -207,22 +209,34 @@ export async function scoreCheckpoint(
   };
 }
 
-/** Evaluate every checkpoint (each Lory one in every requested routing mode) on the held-out store. */
-export async function evalPerplexity(o: PerplexityOptions): Promise<PerplexityReport> {
+/** The held-out store and the checkpoints of an evaluation, opened and checked, nothing scored yet. */
+export interface PreparedEval {
+  h: HeldOut;
+  by: string | null;
+  loaded: Array<{ path: string; ckpt: LoadedCheckpoint; window: number; stride: number; runs: Array<EvalRouting | 'dense' | 'token'>; batch: number }>;
+}
+
+/** Read and check everything first: a bad last checkpoint should not cost the time of the first. */
+export function prepareEval(o: PerplexityOptions): PreparedEval {
   if (o.checkpoints.length === 0) throw new InputError('no checkpoint given');
   const by = o.by === undefined ? 'domain' : o.by;
   const h = openHeldOut(o.data, by);
   const modes = o.routing ?? ['segment', 'prompt'];
   const requested = o.batch ?? 8;
-  // Read and check everything first: a bad last checkpoint should not cost the time of the first.
   const loaded = o.checkpoints.map((path) => {
-    const ckpt = readCheckpoint(path, { which: o.which ?? 'latest' });
+    const ckpt = readCheckpoint(path, { which: o.which ?? 'latest', onWarn: o.onWarn });
     checkTokenizer(h, ckpt);
     const { window, stride } = resolveWindow(ckpt.model, o.window, o.stride, ckpt.dir);
     // Lory: segment and prompt routing; token-level kinds (top-k, expert choice): their own per-token routing.
     const runs: Array<EvalRouting | 'dense' | 'token'> = isLoryMoe(ckpt.model) ? modes : isMoe(ckpt.model) ? ['token'] : ['dense'];
     return { path, ckpt, window, stride, runs, batch: windowBatch(requested, window, ckpt.model) };
   });
+  return { h, by, loaded };
+}
+
+/** Evaluate every checkpoint (each Lory one in every requested routing mode) on the held-out store. */
+export async function evalPerplexity(o: PerplexityOptions, prepared: PreparedEval = prepareEval(o)): Promise<PerplexityReport> {
+  const { h, by, loaded } = prepared;
   let windowsTotal = 0;
   for (const l of loaded) windowsTotal += plan(h, l.window, l.stride).length * l.runs.length;
   let windowsDone = 0;

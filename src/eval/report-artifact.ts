@@ -5,25 +5,24 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifactInput, readManifest, runStage } from '../artifacts/index.js';
-import { TOKEN_STORE_KIND, TOKEN_STORE_VERSION } from '../data/token-store.js';
-import { CHECKPOINT_KIND, CHECKPOINT_VERSION, resolveCheckpointDir } from '../train/checkpoint.js';
+import { artifactInput, runStage } from '../artifacts/index.js';
 import { perplexityJson, perplexityMarkdown } from './format.js';
-import { evalPerplexity, type PerplexityOptions, type PerplexityReport } from './perplexity.js';
+import { evalPerplexity, prepareEval, type PerplexityOptions, type PerplexityReport } from './perplexity.js';
 
 export const PERPLEXITY_REPORT_KIND = 'perplexity-report';
 export const PERPLEXITY_REPORT_VERSION = 1;
 export const PERPLEXITY_FILES = { json: 'perplexity.json', markdown: 'perplexity.md' } as const;
 
 export async function evalPerplexityToDir(o: PerplexityOptions & { out: string; force?: boolean }): Promise<{ report: PerplexityReport; skipped: boolean }> {
-  const dirs = o.checkpoints.map((p) => resolveCheckpointDir(p, o.which ?? 'latest'));
+  // The checkpoints actually evaluated (a damaged latest one falls back to an earlier one) are the inputs.
+  const prepared = prepareEval(o);
   const result = await runStage<PerplexityReport>({
     out: o.out,
     kind: PERPLEXITY_REPORT_KIND,
     formatVersion: PERPLEXITY_REPORT_VERSION,
     inputs: [
-      ...dirs.map((d, i) => artifactInput(`checkpoint${i}`, d, readManifest(d, CHECKPOINT_KIND, CHECKPOINT_VERSION))),
-      artifactInput('heldout', o.data, readManifest(o.data, TOKEN_STORE_KIND, TOKEN_STORE_VERSION)),
+      ...prepared.loaded.map(({ ckpt }, i) => artifactInput(`checkpoint${i}`, ckpt.dir, ckpt.manifest)),
+      artifactInput('heldout', o.data, prepared.h.store.manifest),
     ],
     params: {
       by: o.by === undefined ? 'domain' : o.by,
@@ -34,7 +33,7 @@ export async function evalPerplexityToDir(o: PerplexityOptions & { out: string; 
     },
     force: o.force ?? false,
     build: async (dir) => {
-      const report = await evalPerplexity(o);
+      const report = await evalPerplexity(o, prepared);
       writeFileSync(join(dir, PERPLEXITY_FILES.json), perplexityJson(report));
       writeFileSync(join(dir, PERPLEXITY_FILES.markdown), perplexityMarkdown(report));
       return JSON.parse(perplexityJson(report)) as PerplexityReport;

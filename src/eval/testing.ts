@@ -51,9 +51,8 @@ export const tinyModel = (over: Partial<ModelConfig> = {}) =>
     ...over,
   });
 
-/** A checkpoint of `model` with seeded random weights, written by the real checkpoint writer. */
-export async function tinyCheckpoint(model: ModelConfig, tokenizer: string, seed = 1, params?: ParamValues): Promise<{ run: string; dir: string; params: ParamValues }> {
-  const run = tempDir('run');
+/** A checkpoint of `model` with seeded random weights at step 10 × seed, written by the real checkpoint writer (into `run`: a new run by default). */
+export async function tinyCheckpoint(model: ModelConfig, tokenizer: string, seed = 1, params?: ParamValues, run = tempDir('run')): Promise<{ run: string; dir: string; params: ParamValues }> {
   const p = params ?? initParams(model, seed);
   const dir = await writeCheckpoint({
     runDir: run,

@@ -9,15 +9,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifactInput, InputError, readManifest, runStage, toolVersion } from '../artifacts/index.js';
+import { artifactInput, InputError, runStage, toolVersion } from '../artifacts/index.js';
 import { checkTokenizer, openHeldOut } from '../eval/heldout.js';
 import { heatmapSpec, specialisationSpec, utilisationSpec } from '../report/figures.js';
 import { reportHtml, type HtmlFigure } from '../report/html.js';
 import { renderFigure } from '../report/render.js';
-import { CHECKPOINT_KIND, CHECKPOINT_VERSION, readCheckpoint } from '../train/checkpoint.js';
+import { readCheckpoint } from '../train/checkpoint.js';
 import { collectRouting } from './collect.js';
 import { layerStats, type LayerStats } from './stats.js';
-import { TOKEN_STORE_KIND, TOKEN_STORE_VERSION } from '../data/token-store.js';
 
 export const EXPERT_REPORT_KIND = 'expert-report';
 export const EXPERT_REPORT_VERSION = 1;
@@ -40,6 +39,8 @@ export interface InspectOptions {
   force?: boolean;
   signal?: AbortSignal;
   onProgress?(done: number, total: number): void;
+  /** Told when a run's latest checkpoint is damaged and an earlier one is read instead. */
+  onWarn?(message: string): void;
 }
 
 export interface ExpertReport {
@@ -65,7 +66,7 @@ export interface InspectResult {
 
 export async function inspectExperts(o: InspectOptions): Promise<InspectResult> {
   if (o.by === 'none') throw new InputError('inspect-experts compares routing across domains: --by must name the metadata field that labels each document (default domain), not none');
-  const ckpt = readCheckpoint(o.checkpoint, { which: o.which ?? 'latest' });
+  const ckpt = readCheckpoint(o.checkpoint, { which: o.which ?? 'latest', onWarn: o.onWarn });
   const h = openHeldOut(o.data, o.by ?? 'domain');
   checkTokenizer(h, ckpt);
   const shuffles = o.shuffles ?? 20;
@@ -74,8 +75,8 @@ export async function inspectExperts(o: InspectOptions): Promise<InspectResult> 
     kind: EXPERT_REPORT_KIND,
     formatVersion: EXPERT_REPORT_VERSION,
     inputs: [
-      artifactInput('checkpoint', ckpt.dir, readManifest(ckpt.dir, CHECKPOINT_KIND, CHECKPOINT_VERSION)),
-      artifactInput('heldout', h.dir, readManifest(h.dir, TOKEN_STORE_KIND, TOKEN_STORE_VERSION)),
+      artifactInput('checkpoint', ckpt.dir, ckpt.manifest),
+      artifactInput('heldout', h.dir, h.store.manifest),
     ],
     params: { by: h.by, maxDocumentsPerDomain: o.maxDocumentsPerDomain ?? null, shuffles, seed: o.seed ?? 0 },
     force: o.force ?? false,

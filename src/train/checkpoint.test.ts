@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readTensors, writeSafetensors } from '../artifacts/safetensors.js';
 import { tempDir } from '../data/testing.js';
 import { initParams, paramSpecs, resolveModelConfig, type ModelConfig } from '../model/index.js';
-import { ADAM_M, ADAM_V, listCheckpoints, pruneCheckpoints, readCheckpoint, writeCheckpoint, type CheckpointState } from './checkpoint.js';
+import { ADAM_M, ADAM_V, checkpointOfRun, listCheckpoints, pruneCheckpoints, readCheckpoint, writeCheckpoint, type CheckpointState } from './checkpoint.js';
 
 const tiny = (over: Partial<ModelConfig> = {}) =>
   resolveModelConfig({ vocabSize: 40, dModel: 8, nLayers: 2, nHeads: 2, dFf: 16, contextLength: 32, segmentLength: 8, ffnImpl: 'standard', ...over });
@@ -79,7 +79,7 @@ describe('checkpoints', () => {
     const file = join(dir, 'model.safetensors');
     const { size } = await import('node:fs').then((fs) => fs.statSync(file));
     truncateSync(file, size - 5);
-    assert.throws(() => readCheckpoint(dir), { name: 'InputError', message: /model\.safetensors is missing or not \d+ bytes/ });
+    assert.throws(() => readCheckpoint(dir), { name: 'InputError', message: /model\.safetensors is \d+ bytes, the manifest says \d+\); no earlier checkpoint is left: train again/ });
   });
 
   it('refuses a file whose bytes changed (sha256), a tensor of another shape, dtype or config, each in one line naming the tensor', async () => {
@@ -88,7 +88,7 @@ describe('checkpoints', () => {
     const bytes = readFileSync(file);
     bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0x40;
     writeFileSync(file, bytes);
-    assert.throws(() => readCheckpoint(dir), { name: 'InputError', message: /model\.safetensors: damaged \(sha256/ });
+    assert.throws(() => readCheckpoint(dir), { name: 'InputError', message: /: damaged \(model\.safetensors differs from its sha256 in the manifest\)/ });
 
     // Rewrite the file and the manifest hash so only the tensor check can catch the mismatch.
     const rewrite = async (tensors: ReadonlyArray<readonly [string, { shape: number[]; data: Float32Array | Float64Array }]>) => {
@@ -132,5 +132,97 @@ describe('checkpoints', () => {
     assert.equal(readCheckpoint(run).step, 5);
     assert.equal(readCheckpoint(run, { which: 'best' }).step, 2);
     assert.equal(existsSync(join(run, 'checkpoints', 'latest.tmp-' + process.pid)), false);
+  });
+  /** A run with checkpoints at steps 1, 2, 3 (distinct weights), `latest` → step 3. */
+  async function threeSteps() {
+    const run = tempDir('ckpt-three');
+    const c = tiny();
+    const tok = tokenizer(run);
+    const params = [1, 2, 3].map((step) => initParams(c, step));
+    const dirs: string[] = [];
+    for (const [i, p] of params.entries()) dirs.push(await writeCheckpoint({ runDir: run, state: state(i + 1), model: c, config: {}, params: p, adam: moments(c, i), tokenizerPath: tok }));
+    return { run, c, params, dirs };
+  }
+
+  /** Flip one byte of a checkpoint file (its manifest keeps the old sha256). */
+  const flip = (file: string) => {
+    const b = readFileSync(file);
+    b[b.length - 3] = b[b.length - 3]! ^ 0x10;
+    writeFileSync(file, b);
+  };
+
+  it('refuses a NaN or infinite weight (hashes consistent: written so), naming the tensor, the index and the earlier checkpoint; no fallback past it', async () => {
+    const run = tempDir('ckpt-nan');
+    const c = tiny();
+    const tok = tokenizer(run);
+    const good = await writeCheckpoint({ runDir: run, state: state(1), model: c, config: {}, params: initParams(c, 1), adam: moments(c, 1), tokenizerPath: tok });
+    const diverged = initParams(c, 2);
+    diverged['layers.0.attn.wq']![17] = NaN;
+    const bad = await writeCheckpoint({ runDir: run, state: state(2), model: c, config: {}, params: diverged, adam: moments(c, 2), tokenizerPath: tok });
+    const message = `${bad}: tensor layers.0.attn.wq holds NaN (at index 17); the run diverged before this checkpoint — use an earlier one: ${good}`;
+    const warned: string[] = [];
+    for (const path of [run, bad]) assert.throws(() => readCheckpoint(path, { onWarn: (m) => warned.push(m) }), (e: Error) => e.name === 'InputError' && e.message.startsWith(message) && !e.message.includes('\n'));
+    assert.deepEqual(warned, [], 'a diverged latest checkpoint is refused, not skipped');
+    assert.equal(readCheckpoint(good).step, 1);
+
+    // Infinity in a moment: refused when resuming (the optimizer is read), not for evaluation.
+    const run2 = tempDir('ckpt-inf');
+    const adam = moments(c, 3);
+    adam.v['lm_head']![0] = Infinity;
+    const dir2 = await writeCheckpoint({ runDir: run2, state: state(4), model: c, config: {}, params: initParams(c, 4), adam, tokenizerPath: tokenizer(run2) });
+    assert.throws(() => readCheckpoint(run2, { optimizer: true }), { message: `${dir2}: tensor adam_v/lm_head holds Infinity (at index 0); the run diverged before this checkpoint — no earlier checkpoint is left: train again with \`lory train … --force\`` });
+    assert.equal(readCheckpoint(run2).step, 4);
+  });
+
+  it("falls back from a missing `latest` pointer to the newest intact checkpoint, saying so once", async () => {
+    const { run, dirs, params } = await threeSteps();
+    rmSync(join(run, 'checkpoints', 'latest'));
+    const warned: string[] = [];
+    const ck = readCheckpoint(run, { optimizer: true, onWarn: (m) => warned.push(m) });
+    assert.equal(ck.dir, dirs[2]);
+    assert.deepEqual(ck.params, params[2]);
+    assert.deepEqual(warned, [`${join(run, 'checkpoints', 'latest')} is missing; using ${dirs[2]}`]);
+    // A pointer naming a checkpoint that is gone: the same.
+    writeFileSync(join(run, 'checkpoints', 'latest'), 'step-000000009\n');
+    warned.length = 0;
+    assert.equal(readCheckpoint(run, { onWarn: (m) => warned.push(m) }).dir, dirs[2]);
+    assert.match(warned.join('|'), /latest names step-000000009, which does not exist; using .*step-000000003$/);
+    // No checkpoint at all: the old refusal.
+    const empty = tempDir('ckpt-empty');
+    cpSync(run, empty, { recursive: true });
+    for (const d of listCheckpoints(empty)) rmSync(join(empty, 'checkpoints', d), { recursive: true });
+    assert.throws(() => readCheckpoint(empty), { message: /latest names step-000000009, which does not exist; the run has no latest checkpoint/ });
+  });
+
+  it('falls back from a damaged latest checkpoint to the newest intact one (equal to naming it), but not for `best` or a checkpoint named explicitly', async () => {
+    const { run, dirs, params } = await threeSteps();
+    flip(join(dirs[2]!, 'model.safetensors'));
+    rmSync(join(dirs[1]!, 'state.json'));
+    const warned: string[] = [];
+    const ck = readCheckpoint(run, { optimizer: true, onWarn: (m) => warned.push(m) });
+    assert.equal(ck.dir, dirs[0]);
+    assert.deepEqual(ck.params, params[0]);
+    assert.deepEqual(ck, readCheckpoint(dirs[0]!, { optimizer: true }), 'the fallback reads what naming the checkpoint reads');
+    assert.deepEqual(warned, [`${dirs[2]} is damaged (model.safetensors differs from its sha256 in the manifest); ${dirs[1]} is damaged (state.json is missing); using ${dirs[0]}`]);
+    // Named explicitly: refused, naming the checkpoint before it (whether or not intact: the user judges) and the option.
+    assert.throws(() => readCheckpoint(dirs[2]!), { message: `${dirs[2]}: damaged (model.safetensors differs from its sha256 in the manifest); use an earlier one: ${dirs[1]} (in place of the run directory; \`lory train --from-checkpoint ${dirs[1]}\` resumes from it)` });
+    // `best` names one checkpoint on purpose.
+    writeFileSync(join(run, 'checkpoints', 'best'), 'step-000000003\n');
+    assert.throws(() => readCheckpoint(run, { which: 'best', onWarn: () => assert.fail('no fallback for best') }), { message: /step-000000003: damaged \(model\.safetensors.*use an earlier one: .*step-000000002/ });
+    // Every checkpoint damaged: refused, naming the latest.
+    flip(join(dirs[0]!, 'tokenizer.json'));
+    assert.throws(() => readCheckpoint(run, { onWarn: () => {} }), { message: `${dirs[2]}: damaged (model.safetensors differs from its sha256 in the manifest); no earlier checkpoint is left: train again with \`lory train … --force\`` });
+  });
+
+  it('reads a checkpoint named by its step number alone, and checks a --from-checkpoint path belongs to the run', async () => {
+    const { run, dirs } = await threeSteps();
+    assert.equal(readCheckpoint(join(run, 'checkpoints', 'step-2')).dir, dirs[1]);
+    assert.equal(checkpointOfRun(run, join(run, 'checkpoints', 'step-1')), dirs[0]);
+    assert.equal(checkpointOfRun(run, dirs[1]!), dirs[1]);
+    const other = await threeSteps();
+    assert.throws(() => checkpointOfRun(run, other.dirs[0]!), { message: new RegExp(`not a checkpoint of the run ${run}; expected ${join(run, 'checkpoints')}/step-…`) });
+    assert.throws(() => checkpointOfRun(run, join(run, 'checkpoints', 'step-7')), { message: /step-7: not found; the run's checkpoints: step-000000001, step-000000002, step-000000003/ });
+    writeFileSync(join(run, 'manifest.json'), JSON.stringify({ kind: 'run', formatVersion: 1, tool: { version: 'x' }, inputs: [], params: {}, files: {}, contentHash: '', stats: {} }));
+    assert.throws(() => checkpointOfRun(run, dirs[0]!), { message: /the run is finished; --from-checkpoint continues an unfinished run/ });
   });
 });

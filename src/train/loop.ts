@@ -57,6 +57,10 @@ export interface TrainOptions {
   peakFlops?: number;
   /** Stop after this step as if interrupted (tests of resume). */
   stopAfter?: number;
+  /** Resume from this checkpoint of the run instead of its latest (`lory train --from-checkpoint`). */
+  resumeFrom?: string | undefined;
+  /** Told when the latest checkpoint is damaged and an earlier one is resumed from. */
+  onWarn?(message: string): void;
 }
 
 export interface TrainResult {
@@ -195,7 +199,7 @@ class TrainingRun {
       const phase = await makeModelTrainer(first, o.train, inputs.seq, initParams(first, o.train.seed));
       return new TrainingRun(o, inputs, out, phase, { step: 0, cursor: { epoch: 0, position: 0 }, tokensSeen: 0, validLoss: undefined, bestValidLoss: undefined }, undefined);
     }
-    const ck = readCheckpoint(out, { optimizer: true });
+    const ck = readCheckpoint(o.resumeFrom ?? out, { optimizer: true, ...(o.onWarn ? { onWarn: o.onWarn } : {}) });
     const expected = TrainingRun.phaseModel(o, ck.state.step);
     if (canonicalJson(ck.model) !== canonicalJson(expected)) {
       if (status === 'extend') throw new InputError(`${o.out}: stopped at step ${ck.state.step}, inside its dense warm-up, which ${o.train.steps} steps would move; only a run past its conversion can be extended — use --force to start it over`);

@@ -8,6 +8,7 @@ import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 import { join } from 'node:path';
 import { duration } from '../progress.js';
+import { log } from '../log.js';
 
 interface Flags {
   data: string;
@@ -40,7 +41,7 @@ export function registerEval(program: Command): void {
   evalCommand
     .command('perplexity')
     .description('perplexity, mean NLL and bits per byte per domain of held-out data, for one or more checkpoints side by side')
-    .argument('<checkpoints...>', 'checkpoint or run directories (made by `lory train`); the first is the baseline for relative change')
+    .argument('<checkpoints...>', 'checkpoints (<run>/checkpoints/step-N) or run directories (made by `lory train`); the first is the baseline for relative change')
     .requiredOption('--data <store>', 'held-out token store (`lory prepare ... --tokenizer <training store>`)')
     .option('--by <field>', "metadata field that splits rows, or 'none' for one row", 'domain')
     .option('--window <n>', "tokens per window (default: the model's context length)", positiveInt)
@@ -72,6 +73,7 @@ Examples:
           batch: flags.batch,
           signal,
           onProgress: (p) => progress.update(describe(p)),
+          onWarn: (m) => log.warn(m),
           ...(flags.window !== undefined ? { window: flags.window } : {}),
           ...(flags.stride !== undefined ? { stride: flags.stride } : {}),
           ...(flags.promptTokens !== undefined ? { promptTokens: flags.promptTokens } : {}),

@@ -43,7 +43,7 @@ export function registerGenerate(program: Command): void {
   program
     .command('generate')
     .description('continue a prompt with a checkpoint (prompt routing, key/value cache), streaming tokens')
-    .argument('<checkpoint>', 'a checkpoint or run directory (made by `lory train`)')
+    .argument('<checkpoint>', 'a checkpoint (<run>/checkpoints/step-N) or run directory (made by `lory train`)')
     .argument('[prompt]', "the prompt; '-' or none reads stdin (an empty prompt starts a new document)")
     .option('-n, --max-tokens <n>', 'tokens to generate at most', number, 100)
     .option('-t, --temperature <x>', 'sampling temperature; 0 is greedy', number, 0.8)
@@ -64,7 +64,7 @@ Examples:
   $ lory generate work/run-lory/checkpoints/step-000000200 "Dear team," --seed 3 --routing segment`,
     )
     .action(async (checkpoint: string, promptArg: string | undefined, flags: Flags) => {
-      const ckpt = readCheckpoint(checkpoint, { which: flags.which });
+      const ckpt = readCheckpoint(checkpoint, { which: flags.which, onWarn: (m) => log.warn(m) });
       const tok = loadTokenizer(ckpt.tokenizerPath);
       const prompt = readPrompt(promptArg);
       const [ids] = await encodeMany(tok, [prompt]);

@@ -1,6 +1,7 @@
 /** `lory inspect-experts`: routing statistics, figures and an HTML report of a Lory checkpoint. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { inspectExperts, inspectSummary } from '../../inspect/inspect.js';
+import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 
@@ -27,7 +28,7 @@ export function registerInspectExperts(program: Command): void {
   program
     .command('inspect-experts')
     .description('how a Lory checkpoint routes labelled held-out documents: mean expert weight per (layer, domain), utilisation, specialisation vs chance; figures and report.html')
-    .argument('<checkpoint>', 'a Lory checkpoint or run directory (experts > 1)')
+    .argument('<checkpoint>', 'a Lory checkpoint (<run>/checkpoints/step-N) or run directory (experts > 1)')
     .requiredOption('--data <store>', 'held-out token store whose documents carry a domain label')
     .requiredOption('-o, --out <dir>', 'report directory (routing-stats.json, heatmap/utilisation/specialisation .svg and .png, report.html)')
     .option('--by <field>', 'metadata field naming the domain', 'domain')
@@ -59,6 +60,7 @@ Examples:
           seed: flags.seed,
           force: flags.force ?? false,
           signal,
+          onWarn: (m) => log.warn(m),
           onProgress: (done, total) => progress.update(`routing held-out documents: ${done}/${total} windows, ${((Date.now() - started) / 1000).toFixed(0)}s`),
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
           ...(flags.maxDocuments !== undefined ? { maxDocumentsPerDomain: flags.maxDocuments } : {}),

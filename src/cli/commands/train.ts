@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { InputError, InterruptedError } from '../../artifacts/index.js';
 import { loadPipeline, resolvedRunConfig } from '../../pipeline/load.js';
+import { checkpointOfRun } from '../../train/checkpoint.js';
 import { train } from '../../train/loop.js';
+import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
 import { commandLine, trainReporter, withSigterm } from './train-report.js';
 
@@ -15,6 +17,7 @@ interface Flags {
   extend?: boolean;
   memoryCheck?: boolean;
   json?: boolean;
+  fromCheckpoint?: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -28,6 +31,7 @@ export function registerTrain(program: Command): void {
     .option('--valid <batches>', "validate on these batches' valid.bin (default: the training batches' own)")
     .option('--force', 'start over even when the run directory holds a finished or unfinished run')
     .option('--extend', 'continue a run whose config differs only in more train.steps (the learning-rate schedule is recomputed for the new length)')
+    .option('--from-checkpoint <dir>', "resume the unfinished run from this checkpoint of its own (<run>/checkpoints/step-N) instead of the latest")
     .option('--no-memory-check', "train even when the memory estimate (see \`lory params\`) exceeds this machine's memory")
     .option('--json', 'stream one JSON line per event (start, step, valid, convert, checkpoint) on stdout')
     .addHelpText(
@@ -46,6 +50,8 @@ Examples:
       if (!run) {
         throw new InputError(flags.run ? `${flags.config}: no run named '${flags.run}'; its runs: ${names.join(', ')}` : `${flags.config} lists several runs (${names.join(', ')}); pick one with --run`);
       }
+      if (flags.fromCheckpoint && flags.force) throw new InputError('--from-checkpoint resumes the run and --force starts it over: give one of them');
+      const resumeFrom = flags.fromCheckpoint ? checkpointOfRun(flags.out, flags.fromCheckpoint) : undefined;
       await runStageCommand({ name: 'train', startText: `compiling the ${run.model.experts > 1 ? 'Lory' : 'dense'} train step`, interruptText: 'interrupted; finishing the step (and its validation, when due) and writing a checkpoint (Ctrl-C again to exit now)' }, async (progress, sigint) => {
         const stop = withSigterm(sigint);
         try {
@@ -59,6 +65,8 @@ Examples:
             force: flags.force ?? false,
             extend: flags.extend ?? false,
             memoryCheck: flags.memoryCheck ?? true,
+            resumeFrom,
+            onWarn: (m) => log.warn(m),
             signal: stop.signal,
             onEvent: trainReporter(run.name, progress, flags.json ?? false),
           });
