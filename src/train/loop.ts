@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { artifactInput, canonicalJson, fingerprint, hashFile, InputError, InterruptedError, readManifest, toolVersion, tryReadManifest, upToDate, type FileEntry, type InputRef, type Manifest } from '../artifacts/index.js';
+import { artifactInput, canonicalJson, fingerprint, hashFile, InputError, InterruptedError, readManifest, recordedInputs, toolVersion, tryReadManifest, upToDate, type FileEntry, type InputRef, type Manifest } from '../artifacts/index.js';
 import { compileTrainStep } from '../graph/compile/train-step.js';
 import type { AdamWConfig } from '../graph/optim/adamw.js';
 import {
@@ -40,6 +40,7 @@ import { StepDiagnostics } from './diagnostics.js';
 import type { RoutingStats } from './routing-stats.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { Trainer } from './trainer.js';
+import { runIdentity } from '../pipeline/load.js';
 
 export const RUN_KIND = 'run';
 export const RUN_VERSION = 1;
@@ -155,6 +156,9 @@ export function conversionStep(model: ModelConfig, t: TrainSettings): number {
   return isMoe(model) && t.dense_warmup > 0 ? Math.max(1, Math.round(t.dense_warmup * t.steps)) : 0;
 }
 
+/** The phase of the weights after `done` updates: 'moe' only for an MoE model past its dense warm-up. */
+export const phaseAfter = (model: ModelConfig, convertAt: number, done: number): 'dense' | 'moe' => (isMoe(model) && !(convertAt > 0 && done < convertAt) ? 'moe' : 'dense');
+
 /** The dense model a Lory run warms up with: the same model with one plain FFN per layer. */
 export const denseOf = (c: ModelConfig): ModelConfig => ({ ...c, experts: 1, ffnImpl: 'standard' });
 
@@ -255,7 +259,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const inputs: InputRef[] = [artifactInput('batches', o.batches, batches.manifest)];
   if (o.valid) inputs.push(artifactInput('valid', o.valid, validBatches.manifest));
   // What the run is: the config as given, and (whatever the caller's config holds) the model and settings trained.
-  const params = { ...o.config, model: modelConfigToYamlObject(model), train: { ...t } };
+  const params = { ...runIdentity(o.config), model: modelConfigToYamlObject(model), train: { ...t } };
   const tool = { name: 'lory' as const, version: toolVersion() };
   const wanted = fingerprint({ kind: RUN_KIND, formatVersion: RUN_VERSION, tool, inputs, params });
 
@@ -324,7 +328,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastLoss = NaN;
   const emit = (e: TrainEvent) => o.onEvent?.(e);
   const log = (line: object) => appendFileSync(metricsPath, `${JSON.stringify(line)}\n`);
-  emit({ type: 'start', step, steps: t.steps, ...(resumedFrom ? { resumedFrom } : {}), phase: convertAt > 0 && step < convertAt ? 'dense' : 'moe', peakFlops, tokensPerStep, convertAt });
+  emit({ type: 'start', step, steps: t.steps, ...(resumedFrom ? { resumedFrom } : {}), phase: phaseAfter(model, convertAt, step), peakFlops, tokensPerStep, convertAt });
 
   // The next micro-batch, read ahead; `cursorBefore` is where the data stood before it was read.
   let ahead: { batch: MicroBatch; cursorBefore: DataCursor } | undefined;
@@ -385,7 +389,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       rng: { seed: t.seed },
       ...(validLoss !== undefined ? { validLoss } : {}),
       ...(bestValidLoss !== undefined ? { bestValidLoss } : {}),
-      phase: convertAt > 0 && step < convertAt ? 'dense' : 'moe',
+      phase: phaseAfter(model, convertAt, step),
     };
     const dir = await writeCheckpoint({ runDir: out, state, model: phase.model, config: o.config, params: values, adam, tokenizerPath, inputs }, { isBest });
     pruneCheckpoints(out, t.keep_last);
@@ -428,7 +432,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const metrics: StepMetrics = {
         type: 'step',
         step,
-        phase: convertAt > 0 && step <= convertAt ? 'dense' : 'moe',
+        phase: phaseAfter(model, convertAt, step - 1),
         tokens: tokensSeen,
         loss,
         lr,
@@ -505,7 +509,7 @@ async function writeRunManifest(out: string, inputs: InputRef[], params: Record<
     formatVersion: RUN_VERSION,
     tool: { name: 'lory', version: toolVersion() },
     createdAt: new Date().toISOString(),
-    inputs,
+    inputs: recordedInputs(inputs, out),
     params,
     files,
     contentHash: hash.digest('hex'),
