@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { InputError } from './errors.js';
 import { canonicalJson, hashPath } from './hash.js';
 
@@ -14,6 +14,10 @@ export const MANIFEST_FILE = 'manifest.json';
 export interface InputRef {
   /** What the input is for, e.g. 'corpus', 'tokens', 'embeddings'. */
   role: string;
+  /**
+   * Where it is: in memory absolute; in a manifest relative to the artifact's own directory (so the
+   * artifact works from any working directory, and moves with its inputs). Read it back with inputPath.
+   */
   path: string;
   /** The artifact kind when the input is a lory artifact. */
   kind?: string;
@@ -117,12 +121,29 @@ export function readManifest<S = Record<string, unknown>>(dir: string, kind: str
 }
 
 export function artifactInput(role: string, dir: string, manifest: Manifest<unknown>): InputRef {
-  return { role, path: dir, kind: manifest.kind, hash: manifest.contentHash };
+  return { role, path: resolve(dir), kind: manifest.kind, hash: manifest.contentHash };
 }
 
 export async function fileInput(role: string, path: string): Promise<InputRef> {
   if (!existsSync(path)) throw new InputError(`${path}: not found`);
-  return { role, path, hash: await hashPath(path) };
+  return { role, path: resolve(path), hash: await hashPath(path) };
+}
+
+/** Inputs as the manifest of the artifact at `artifactDir` records them: each path relative to that directory. */
+export function recordedInputs(inputs: InputRef[], artifactDir: string): InputRef[] {
+  const dir = resolve(artifactDir);
+  return inputs.map((i) => ({ ...i, path: relative(dir, resolve(i.path)) }));
+}
+
+/**
+ * Where an input recorded in the manifest of the artifact at `artifactDir` is, as an absolute path.
+ * Manifests written before paths were recorded relative to the artifact hold them as typed, relative
+ * to where that command ran: when the artifact-relative path is not there, that one is tried.
+ */
+export function inputPath(artifactDir: string, input: Pick<InputRef, 'path'>): string {
+  if (isAbsolute(input.path)) return input.path;
+  const own = resolve(artifactDir, input.path);
+  return existsSync(own) || !existsSync(input.path) ? own : resolve(input.path);
 }
 
 /** The part of a manifest that decides whether a stage must run again. */

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { artifactInput, canonicalJson, readManifest, runStage, type StageSpec } from './index.js';
+import { artifactInput, canonicalJson, inputPath, readManifest, runStage, type StageSpec } from './index.js';
 
 function spec(out: string, overrides: Partial<StageSpec<{ n: number }>> = {}): StageSpec<{ n: number }> {
   return {
@@ -123,6 +123,49 @@ describe('artifact stages', () => {
     const two = (await runStage(spec(join(root, 'h2')))).manifest;
     assert.equal(artifactInput('x', 'h1', one).hash, two.contentHash);
     assert.equal(canonicalJson({ b: 1, a: [{ d: 2, c: 3 }] }), '{"a":[{"c":3,"d":2}],"b":1}');
+  });
+
+  it('records input paths relative to the artifact: they resolve from any working directory, and the stage stays up to date', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lory-stage-paths-'));
+    mkdirSync(join(dir, 'corpus'));
+    mkdirSync(join(dir, 'elsewhere'));
+    const from = async (cwd: string, input: string, out: string) => {
+      const before = process.cwd();
+      process.chdir(cwd);
+      try {
+        return await runStage(spec(out, { inputs: [{ role: 'source', path: input, hash: 'abc' }] }));
+      } finally {
+        process.chdir(before);
+      }
+    };
+    const made = await from(dir, 'corpus', join('work', 'a'));
+    assert.equal(made.skipped, false);
+    const recorded = readManifest(join(dir, 'work', 'a'), 'test-thing', 1).inputs[0]!;
+    assert.equal(recorded.path, join('..', '..', 'corpus'), 'relative to work/a, not to where it ran');
+    const before = process.cwd();
+    process.chdir(join(dir, 'elsewhere'));
+    try {
+      assert.equal(inputPath(join('..', 'work', 'a'), recorded), join(dir, 'corpus'), 'found from another working directory');
+    } finally {
+      process.chdir(before);
+    }
+    assert.equal((await from(join(dir, 'elsewhere'), join('..', 'corpus'), join('..', 'work', 'a'))).skipped, true, 'the same inputs named from elsewhere: up to date');
+    assert.equal((await from(dir, join(dir, 'corpus'), join(dir, 'work', 'a'))).skipped, true, 'and named by absolute paths');
+  });
+
+  it('reads an input path of an older manifest (relative to where it ran) as before when the artifact-relative one is not there', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lory-stage-legacy-'));
+    mkdirSync(join(dir, 'tokens'));
+    const before = process.cwd();
+    process.chdir(dir);
+    try {
+      assert.equal(inputPath(join(dir, 'work', 'batches'), { path: 'tokens' }), join(dir, 'tokens'), 'work/batches/tokens is not there: the cwd-relative one');
+      mkdirSync(join(dir, 'work', 'batches', 'tokens'), { recursive: true });
+      assert.equal(inputPath(join(dir, 'work', 'batches'), { path: 'tokens' }), join(dir, 'work', 'batches', 'tokens'), 'the artifact-relative one comes first');
+      assert.equal(inputPath(join(dir, 'work', 'batches'), { path: 'gone' }), join(dir, 'work', 'batches', 'gone'), 'neither there: the artifact-relative one, for the message');
+    } finally {
+      process.chdir(before);
+    }
   });
 
   it('removes resume directories of other params once the output is rebuilt, and all of them on --force', async () => {

@@ -10,7 +10,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { asEnvironmentError, InputError } from './errors.js';
 import { hashFile, listFiles } from './hash.js';
-import { contentHash, describeKind, fingerprint, MANIFEST_FILE, tryReadManifest, type FileEntry, type InputRef, type Manifest } from './manifest.js';
+import { contentHash, describeKind, fingerprint, MANIFEST_FILE, recordedInputs, tryReadManifest, type FileEntry, type InputRef, type Manifest } from './manifest.js';
 import { toolVersion } from './version.js';
 import { acquireLock, allFiles, makeParent, nameSome, pidAlive } from './lock.js';
 
@@ -95,6 +95,8 @@ function refuseUnlistedFiles(out: string, shown: string, manifest: Manifest): vo
 
 export async function runStage<S>(spec: StageSpec<S>): Promise<StageResult<S>> {
   const out = resolve(spec.out);
+  // Input paths as the manifest records them, settled before any await (relative ones mean this call's working directory).
+  const inputs = recordedInputs(spec.inputs, out);
   const tool = { name: 'lory' as const, version: toolVersion() };
   const wanted = fingerprint({ kind: spec.kind, formatVersion: spec.formatVersion, tool, inputs: spec.inputs, params: spec.params });
   const parent = dirname(out);
@@ -132,7 +134,7 @@ export async function runStage<S>(spec: StageSpec<S>): Promise<StageResult<S>> {
     }
   })();
   try {
-    return await buildAndSwap(spec, out, parent, name, wanted, tool);
+    return await buildAndSwap({ ...spec, inputs }, out, parent, name, wanted, tool);
   } catch (error) {
     throw environment(error);
   } finally {

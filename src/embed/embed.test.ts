@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { inputPath } from '../artifacts/index.js';
 import { writeModel } from '../graph/onnx/writer.js';
 import { prepare } from '../data/prepare.js';
 import { FIXTURE_HELDOUT, FIXTURE_TRAIN, tempDir } from '../data/testing.js';
@@ -92,8 +93,10 @@ describe('lory embed', () => {
     await assert.rejects(embed({ tokens: shards[0]!, out: join(root, 'x') }), /is an embeddings-shard/);
     assert.throws(() => readEmbeddings(shards[0]!), /one shard of the embeddings; join all shards first/);
     await assert.rejects(mergeEmbeddings(shards.slice(0, 2), join(root, 'merged')), /cut into 3 shards, but 2 were given/);
-    const merged = join(root, 'merged');
+    const merged = join(root, 'joined', 'merged');
     await mergeEmbeddings([shards[2]!, shards[0]!, shards[1]!], merged);
+    const recorded = readEmbeddings(merged).manifest.inputs.find((i) => i.role === 'tokens')!;
+    assert.equal(inputPath(merged, recorded), resolve(tokens), 'the merged manifest names the token store the shards were made from');
     const a = readEmbeddings(merged).vectors;
     const b = readEmbeddings(join(root, 'whole')).vectors;
     assert.equal(a.length, b.length);

@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifactInput, fileInput, InputError, InterruptedError, runStage, tryReadManifest, type InputRef, type StageResult } from '../artifacts/index.js';
+import { artifactInput, fileInput, InputError, inputPath, InterruptedError, runStage, tryReadManifest, type InputRef, type StageResult } from '../artifacts/index.js';
 import { BufferedWriter, readWholeFile } from '../data/binary.js';
 import { openTokenStore } from '../data/token-store.js';
 import type { Encoder } from './encoder.js';
@@ -228,7 +228,7 @@ export async function mergeEmbeddings(shards: string[], out: string, force = fal
     if (seen.has(id)) throw new InputError(`${p.dir}: shard ${id} is given twice`);
     seen.add(id);
   }
-  const first = parts[0]!.manifest;
+  const { manifest: first, dir: firstDir } = parts[0]!;
   const count = first.stats.shard?.count ?? 1;
   for (const p of parts) {
     const s = p.manifest.stats;
@@ -251,7 +251,7 @@ export async function mergeEmbeddings(shards: string[], out: string, force = fal
     kind: EMBEDDINGS_KIND,
     formatVersion: EMBEDDINGS_VERSION,
     // Same inputs and params as an unsharded run, so both are interchangeable downstream.
-    inputs: first.inputs,
+    inputs: first.inputs.map((i) => ({ ...i, path: inputPath(firstDir, i) })),
     params: { ...(first.params as Record<string, unknown>), shard: null },
     force,
     build: async (dir) => {

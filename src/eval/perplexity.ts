@@ -198,7 +198,7 @@ export async function scoreCheckpoint(
   const total = finishRow('total', sumOf('documents'), sumOf('tokens'), sumOf('bytes'), sumOf('nll'), sumOf('selfRoutedTokens'));
   const macroNll = rows.reduce((a, r) => a + r.meanNll, 0) / rows.length;
   return {
-    checkpoint: { path, dir: ckpt.dir, step: ckpt.step, experts: c.experts, moe: c.moe, phase: ckpt.state?.phase ?? (moe ? 'moe' : 'dense') },
+    checkpoint: { path, dir: ckpt.dir, step: ckpt.step, experts: c.experts, ...(isMoe(c) ? { moe: c.moe } : {}), phase: isMoe(c) ? 'moe' : 'dense' },
     routing: o.routing,
     window: W,
     stride: o.stride,

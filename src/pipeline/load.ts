@@ -4,6 +4,7 @@
  * resolveModelConfig and the sequence-length checks, and the files the pipeline names must exist.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { InputError } from '../artifacts/index.js';
@@ -173,7 +174,18 @@ export function loadPipeline(file: string, options: { checkFiles?: boolean } = {
   return parsePipeline(text, file, options);
 }
 
-/** The resolved config of one run, as saved with its artifacts (snake_case, defaults filled in). */
+/** The field of a run config that says which file it was read from. */
+const SOURCE_KEY = 'pipeline';
+
+/** The resolved config of one run, as saved with its artifacts (snake_case, defaults filled in, the pipeline file it came from). */
 export function resolvedRunConfig(p: LoadedPipeline, run: ResolvedRun): Record<string, unknown> {
-  return { pipeline: p.file, name: p.pipeline.name ?? null, run: run.name, batches: { ...p.pipeline.batches, strategy: run.batches }, model: modelConfigToYamlObject(run.model), train: run.train };
+  return { [SOURCE_KEY]: resolve(p.file), name: p.pipeline.name ?? null, run: run.name, batches: { ...p.pipeline.batches, strategy: run.batches }, model: modelConfigToYamlObject(run.model), train: run.train };
+}
+
+/**
+ * What a run is, for telling whether a run directory holds it: its config less the file it was read
+ * from, so `./p.yaml`, an absolute path or a copy of the pipeline name the same run.
+ */
+export function runIdentity(config: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(config).filter(([key]) => key !== SOURCE_KEY));
 }

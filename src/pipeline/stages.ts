@@ -14,7 +14,7 @@
  *   <out>/experts-<name>    inspect-<name>   expert routing report (report.html) per Lory run
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { InputError } from '../artifacts/index.js';
 import { buildBatches } from '../batching/build-batches.js';
 import { prepare } from '../data/prepare.js';
@@ -290,7 +290,7 @@ export function planStages(p: LoadedPipeline, range: { from?: string; until?: st
 export function writeResolvedPipeline(p: LoadedPipeline): string {
   const path = join(p.pipeline.out, 'pipeline.resolved.json');
   mkdirSync(p.pipeline.out, { recursive: true });
-  const resolved = { source: p.file, ...p.pipeline, runs: p.runs.map((run) => resolvedRunConfig(p, run)) };
+  const resolved = { source: resolve(p.file), ...p.pipeline, runs: p.runs.map((run) => resolvedRunConfig(p, run)) };
   writeFileSync(`${path}.tmp-${process.pid}`, `${JSON.stringify(resolved, null, 2)}\n`);
   renameSync(`${path}.tmp-${process.pid}`, path);
   return path;

@@ -60,7 +60,7 @@ export interface CheckpointState {
   validLoss?: number;
   /** Lowest validation loss of the run so far (keeps `best` right across resumes). */
   bestValidLoss?: number;
-  /** 'dense' during a Lory run's dense warm-up (the weights are the dense model), else 'moe'. */
+  /** 'dense' for a dense model and during an MoE run's dense warm-up (the weights are the dense model), else 'moe'. */
   phase: 'dense' | 'moe';
 }
 

@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError, readManifest, type Manifest } from '../artifacts/index.js';
+import { InputError, inputPath, readManifest, type Manifest } from '../artifacts/index.js';
 import { mulberry32 } from '../random/index.js';
 import type { DataCursor } from './checkpoint.js';
 
@@ -26,10 +26,11 @@ export function openBatches(dir: string): BatchesInfo {
   const manifest = readManifest<BatchesInfo['manifest']['stats']>(dir, BATCHES_KIND, BATCHES_VERSION);
   const tokens = manifest.inputs.find((i) => i.role === 'tokens');
   if (!tokens) throw new InputError(`${dir}: batches manifest names no token store`);
-  if (!existsSync(tokens.path)) {
-    throw new InputError(`${dir}: the token store it was built from, ${tokens.path}, is not found (build-batches records the path as given, relative to where it ran)`);
+  const tokensDir = inputPath(dir, tokens);
+  if (!existsSync(tokensDir)) {
+    throw new InputError(`${dir}: the token store it was built from is not found at ${tokensDir} (its manifest records it as ${tokens.path}, relative to the batches); put it back there or rebuild the batches`);
   }
-  return { dir, manifest, seqLen: manifest.stats.seqLen, dtype: manifest.stats.dtype, tokensDir: tokens.path };
+  return { dir, manifest, seqLen: manifest.stats.seqLen, dtype: manifest.stats.dtype, tokensDir };
 }
 
 export interface MicroBatch {

@@ -41,6 +41,8 @@ describe('the training loop', () => {
         assert.ok(routing.every((r) => r.entropy > 0 && r.entropy <= Math.log(4) + 1e-9 && r.utilisation.length === 4 && r.cv >= 0));
       } else {
         assert.equal(lines[59]!.routing, undefined);
+        assert.ok(lines.every((l) => l.phase === 'dense'), 'a dense model is in the dense phase throughout');
+        assert.equal(readCheckpoint(r.runDir).state.phase, 'dense');
       }
     }
   });

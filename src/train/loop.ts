@@ -17,8 +17,9 @@
  */
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifactInput, canonicalJson, fingerprint, InputError, InterruptedError, readManifest, toolVersion, type InputRef, type Manifest } from '../artifacts/index.js';
+import { artifactInput, canonicalJson, fingerprint, InputError, InterruptedError, readManifest, recordedInputs, toolVersion, type InputRef, type Manifest } from '../artifacts/index.js';
 import { ConfigError, checkTrainingSequenceLength, countFlops, denseToMoe, initParams, moeKindName, modelConfigToYamlObject, type ModelConfig } from '../model/index.js';
+import { runIdentity } from '../pipeline/load.js';
 import { listCheckpoints, readCheckpoint, writeCheckpoint, pruneCheckpoints, type CheckpointState, type DataCursor } from './checkpoint.js';
 import { InstanceReader, openBatches, type BatchesInfo, type MicroBatch } from './data.js';
 import { checkTrainingMemory, estimateTrainingMemory } from './memory.js';
@@ -110,7 +111,7 @@ function openInputs(o: TrainOptions): RunInputs {
   if (validBatches.seqLen !== seq) throw new InputError(`${o.valid}: sequence length ${validBatches.seqLen} differs from the training batches' ${seq}`);
   const inputs: InputRef[] = [artifactInput('batches', o.batches, batches.manifest)];
   if (o.valid) inputs.push(artifactInput('valid', o.valid, validBatches.manifest));
-  const params = { ...o.config, model: modelConfigToYamlObject(o.model), train: { ...o.train } };
+  const params = { ...runIdentity(o.config), model: modelConfigToYamlObject(o.model), train: { ...o.train } };
   const identity = fingerprint({ kind: RUN_KIND, formatVersion: RUN_VERSION, tool: { name: 'lory', version: toolVersion() }, inputs, params });
   return { batches, validBatches, seq, tokenizerPath: join(batches.tokensDir, 'tokenizer.json'), inputs, params, identity };
 }
@@ -143,7 +144,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     writeRunConfig(dir.path, o.config);
     const loop = await TrainingRun.start(o, run, dir.path, dir.status);
     const stats = await loop.run(started);
-    const manifest = await writeRunManifest<TrainStats>(dir.path, run.inputs, run.params, stats);
+    const manifest = await writeRunManifest<TrainStats>(dir.path, recordedInputs(run.inputs, dir.path), run.params, stats);
     return { runDir: dir.path, skipped: false, manifest, losses: loop.losses };
   } finally {
     dir.release();

@@ -101,6 +101,8 @@ function classify(path: string, r: RunDirRequest): RunDirStatus {
   // Nothing was trained yet (setup failed, or it stopped before the first checkpoint): nothing to lose.
   if (listCheckpoints(path).length === 0) return 'fresh';
   const changes = previous === undefined ? undefined : changedFields(previous, r.identity);
+  // Runs recorded before the pipeline file's path left a run's identity are the same run.
+  if (changes?.length && changes.every((c) => c.field === 'pipeline')) return 'continue';
   const steps = changes && onlyMoreSteps(changes);
   if (steps && r.extend) return 'extend';
   const what = changes ? ` (${nameSome(changes.map(describeChange))})` : '';

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FIXTURE_HELDOUT, FIXTURE_TRAIN, tempDir } from '../../data/testing.js';
 import { PROJECT_ROOT } from '../../runtime/index.js';
 import { readCheckpoint } from '../../train/checkpoint.js';
 import { fixtureBatches } from '../../train/testing.js';
+import { snapshot } from './table-testing.js';
 
 const LORY = join(PROJECT_ROOT, 'bin', 'lory');
 const lory = (...args: string[]) => spawnSync(LORY, args, { cwd: PROJECT_ROOT, encoding: 'utf8' });
@@ -40,6 +41,10 @@ describe('lory run', () => {
     assert.match(first.stdout, /lory\s+Lory 2E, 1×32, V=300\s+random\s+6\s+\d\.\d{4}\s+\d\.\d{4}/);
     assert.equal(readCheckpoint(join(out, 'runs', 'lory')).model.experts, 2);
     assert.equal(readCheckpoint(join(out, 'runs', 'lory')).state.phase, 'moe');
+    const evaluated = JSON.parse(readFileSync(join(out, 'eval', 'perplexity.json'), 'utf8')) as { results: Array<{ checkpoint: { experts: number; moe?: string; phase: string } }> };
+    const checkpoints = evaluated.results.map((r) => r.checkpoint);
+    assert.deepEqual(checkpoints.filter((c) => c.experts === 1).map((c) => [c.moe, c.phase]), [[undefined, 'dense']], 'the dense run is reported dense, with no MoE kind');
+    assert.ok(checkpoints.some((c) => c.experts === 2 && c.moe === 'lory' && c.phase === 'moe'));
     const resolved = JSON.parse(readFileSync(join(out, 'pipeline.resolved.json'), 'utf8'));
     assert.deepEqual([resolved.train.beta2, resolved.runs[1].train.dense_warmup, resolved.runs[1].model.experts], [0.95, 0.34, 2], 'defaults filled in, per-run overrides applied');
 
@@ -58,6 +63,73 @@ describe('lory run', () => {
       .filter((l) => l.stage);
     assert.deepEqual(stages.map((s) => [s.stage, s.skipped]), [['train-lory', false], ['eval-perplexity', false], ['inspect-lory', false]]);
     assert.equal(readFileSync(join(out, 'runs', 'dense', 'metrics.jsonl'), 'utf8'), metrics, 'the dense run is untouched');
+  });
+
+  it('finds a run up to date named through ./p.yaml, a copy, or from another working directory with equivalent paths; lory train on ../ paths too', () => {
+    const dir = tempDir('cli-run-paths');
+    const sub = join(dir, 'sub');
+    mkdirSync(sub);
+    const yaml = (out: string) => `
+out: ${out}
+data: { train: ${FIXTURE_TRAIN} }
+tokenizer: { vocab_size: 300 }
+batches: { seq_len: 32, strategies: [random], valid_fraction: 0.05, dedup: false }
+model: { vocab_size: 300, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, context_length: 32 }
+train: { steps: 3, micro_batch: 2, valid_every: 0, threads: 1 }
+runs: [{ name: dense, batches: random }]
+`;
+    writeFileSync(join(dir, 'p.yaml'), yaml('work'));
+    copyFileSync(join(dir, 'p.yaml'), join(dir, 'q.yaml'));
+    writeFileSync(join(sub, 'p.yaml'), yaml('../work'));
+    const at = (cwd: string, ...args: string[]) => spawnSync(LORY, args, { cwd, encoding: 'utf8' });
+    const upToDate = (r: ReturnType<typeof at>, what: string) => {
+      assert.equal(r.status, 0, `${what}: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /✓/, `${what}: nothing reruns`);
+      assert.match(r.stderr, /· train-dense\s+.*\(up to date\)/, what);
+    };
+    const first = at(dir, 'run', 'p.yaml');
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stderr, /✓ train-dense /);
+    upToDate(at(dir, 'run', './p.yaml'), './p.yaml');
+    upToDate(at(dir, 'run', 'q.yaml'), 'a copy, q.yaml');
+    upToDate(at(sub, 'run', 'p.yaml'), 'from sub/ with out: ../work');
+    const train = at(sub, 'train', '../work/batches-random', '-o', '../work/runs/dense', '-c', 'p.yaml');
+    assert.equal(train.status, 0, train.stderr);
+    assert.match(train.stderr, /is up to date/, 'lory train from sub/ on ../work: the run `lory run` made');
+    for (const args of [
+      ['prepare', FIXTURE_TRAIN, '-o', '../work/tokens', '--vocab-size', '300'],
+      ['build-batches', '../work/tokens', '-o', '../work/batches-random', '--strategy', 'random', '--seq-len', '32', '--valid-fraction', '0.05', '--no-dedup'],
+    ]) {
+      const r = at(sub, ...args);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /is up to date/, `lory ${args[0]} from sub/: the artifact \`lory run\` made`);
+    }
+
+    const tokens = join(dir, 'work', 'tokens');
+    renameSync(tokens, `${tokens}-moved`);
+    const runBefore = snapshot(join(dir, 'work', 'runs', 'dense'));
+    const lost = at(sub, 'train', '../work/batches-random', '-o', '../work/runs/dense', '-c', 'p.yaml');
+    assert.equal(lost.status, 2, lost.stderr);
+    assert.equal(lost.stderr.trim(), `error: ../work/batches-random: the token store it was built from is not found at ${tokens} (its manifest records it as ../tokens, relative to the batches); put it back there or rebuild the batches`);
+    assert.deepEqual(snapshot(join(dir, 'work', 'runs', 'dense')), runBefore, 'the run is untouched');
+    renameSync(`${tokens}-moved`, tokens);
+
+    // Batches made before paths were recorded relative to the artifact name the token store as typed, relative to where they were made.
+    const manifestPath = join(dir, 'work', 'batches-random', 'manifest.json');
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { inputs: Array<{ role: string; path: string }> };
+    assert.deepEqual(manifest.inputs.map((i) => [i.role, i.path]), [['tokens', '../tokens']], 'recorded relative to the batches');
+    manifest.inputs[0]!.path = 'work/tokens';
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+    upToDate(at(dir, 'run', 'p.yaml'), 'an older manifest, from where it was made');
+
+    const phases = readFileSync(join(dir, 'work', 'runs', 'dense', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; phase?: string })
+      .filter((l) => l.type === 'step')
+      .map((l) => l.phase);
+    assert.deepEqual(phases, ['dense', 'dense', 'dense'], 'a dense run is dense at every step');
+    assert.equal(readCheckpoint(join(dir, 'work', 'runs', 'dense')).state.phase, 'dense');
   });
 
   it('lists stages with --list and exits 2 naming an unknown stage', () => {
