@@ -15,7 +15,7 @@
  * for checkpoints and the conversion. Everything random derives from train.seed, so a run is
  * deterministic and a resume from a checkpoint continues bit for bit.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { artifactInput, canonicalJson, fingerprint, InputError, InterruptedError, readManifest, recordedInputs, toolVersion, type InputRef, type Manifest } from '../artifacts/index.js';
 import { ConfigError, checkTrainingSequenceLength, countFlops, denseToMoe, initParams, moeKindName, modelConfigToYamlObject, type ModelConfig } from '../model/index.js';
@@ -86,6 +86,14 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 };
+
+/** The run's step lines, all calls together (a resumed run's stats cover the steps before the resume too). */
+function stepLines(runDir: string): StepMetrics[] {
+  return readFileSync(join(runDir, METRICS_FILE), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"type":"step"'))
+    .map((l) => JSON.parse(l) as StepMetrics);
+}
 
 /** The inputs of a run, opened and checked against the model; nothing is written. */
 interface RunInputs {
@@ -163,9 +171,6 @@ interface Progress {
 /** One call's run of the loop: from a fresh start or a checkpoint to the last step (or an interrupt). */
 class TrainingRun {
   readonly losses: number[] = [];
-  private readonly rates: number[] = [];
-  private readonly mfus: number[] = [];
-  private lastLoss = NaN;
   private ahead: { batch: MicroBatch; cursorBefore: DataCursor } | undefined;
   private readonly t: TrainSettings;
   private readonly convertAt: number;
@@ -265,16 +270,17 @@ class TrainingRun {
       this.reader.close();
       this.validReader.close();
     }
+    const steps = stepLines(this.out);
     return {
       steps: at.step,
       tokens: at.tokensSeen,
-      finalLoss: this.lastLoss,
+      finalLoss: steps.at(-1)?.loss ?? NaN,
       validLoss: at.validLoss ?? null,
       bestValidLoss: at.bestValidLoss ?? null,
       convertedAt: this.convertAt || null,
       peakFlops,
-      medianTokensPerSecond: median(this.rates),
-      medianMfu: median(this.mfus),
+      medianTokensPerSecond: median(steps.map((l) => l.tokensPerSecond)),
+      medianMfu: median(steps.map((l) => l.mfu)),
       seconds: (performance.now() - started) / 1000,
     };
   }
@@ -306,9 +312,6 @@ class TrainingRun {
     this.emit(metrics);
     if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) this.diverged(`loss ${r.loss}, gradient norm ${r.gradNorm}`);
     this.losses.push(r.loss);
-    this.rates.push(metrics.tokensPerSecond);
-    this.mfus.push(metrics.mfu);
-    this.lastLoss = r.loss;
   }
 
   private diverged(what: string): never {
