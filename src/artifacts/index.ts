@@ -1,5 +1,5 @@
 /** Artifacts: directories with a manifest, written atomically. Every stage builds on this. */
-export { InputError, InterruptedError } from './errors.js';
+export { checkInputFile, InputError, inputFileError, InterruptedError, readInputFile } from './errors.js';
 export { canonicalJson, hashFile, hashPath, hashString, listFiles } from './hash.js';
 export { artifactInput, contentHash, describeKind, fileInput, fingerprint, readManifest, tryReadManifest, MANIFEST_FILE, type FileEntry, type InputRef, type Manifest } from './manifest.js';
 export { pidAlive, runStage, upToDate, type StageResult, type StageSpec } from './stage.js';

@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { artifactInput, canonicalJson, fingerprint, hashFile, InputError, InterruptedError, readManifest, toolVersion, tryReadManifest, upToDate, type FileEntry, type InputRef, type Manifest } from '../artifacts/index.js';
 import { compileTrainStep } from '../graph/compile/train-step.js';
 import type { AdamWConfig } from '../graph/optim/adamw.js';
@@ -239,7 +239,7 @@ function prepareRunDir(out: string, wanted: string, force: boolean): 'fresh' | '
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const started = performance.now();
   const t = o.train;
-  const out = resolve(o.out);
+  const out = o.out; // as the user typed it: every message names it so
   const batches = openBatches(o.batches);
   const seq = batches.seqLen;
   const model = o.model;
