@@ -9,6 +9,7 @@
  * line and exit 2, since the results are lost.
  */
 import { asEnvironmentError, InputError } from '../artifacts/errors.js';
+import { EXIT } from './errors.js';
 import { log } from './log.js';
 
 const closed = new AbortController();
@@ -32,6 +33,8 @@ function onStdoutError(error: NodeJS.ErrnoException): void {
     const mapped = asEnvironmentError(error, { out: 'stdout', tempPrefix: '' });
     failure = mapped instanceof InputError ? mapped.message : `stdout: cannot write: ${error.message}`;
     log.error(failure);
+    // The event may come after main() has returned its code: set the status here too.
+    process.exitCode = EXIT.user;
   }
   closed.abort();
 }

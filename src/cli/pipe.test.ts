@@ -4,8 +4,8 @@
  * closes its end: before the child writes anything, or after the first line.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../data/testing.js';
@@ -61,6 +61,17 @@ describe('output into a closed pipe', () => {
       assert.equal(r.code, 0);
     });
   }
+
+  it('a full disk under stdout (> /dev/full): one line naming stdout and the reason, exit 2', { skip: existsSync('/dev/full') ? false : 'no /dev/full here' }, () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const r = spawnSync(LORY, ['params', 'pipelines/demo.yaml', '--json'], { cwd: PROJECT_ROOT, stdio: ['ignore', full, 'pipe'], encoding: 'utf8' });
+      assert.equal(r.stderr, 'error: stdout: cannot write: no space left on device (ENOSPC)\n');
+      assert.equal(r.status, 2);
+    } finally {
+      closeSync(full);
+    }
+  });
 
   it('lory train --json | head -1: stops as after Ctrl-C (checkpoint saved, exit 130, a resume line), no stack', async () => {
     const { batches } = await fixtureBatches();
