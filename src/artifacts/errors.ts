@@ -1,3 +1,5 @@
+import { readFileSync, statSync } from 'node:fs';
+
 /**
  * The error every stage throws for input the user must fix (a wrong artifact, a malformed line, a
  * missing file). The CLI maps errors named 'InputError' to one line and exit code 2; this module
@@ -54,4 +56,38 @@ export function asEnvironmentError(error: unknown, target?: { out: string; tempP
   const path = ours ? (target?.out ?? '') : e.path!;
   const writing = ours || WRITE_CODES.has(e.code) || WRITE_CALLS.has(e.syscall ?? '');
   return new InputError(`${path}: cannot ${writing ? 'write' : 'read'}: ${reason} (${e.code})`);
+}
+
+/**
+ * A file the user named that cannot be read, as one line naming it as typed: "not found", "is a
+ * folder", or the reason in words (permission denied, ...) — never a bare errno. `expected` says
+ * what the file should be ("a pipeline file (YAML)").
+ */
+export function inputFileError(error: unknown, path: string, expected?: string): InputError {
+  const e = error as NodeJS.ErrnoException;
+  const hint = expected ? `; expected ${expected}` : '';
+  if (e?.code === 'ENOENT') return new InputError(`${path}: not found${hint}`);
+  if (e?.code === 'EISDIR') return new InputError(`${path}: is a folder${hint}`);
+  const reason = e?.code && ENVIRONMENT_REASONS[e.code] ? `${ENVIRONMENT_REASONS[e.code]} (${e.code})` : (e?.message ?? String(error));
+  return new InputError(`${path}: cannot read: ${reason}`);
+}
+
+/** Refuses an input that must be a file (an ONNX model, a tokenizer.json) when it is missing or a folder. */
+export function checkInputFile(path: string, expected?: string): void {
+  let folder: boolean;
+  try {
+    folder = statSync(path).isDirectory();
+  } catch (error) {
+    throw inputFileError(error, path, expected);
+  }
+  if (folder) throw inputFileError(Object.assign(new Error(`${path} is a folder`), { code: 'EISDIR' }), path, expected);
+}
+
+/** The file's bytes, or the one-line InputError of inputFileError. */
+export function readInputFile(path: string, expected?: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw inputFileError(error, path, expected);
+  }
 }

@@ -1,5 +1,5 @@
 /** Artifacts: directories with a manifest, written atomically. Every stage builds on this. */
-export { asEnvironmentError, InputError, InterruptedError } from './errors.js';
+export { asEnvironmentError, checkInputFile, InputError, inputFileError, InterruptedError, readInputFile } from './errors.js';
 export { canonicalJson, hashFile, hashPath, hashString, listFiles } from './hash.js';
 export { artifactInput, contentHash, describeKind, fileInput, fingerprint, inputPath, recordedInputs, readManifest, tryReadManifest, MANIFEST_FILE, type FileEntry, type InputRef, type Manifest } from './manifest.js';
 export { acquireLock, allFiles, makeParent, nameSome } from './lock.js';

@@ -8,7 +8,7 @@
  * `readTensors`, which keeps F32/F64 as they are and names the tensor and file on any damage.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { InputError } from './errors.js';
+import { InputError, inputFileError } from './errors.js';
 
 export interface FloatTensor {
   shape: number[];
@@ -102,7 +102,7 @@ export function readTensors(path: string): { tensors: Map<string, StoredTensor>;
   try {
     file = readFileSync(path);
   } catch (error) {
-    throw new InputError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw inputFileError(error, path);
   }
   const { header, base } = parseHeader(file, path);
   const dataBytes = file.length - base;

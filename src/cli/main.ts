@@ -2,10 +2,14 @@
 import { CommanderError, type Command } from 'commander';
 import { EXIT, isUserError } from './errors.js';
 import { log } from './log.js';
+import { guardOutput, outputFailure } from './output.js';
 import { applyUsageConventions, buildProgram } from './program.js';
 
 export async function main(argv: string[]): Promise<number> {
-  return runProgram(buildProgram(), argv);
+  guardOutput();
+  const code = await runProgram(buildProgram(), argv);
+  // Results that could not be written are lost: not a success (a closed pipe is the reader's choice, not a failure).
+  return code === EXIT.ok && outputFailure() !== undefined ? EXIT.user : code;
 }
 
 /** Parses and runs; returns the exit code instead of exiting, so tests can call it. */

@@ -9,6 +9,7 @@ import { relative, sep } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { createGunzip, gunzipSync } from 'node:zlib';
 import { InputError, listFiles } from '../artifacts/index.js';
+import { decodeUtf8, type NotUtf8Error } from './utf8.js';
 
 export interface RawDocument {
   text: string;
@@ -96,8 +97,6 @@ async function* byteLines(stream: Readable): AsyncGenerator<Buffer> {
   if (pending.length > 0) yield Buffer.concat(pending);
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** What a JSON value is, in words ("null", "an array", "number"): typeof says "object" for null. */
 function jsonType(value: unknown): string {
   if (value === null) return 'null';
@@ -115,10 +114,10 @@ async function* readJsonl(path: string, options: CorpusOptions, counts: CorpusCo
       const where = `${path}:${lineNo}`;
       let line: string;
       try {
-        line = utf8.decode(bytes);
-      } catch {
-        // The same rule as for text files: bytes that are not UTF-8 are a bad line, never U+FFFD.
-        bad(counts, options, where, 'not valid UTF-8');
+        line = decodeUtf8(bytes);
+      } catch (error) {
+        // The same rule as for text files (src/data/utf8.ts): bytes that are not UTF-8 are a bad line, never U+FFFD.
+        bad(counts, options, where, `not valid UTF-8 at byte offset ${(error as NotUtf8Error).offset} of the line`);
         continue;
       }
       if (line.trim() === '') continue;
@@ -169,10 +168,13 @@ async function readTextFile(path: string, root: string | undefined, options: Cor
   }
   let text: string;
   try {
-    text = utf8.decode(bytes);
-    if (text.includes('\0')) throw new Error('contains NUL bytes');
-  } catch {
-    bad(counts, options, path, 'not valid UTF-8 text');
+    text = decodeUtf8(bytes);
+  } catch (error) {
+    bad(counts, options, path, `not valid UTF-8 text at byte offset ${(error as NotUtf8Error).offset}`);
+    return undefined;
+  }
+  if (text.includes('\0')) {
+    bad(counts, options, path, `not text: a NUL byte at byte offset ${bytes.indexOf(0)}`);
     return undefined;
   }
   if (text.trim() === '') {

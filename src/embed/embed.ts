@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { artifactInput, fileInput, InputError, inputPath, InterruptedError, runStage, tryReadManifest, type InputRef, type StageResult } from '../artifacts/index.js';
+import { artifactInput, checkInputFile, fileInput, InputError, inputPath, InterruptedError, runStage, tryReadManifest, type InputRef, type StageResult } from '../artifacts/index.js';
 import { BufferedWriter, readWholeFile } from '../data/binary.js';
 import { openTokenStore } from '../data/token-store.js';
 import type { Encoder } from './encoder.js';
@@ -86,6 +86,9 @@ async function chooseEncoder(options: EmbedOptions): Promise<EncoderChoice> {
     };
   }
   if (options.encoderTokenizer === undefined) throw new InputError('--encoder needs --encoder-tokenizer (the tokenizer.json the encoder was trained with)');
+  // Both are loaded by path (ONNX Runtime, tokenizers), whose messages for a folder are raw OS text.
+  checkInputFile(options.encoder, 'an ONNX model file');
+  checkInputFile(options.encoderTokenizer, 'a tokenizer.json');
   const encoderInput = await fileInput('encoder', options.encoder);
   const path = options.encoder;
   return {

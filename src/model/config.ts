@@ -6,6 +6,7 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { customOpLibrary, isBuilt } from '../runtime/index.js';
 import { ConfigError } from './errors.js';
+import { showValue } from '../text/show.js';
 import { editDistance } from '../text/suggest.js';
 
 export type FfnImpl = 'standard' | 'custom';
@@ -159,7 +160,7 @@ export function resolveModelConfig(partial: Partial<Omit<ModelConfig, 'ffnImpl'>
   const base = { ...BASE, ...defined };
   const choice = base.ffnImpl as FfnImplChoice;
   if (choice !== 'auto' && choice !== 'standard' && choice !== 'custom') {
-    throw new ConfigError(`${field('ffnImpl')}: must be 'auto', 'standard' or 'custom', got ${JSON.stringify(choice)}`);
+    throw new ConfigError(`${field('ffnImpl')}: must be 'auto', 'standard' or 'custom', got ${showValue(choice)}`);
   }
   const shaped = { ...base, dFf: defined.dFf ?? defaultDff(base.dModel, base.ffnMultipleOf) };
   const c: ModelConfig = { ...shaped, ffnImpl: choice === 'auto' ? autoFfnImpl(shaped) : choice };
@@ -182,18 +183,18 @@ function autoFfnImpl(c: { experts: number; dtype: ModelDtype; moe: MoeKind }): F
 function validate(c: ModelConfig): void {
   for (const k of INTEGER_FIELDS) {
     const v = c[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ConfigError(`${field(k)}: must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ConfigError(`${field(k)}: must be a positive integer, got ${showValue(v)}`);
   }
   for (const k of POSITIVE_FIELDS) {
     const v = c[k];
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
       const why = k === 'routerInitStd' ? ' (a zero router gives every expert the same gradient forever)' : '';
-      throw new ConfigError(`${field(k)}: must be a positive number, got ${JSON.stringify(v)}${why}`);
+      throw new ConfigError(`${field(k)}: must be a positive number, got ${showValue(v)}${why}`);
     }
   }
   if (c.dModel % c.nHeads !== 0) throw new ConfigError(`${field('dModel')} (${c.dModel}) must be divisible by ${field('nHeads')} (${c.nHeads})`);
   if (headDim(c) % 2 !== 0) throw new ConfigError(`${field('dModel')}/${field('nHeads')} = ${headDim(c)}: the head dimension must be even for rotary embeddings`);
-  if (c.dtype !== 'float32' && c.dtype !== 'float64') throw new ConfigError(`${field('dtype')}: must be 'float32' or 'float64', got ${JSON.stringify(c.dtype)}`);
+  if (c.dtype !== 'float32' && c.dtype !== 'float64') throw new ConfigError(`${field('dtype')}: must be 'float32' or 'float64', got ${showValue(c.dtype)}`);
   validateTokenMoe(c);
   if (isLoryMoe(c)) {
     if (c.segmentLength > c.contextLength) {
@@ -208,17 +209,17 @@ function validate(c: ModelConfig): void {
 
 /** The token-level MoE fields (one block, so a schema can take them over as a unit). */
 function validateTokenMoe(c: ModelConfig): void {
-  if (!MOE_KINDS.includes(c.moe)) throw new ConfigError(`${field('moe')}: must be one of ${MOE_KINDS.join(', ')}, got ${JSON.stringify(c.moe)}`);
+  if (!MOE_KINDS.includes(c.moe)) throw new ConfigError(`${field('moe')}: must be one of ${MOE_KINDS.join(', ')}, got ${showValue(c.moe)}`);
   if (!EXPERT_CHOICE_GROUPS.includes(c.expertChoiceGroup)) {
-    throw new ConfigError(`${field('expertChoiceGroup')}: must be one of ${EXPERT_CHOICE_GROUPS.join(', ')}, got ${JSON.stringify(c.expertChoiceGroup)}`);
+    throw new ConfigError(`${field('expertChoiceGroup')}: must be one of ${EXPERT_CHOICE_GROUPS.join(', ')}, got ${showValue(c.expertChoiceGroup)}`);
   }
-  if (typeof c.topK !== 'number' || !Number.isInteger(c.topK) || c.topK < 1) throw new ConfigError(`${field('topK')}: must be a positive integer, got ${JSON.stringify(c.topK)}`);
+  if (typeof c.topK !== 'number' || !Number.isInteger(c.topK) || c.topK < 1) throw new ConfigError(`${field('topK')}: must be a positive integer, got ${showValue(c.topK)}`);
   if (typeof c.capacityFactor !== 'number' || !Number.isFinite(c.capacityFactor) || c.capacityFactor <= 0) {
-    throw new ConfigError(`${field('capacityFactor')}: must be a positive number, got ${JSON.stringify(c.capacityFactor)}`);
+    throw new ConfigError(`${field('capacityFactor')}: must be a positive number, got ${showValue(c.capacityFactor)}`);
   }
   for (const k of ['auxLossWeight', 'routerZLossWeight'] as const) {
     const v = c[k];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`${field(k)}: must be a number ≥ 0, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`${field(k)}: must be a number ≥ 0, got ${showValue(v)}`);
   }
   if (c.moe === 'top_k' && isMoe(c) && c.topK > c.experts) throw new ConfigError(`${field('topK')} (${c.topK}) must be at most ${field('experts')} (${c.experts})`);
   if (isTokenMoe(c) && c.ffnImpl === 'custom') {
@@ -256,7 +257,7 @@ export function parseModelConfig(raw: unknown, where?: string): ModelConfig {
   const prefix = where ? `${where}: ` : '';
   try {
     if (raw === null || raw === undefined) return resolveModelConfig();
-    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`model: must be a mapping of fields (d_model: 1024, …), got ${JSON.stringify(raw)}`);
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`model: must be a mapping of fields (d_model: 1024, …), got ${showValue(raw)}`);
     const byYaml = new Map(YAML_FIELDS);
     const partial: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {

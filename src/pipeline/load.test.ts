@@ -68,6 +68,13 @@ describe('pipeline files', () => {
   it('refuses a model field of the wrong type with the model layer’s message', () => refuse(GOOD.replace('n_layers: 2', 'n_layers: two'), 'p.yaml: model.n_layers: must be a positive integer, got "two"'));
   it('refuses a sequence length that the Lory segments do not divide', () =>
     refuse(`${GOOD.replace('segment_length: 32', 'segment_length: 48, experts: 4')}`, /p\.yaml: model\.context_length \(128\) must be a multiple of model\.segment_length \(48\)/));
+  it('names NaN and Infinity (YAML .nan, .inf) as such, not as null', () => {
+    refuse(`${GOOD}\ntrain: { lr: .nan }`, 'p.yaml: train.lr: expected a positive number, got NaN');
+    refuse(`${GOOD}\ntrain: { steps: .inf }`, 'p.yaml: train.steps: expected a positive integer, got Infinity');
+    refuse(GOOD.replace('d_model: 64', 'd_model: -.inf'), 'p.yaml: model.d_model: must be a positive integer, got -Infinity');
+  });
+  it('refuses a misspelt required field with its did-you-mean line alone', () =>
+    refuse(GOOD.replace('data: { train: fixtures/corpus/train.jsonl }', 'data: { trian: fixtures/corpus/train.jsonl }'), "p.yaml: data.trian: unknown field; did you mean 'train'?"));
   it('refuses a fraction out of range', () => refuse(`${GOOD}\ntrain: { warmup: 1.5 }`, 'p.yaml: train.warmup: expected a number in [0, 1], got 1.5'));
   it('refuses an unknown batching strategy inside a list', () => refuse(`${GOOD.replace('{ seq_len: 128 }', '{ seq_len: 128, strategies: [similarity, randm] }')}`, `p.yaml: batches.strategies[1]: expected 'similarity' or 'random', got "randm"`));
   it('refuses a run on batches the pipeline does not build, and a duplicate run name', () =>

@@ -3,14 +3,15 @@
  * reported, each naming its field path), then each run's model section goes through the model's own
  * resolveModelConfig and the sequence-length checks, and the files the pipeline names must exist.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { InputError } from '../artifacts/index.js';
+import { InputError, readInputFile } from '../artifacts/index.js';
 import { checkTrainingSequenceLength, modelConfigToYamlObject, parseModelConfig, type ModelConfig } from '../model/index.js';
 import { pipelineSchema, type Pipeline, type TrainSection } from './schema.js';
 import { closest } from '../text/suggest.js';
+import { showValue } from '../text/show.js';
 
 export interface ResolvedRun {
   name: string;
@@ -61,7 +62,10 @@ function knownKeys(s: z.ZodType | undefined): string[] {
   return cur?._zod.def.shape ? Object.keys(cur._zod.def.shape) : [];
 }
 
-const show = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+const show = (v: unknown) => (v === undefined ? 'nothing' : showValue(v));
+
+/** A field that is not there: zod reports it by the check it failed (a type, a union), with no input. */
+const isMissing = (issue: z.core.$ZodIssue) => issue.code !== 'unrecognized_keys' && (issue as { input?: unknown }).input === undefined;
 
 export function formatIssue(issue: z.core.$ZodIssue): string[] {
   const at = formatPath(issue.path);
@@ -75,7 +79,7 @@ export function formatIssue(issue: z.core.$ZodIssue): string[] {
   }
   const what = description(schemaAt(pipelineSchema, issue.path));
   const input = (issue as { input?: unknown }).input;
-  if (issue.code === 'invalid_type' && input === undefined) return [`${at}: missing; expected ${what ?? issue.expected}`];
+  if (isMissing(issue)) return [`${at}: missing; expected ${what ?? (issue as { expected?: string }).expected ?? 'a value'}`];
   if (what) return [`${at || 'pipeline'}: expected ${what}, got ${show(input)}`];
   return [`${at || 'pipeline'}: ${issue.message}`];
 }
@@ -106,8 +110,7 @@ export function parsePipeline(text: string, source: string, options: { checkFile
         if (best) suggested.add(at ? `${at}.${best}` : best);
       }
     }
-    const missingButSuggested = (issue: z.core.$ZodIssue) =>
-      issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined && suggested.has(formatPath(issue.path));
+    const missingButSuggested = (issue: z.core.$ZodIssue) => isMissing(issue) && suggested.has(formatPath(issue.path));
     const lines = parsed.error.issues.filter((i) => !missingButSuggested(i)).flatMap(formatIssue);
     throw new InputError(lines.map((l) => `${source}: ${l}`).join('\n'));
   }
@@ -165,13 +168,7 @@ export function parsePipeline(text: string, source: string, options: { checkFile
 }
 
 export function loadPipeline(file: string, options: { checkFiles?: boolean } = {}): LoadedPipeline {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new InputError(`cannot read pipeline ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-  return parsePipeline(text, file, options);
+  return parsePipeline(readInputFile(file, 'a pipeline file (YAML)').toString('utf8'), file, options);
 }
 
 /** The field of a run config that says which file it was read from. */

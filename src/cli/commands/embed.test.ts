@@ -52,6 +52,8 @@ describe('lory embed refuses bad invocations and inputs, leaving nothing behind'
     // inputs that are not what they should be
     { name: 'an encoder that is not ONNX', args: () => ['embed', tokens, '-o', out, '--encoder', file('bad.onnx', 'garbage'), '--encoder-tokenizer', join(tokens, 'tokenizer.json'), '--force'], code: 2, message: 'ONNX Runtime cannot load it' },
     { name: 'an encoder tokenizer that is not one', args: () => ['embed', tokens, '-o', out, '--encoder', file('bad.onnx', 'garbage'), '--encoder-tokenizer', file('tok.json', '{}'), '--force'], code: 2, message: 'tok.json: not a tokenizer.json the tokenizers package can load (error loading from file: ' },
+    { name: 'an encoder that is a folder', args: () => ['embed', tokens, '-o', out, '--encoder', root, '--encoder-tokenizer', join(tokens, 'tokenizer.json'), '--force'], code: 2, message: `${root}: is a folder; expected an ONNX model file` },
+    { name: 'an encoder tokenizer that is a folder', args: () => ['embed', tokens, '-o', out, '--encoder', file('bad.onnx', 'garbage'), '--encoder-tokenizer', tokens, '--force'], code: 2, message: `${tokens}: is a folder; expected a tokenizer.json` },
     { name: 'embeddings given as the token store', args: ['embed', out, '-o', out], code: 2, message: 'is an embeddings (made by `lory embed`), but a token-store (made by `lory prepare`) is needed here' },
     { name: 'a token store with an offset set to 1e12', args: () => ['embed', damagedStore(), '-o', out], code: 2, message: 'damaged token store: offsets.bin: offset 4' },
     { name: '--max-tokens beyond the encoder', args: ['embed', tokens, '-o', out, '--max-tokens', '100000', '--force'], code: 2, message: '--max-tokens 100000 (+2 special) exceeds the 512 tokens the encoder takes' },

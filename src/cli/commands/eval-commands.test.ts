@@ -8,7 +8,7 @@ import { tempDir } from '../../data/testing.js';
 import { byteTokenizer, heldOutStore, tinyCheckpoint, tinyModel } from '../../eval/testing.js';
 import { INSPECT_DOCS } from '../../inspect/testing.js';
 
-const lory = (args: string[], input?: string) => spawnSync(join(PROJECT_ROOT, 'bin', 'lory'), args, { encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
+const lory = (args: string[], input?: string | Buffer) => spawnSync(join(PROJECT_ROOT, 'bin', 'lory'), args, { encoding: 'utf8', ...(input !== undefined ? { input } : {}) });
 
 /** A user mistake: exit 2 and exactly one line on stderr matching `re`. */
 function userError(r: ReturnType<typeof lory>, re: RegExp) {
@@ -62,6 +62,8 @@ describe('lory eval perplexity, inspect-experts and generate from the command li
     userError(lory(['eval', 'perplexity', lory3.run, '--data', foreign]), /made with another tokenizer/);
     // A missing metadata field.
     userError(lory(['eval', 'perplexity', lory3.run, '--data', store, '--by', 'topic']), /documents\.jsonl: line 1 has no 'topic' field/);
+    // A prompt on stdin that is not UTF-8: refused as prepare refuses such text, not read as U+FFFD.
+    userError(lory(['generate', lory3.run, '-n', '1'], Buffer.from('caf\xe9', 'latin1')), /^error: stdin: the prompt is not valid UTF-8 at byte offset 3$/);
     // A prompt longer than the context.
     userError(lory(['generate', lory3.run, 'x'.repeat(40)]), /the prompt is 40 tokens; the model's context holds 16/);
     // A truncated checkpoint.

@@ -1,11 +1,13 @@
 /** `lory generate`: continue a prompt with a checkpoint, streaming tokens to stdout. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { InputError } from '../../artifacts/index.js';
+import { InputError, inputFileError } from '../../artifacts/index.js';
+import { decodeUtf8 } from '../../data/utf8.js';
 import { encodeMany, loadTokenizer } from '../../data/tokenizer.js';
 import { generateTokens, type GenerateRouting } from '../../generate/generate.js';
 import { readCheckpoint } from '../../train/checkpoint.js';
 import { log } from '../log.js';
+import { outputClosed } from '../output.js';
 import { positiveInt } from './prepare.js';
 
 interface Flags {
@@ -32,10 +34,16 @@ const number = (v: string) => {
 function readPrompt(arg: string | undefined): string {
   if (arg !== undefined && arg !== '-') return arg;
   if (arg === undefined && process.stdin.isTTY) return '';
+  let bytes: Buffer;
   try {
-    return readFileSync(0, 'utf8');
+    bytes = readFileSync(0);
   } catch (error) {
-    throw new InputError(`cannot read the prompt from stdin (${(error as Error).message})`);
+    throw inputFileError(error, 'stdin');
+  }
+  try {
+    return decodeUtf8(bytes); // prepare's rule: bytes that are not UTF-8 are refused, never read as U+FFFD
+  } catch (error) {
+    throw new InputError(`stdin: the prompt is ${(error as Error).message}`);
   }
 }
 
@@ -68,6 +76,7 @@ Examples:
       const tok = loadTokenizer(ckpt.tokenizerPath);
       const prompt = readPrompt(promptArg);
       const [ids] = await encodeMany(tok, [prompt]);
+      // Ctrl-C, or nobody reading the text any more (`| head -c 200`: src/cli/output.ts), stops generating.
       const controller = new AbortController();
       const onSigint = () => controller.abort();
       process.once('SIGINT', onSigint);
@@ -93,7 +102,7 @@ Examples:
           stopAtEos: flags.stopAtEos,
           routing: flags.routing,
           cache: flags.cache,
-          signal: controller.signal,
+          signal: AbortSignal.any([controller.signal, outputClosed]),
           onToken: async (id) => {
             generated.push(id);
             await stream();

@@ -55,7 +55,7 @@ test('lory params reports the token-level kinds: routing, active experts per tok
 test('lory params exits 2 with one line for a missing file or an impossible model', () => {
   const missing = lory('params', 'no-such.yaml');
   assert.equal(missing.status, 2);
-  assert.equal(missing.stderr.trim(), 'error: cannot read pipeline no-such.yaml: ENOENT');
+  assert.equal(missing.stderr.trim(), 'error: no-such.yaml: not found; expected a pipeline file (YAML)');
   const dir = mkdtempSync(join(tmpdir(), 'lory-params-'));
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'train: {steps: 3}\nmodel:\n  d_model: 1000\n  n_heads: 16\n');

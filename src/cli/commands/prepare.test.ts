@@ -57,7 +57,9 @@ describe('lory prepare refuses bad invocations and damaged input', () => {
     { name: 'a gzip with bad JSON on line 2 and a damaged CRC', args: () => ['prepare', corruptGzip(), '-o', out, '--force'], code: 2, message: /corrupt\.jsonl\.gz:2: malformed JSON/ },
     { name: 'a truncated gzip', args: () => ['prepare', truncated(), '-o', out, '--force'], code: 2, message: /truncated\.jsonl\.gz:\d+: cannot read: corrupt or truncated gzip data/ },
     // 5. inputs that are not what they seem
-    { name: 'bytes that are not UTF-8 in JSONL', args: () => ['prepare', file('latin1.jsonl', Buffer.from('{"text": "caf\xe9"}\n', 'latin1')), '-o', out, '--force'], code: 2, message: /latin1\.jsonl:1: not valid UTF-8/ },
+    { name: 'bytes that are not UTF-8 in JSONL', args: () => ['prepare', file('latin1.jsonl', Buffer.from('{"text": "caf\xe9"}\n', 'latin1')), '-o', out, '--force'], code: 2, message: /latin1\.jsonl:1: not valid UTF-8 at byte offset 13 of the line/ },
+    { name: 'a text file that is not UTF-8', args: () => ['prepare', file('latin1.txt', Buffer.from('caf\xe9 au lait', 'latin1')), '-o', out, '--force'], code: 2, message: /latin1\.txt: not valid UTF-8 text at byte offset 3 \(use --skip-bad-lines/ },
+    { name: 'a text file with a NUL byte', args: () => ['prepare', file('nul.txt', 'ab\0cd'), '-o', out, '--force'], code: 2, message: /nul\.txt: not text: a NUL byte at byte offset 2/ },
     {
       name: 'the output inside the input folder',
       setup: () => (mkdirSync(corpusDir, { recursive: true }), copyFileSync(small, join(corpusDir, 'a.jsonl'))),
