@@ -1,11 +1,13 @@
 /** The perplexity report as Markdown (stdout, perplexity.md) and JSON. */
 import type { PerplexityReport, PerplexityResult, PerplexityRow } from './perplexity.js';
 
-const fixed = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
-const int = (x: number) => x.toLocaleString('en');
-const pct = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}%`;
+export const fixed = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+export const int = (x: number) => x.toLocaleString('en');
+/** A relative change as a signed percentage ("+1.2%", "−0.4%"). */
+export const pct = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}%`;
 
-function table(header: string[], rows: string[][], align: Array<'l' | 'r'>): string {
+/** A Markdown table. */
+export function table(header: string[], rows: string[][], align: Array<'l' | 'r'>): string {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(align.map((a) => (a === 'r' ? '---:' : ':---'))), ...rows.map(line)].join('\n');
 }
@@ -16,7 +18,7 @@ export function describeRouting(r: PerplexityResult): string {
   return 'segment routing (causal, as in training)';
 }
 
-export const resultLabel = (r: PerplexityResult) => `${r.checkpoint.path} @ step ${r.checkpoint.step}${r.routing === 'dense' ? '' : ` [${r.routing}]`}`;
+export const resultLabel = (r: { checkpoint: { path: string; step: number }; routing: string }) => `${r.checkpoint.path} @ step ${r.checkpoint.step}${r.routing === 'dense' ? '' : ` [${r.routing}]`}`;
 
 function detail(r: PerplexityResult): string {
   const row = (x: PerplexityRow, name = x.name) => [name, int(x.documents), int(x.tokens), fixed(x.meanNll, 4), fixed(x.perplexity, 2), fixed(x.bitsPerByte, 4)];
@@ -78,6 +80,9 @@ export function perplexitySummary(report: PerplexityReport): string {
   return `## Perplexity on ${report.data}${report.by ? ` by ${report.by}` : ''}\n\n${body}\n\n`;
 }
 
-export function perplexityJson(report: PerplexityReport): string {
+/** A report as JSON; NaN and ±Infinity (undefined values) become null. */
+export function reportJson(report: unknown): string {
   return `${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
 }
+
+export const perplexityJson = (report: PerplexityReport): string => reportJson(report);

@@ -128,6 +128,17 @@ function plan(h: HeldOut, W: number, s: number): WindowJob[] {
   return jobs;
 }
 
+/** Lory: each requested routing mode; token-level kinds (top-k, expert choice): their own per-token routing; dense: none. */
+export function routingRuns(c: ModelConfig, modes: EvalRouting[]): Array<EvalRouting | 'dense' | 'token'> {
+  return isLoryMoe(c) ? modes : isMoe(c) ? ['token'] : ['dense'];
+}
+
+/** How a report names the checkpoint it scored. */
+export function checkpointInfo(ckpt: LoadedCheckpoint, path: string): PerplexityResult['checkpoint'] {
+  const c = ckpt.model;
+  return { path, dir: ckpt.dir, step: ckpt.step, experts: c.experts, ...(isMoe(c) ? { moe: c.moe } : {}), phase: isMoe(c) ? 'moe' : 'dense' };
+}
+
 /** Score one checkpoint with one routing mode. */
 export async function scoreCheckpoint(
   ckpt: LoadedCheckpoint,
@@ -198,7 +209,7 @@ export async function scoreCheckpoint(
   const total = finishRow('total', sumOf('documents'), sumOf('tokens'), sumOf('bytes'), sumOf('nll'), sumOf('selfRoutedTokens'));
   const macroNll = rows.reduce((a, r) => a + r.meanNll, 0) / rows.length;
   return {
-    checkpoint: { path, dir: ckpt.dir, step: ckpt.step, experts: c.experts, ...(isMoe(c) ? { moe: c.moe } : {}), phase: isMoe(c) ? 'moe' : 'dense' },
+    checkpoint: checkpointInfo(ckpt, path),
     routing: o.routing,
     window: W,
     stride: o.stride,
@@ -227,8 +238,7 @@ export function prepareEval(o: PerplexityOptions): PreparedEval {
     const ckpt = readCheckpoint(path, { which: o.which ?? 'latest', onWarn: o.onWarn });
     checkTokenizer(h, ckpt);
     const { window, stride } = resolveWindow(ckpt.model, o.window, o.stride, ckpt.dir);
-    // Lory: segment and prompt routing; token-level kinds (top-k, expert choice): their own per-token routing.
-    const runs: Array<EvalRouting | 'dense' | 'token'> = isLoryMoe(ckpt.model) ? modes : isMoe(ckpt.model) ? ['token'] : ['dense'];
+    const runs = routingRuns(ckpt.model, modes);
     return { path, ckpt, window, stride, runs, batch: windowBatch(requested, window, ckpt.model) };
   });
   return { h, by, loaded };

@@ -11,7 +11,7 @@
  */
 import * as G from '../graph/index.js';
 import { compileForward, type ForwardGraph, type ResidentParams } from '../eval/forward.js';
-import { buildLoryDecode, DECODE_INPUT, headDim, isMoe, mergeLayerExperts, modelSessionOptions, PARAM, paramSpecs, type ModelConfig, type ParamArray } from '../model/index.js';
+import { buildLoryDecode, DECODE_INPUT, headDim, isLoryMoe, isMoe, mergeLayerExperts, modelSessionOptions, PARAM, paramSpecs, type ModelConfig, type ParamArray } from '../model/index.js';
 import { ResidentParams as Params } from '../eval/forward.js';
 import { loadRuntime, type Feed, type ResidentValue, type Session } from '../runtime/index.js';
 
@@ -30,6 +30,8 @@ export interface Decoder {
   step(token: number, routing: ParamArray[]): Promise<StepResult>;
   /** Append several tokens with the same routing; the logits at the last one. */
   prefill(tokens: readonly number[], routing: ParamArray[]): Promise<StepResult>;
+  /** Start a new sequence at position 0 (the compiled graph is kept). */
+  reset(): void;
   dispose(): void;
 }
 
@@ -73,6 +75,11 @@ export class CachedDecoder implements Decoder {
 
   get length(): number {
     return this.pos;
+  }
+
+  /** Rows past the new position are never attended (the attend mask stops at p), so nothing is cleared. */
+  reset(): void {
+    this.pos = 0;
   }
 
   /** Merge the experts for `routing` into the FFN parameters, unless they already hold that merge. */
@@ -153,7 +160,8 @@ export class FullDecoder implements Decoder {
   static async create(params: ResidentParams, o: { capacity?: number; threads?: number; pad?: number } = {}): Promise<FullDecoder> {
     const c = params.config;
     const C = o.capacity ?? c.contextLength;
-    const graph = await compileForward(params, { batch: 1, seq: C, routing: isMoe(c) ? 'fixed' : 'segment', ...(o.threads ? { threads: o.threads } : {}) });
+    // Lory: the routing weights given to step(); token-level kinds route every token themselves.
+    const graph = await compileForward(params, { batch: 1, seq: C, routing: isLoryMoe(c) ? 'fixed' : 'segment', ...(o.threads ? { threads: o.threads } : {}) });
     return new FullDecoder(graph, o.pad ?? 0, c.vocabSize);
   }
 
@@ -162,6 +170,10 @@ export class FullDecoder implements Decoder {
   }
   get length(): number {
     return this.tokens.length;
+  }
+
+  reset(): void {
+    this.tokens.length = 0;
   }
 
   /** Routing must stay the same for the whole sequence (prompt routing): it is applied to every position. */

@@ -10,7 +10,8 @@
  * The sequence starts with EOS (documents follow an EOS in training), then the prompt.
  */
 import { InputError } from '../artifacts/index.js';
-import { compileForward, ResidentParams } from '../eval/forward.js';
+import { ResidentParams } from '../eval/forward.js';
+import { PromptRouter } from '../eval/prompt-routing.js';
 import { isLoryMoe, isMoe, PARAM, type ModelConfig, type ParamArray } from '../model/index.js';
 import { mulberry32 } from '../random/index.js';
 import { CachedDecoder, FullDecoder, type Decoder, type StepResult } from './decoder.js';
@@ -30,13 +31,15 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** Called with each generated token as soon as it is drawn. */
   onToken?(id: number): void | Promise<void>;
+  /** Asked after each token (all so far): true stops generation ('stop'), e.g. at a stop string. */
+  until?(tokens: readonly number[]): boolean | Promise<boolean>;
 }
 
 export interface GenerateResult {
   /** The model's input before generation: EOS + the prompt's tokens. */
   context: number[];
   tokens: number[];
-  stoppedBy: 'eos' | 'max-tokens' | 'context' | 'interrupted';
+  stoppedBy: 'eos' | 'max-tokens' | 'context' | 'interrupted' | 'stop';
   /** Routing weights per layer [E] that served the prompt (Lory only). */
   promptRouting: number[][];
   promptMs: number;
@@ -68,48 +71,77 @@ export function routerWeights(mean: ArrayLike<number>, router: ArrayLike<number>
   return out;
 }
 
-/** The prompt-routing decision for `tokens`: per layer [E], from the model's own prompt-routing graph. */
-async function promptRoutingOf(params: ResidentParams, tokens: readonly number[], threads?: number): Promise<ParamArray[]> {
-  const g = await compileForward(params, { batch: 1, seq: tokens.length, routing: 'prompt', logits: false, ...(threads ? { threads } : {}) });
-  try {
-    return (await g.run(tokens)).routing;
-  } finally {
-    g.dispose();
-  }
+/** Routing, cache and threads: what a Generator is compiled for. */
+export interface GeneratorSetup {
+  routing?: GenerateRouting;
+  /** Use the key/value cache (default true); false recomputes the whole context per token. */
+  cache?: boolean;
+  threads?: number;
 }
 
-export async function generateTokens(model: ModelConfig, weights: Record<string, ParamArray>, prompt: readonly number[], eos: number, o: GenerateOptions): Promise<GenerateResult> {
-  const C = model.contextLength;
-  const context = [eos, ...prompt];
-  if (context.length >= C) throw new InputError(`the prompt is ${prompt.length} tokens; the model's context holds ${C} (EOS + prompt + at least one new token): shorten the prompt`);
-  checkGenerateOptions(o);
-  if (isMoe(model) && !isLoryMoe(model)) {
-    // The decode path merges experts per routing decision (Lory); token-level baselines route every token.
-    throw new InputError(`lory generate decodes dense and Lory models; this is a ${model.moe} baseline (compare it with lory eval perplexity)`);
+/**
+ * A model opened for generation: the decoder (and the prompt-routing graphs) compiled once and reused
+ * for one context after another (`lory eval tasks` decodes every item of a task with one).
+ */
+export class Generator {
+  private constructor(
+    readonly model: ModelConfig,
+    private readonly weights: Record<string, ParamArray>,
+    private readonly params: ResidentParams,
+    private readonly decoder: Decoder,
+    private readonly router: PromptRouter | undefined,
+    readonly routing: GenerateRouting,
+  ) {}
+
+  static async open(model: ModelConfig, weights: Record<string, ParamArray>, eos: number, o: GeneratorSetup = {}): Promise<Generator> {
+    if (isMoe(model) && !isLoryMoe(model) && o.cache !== false) {
+      // The cached path merges experts per routing decision (Lory); token-level baselines route every token.
+      throw new InputError(`lory generate decodes dense and Lory models with the key/value cache; this is a ${model.moe} baseline (decode it with --no-cache, or compare it with lory eval perplexity)`);
+    }
+    const routing = o.routing ?? 'prompt';
+    if (routing === 'segment' && o.cache === false) throw new InputError('--routing segment needs the key/value cache (it re-routes at segment boundaries as it decodes)');
+    const lory = isLoryMoe(model);
+    const threads = o.threads;
+    const params = new ResidentParams(model, weights);
+    let decoder: Decoder | undefined;
+    try {
+      decoder =
+        o.cache === false
+          ? await FullDecoder.create(params, { pad: eos, ...(threads ? { threads } : {}) })
+          : await CachedDecoder.create(model, weights, { ffnInputs: lory && routing === 'segment', ...(threads ? { threads } : {}) });
+    } catch (error) {
+      params.dispose();
+      throw error;
+    }
+    const router = lory ? new PromptRouter(params, { batch: 1, ...(threads ? { threads } : {}) }) : undefined;
+    return new Generator(model, weights, params, decoder, router, routing);
   }
-  const routingMode = o.routing ?? 'prompt';
-  if (routingMode === 'segment' && o.cache === false) throw new InputError('--routing segment needs the key/value cache (it re-routes at segment boundaries as it decodes)');
-  const moe = isMoe(model);
-  const T = model.segmentLength;
-  const E = model.experts;
-  const threads = o.threads;
-  const params = new ResidentParams(model, weights);
-  const started = Date.now();
-  let decoder: Decoder | undefined;
-  try {
+
+  /** Positions the decoder holds: a context must leave at least one for a new token. */
+  get capacity(): number {
+    return this.decoder.capacity;
+  }
+
+  /** Continue `context` (the model's whole input: EOS + prompt, or a window of it). */
+  async generate(context: readonly number[], eos: number, o: GenerateOptions): Promise<GenerateResult> {
+    const { model, weights, decoder } = this;
+    if (context.length === 0 || context.length >= decoder.capacity) throw new Error(`generate: a context of ${context.length} tokens for ${decoder.capacity} positions`);
+    const T = model.segmentLength;
+    const E = model.experts;
+    const started = Date.now();
+    decoder.reset();
     // Routing for the prompt (prompt mode) or for segment 1 (segment mode).
-    const first = moe ? await promptRoutingOf(params, routingMode === 'prompt' ? context : context.slice(0, Math.min(T, context.length)), threads) : [];
-    decoder = o.cache === false ? await FullDecoder.create(params, { pad: eos, ...(threads ? { threads } : {}) }) : await CachedDecoder.create(model, weights, { ffnInputs: moe && routingMode === 'segment', ...(threads ? { threads } : {}) });
+    const first = this.router ? (await this.router.route([this.routing === 'prompt' ? context : context.slice(0, Math.min(T, context.length))]))[0]! : [];
     let routing = first;
     // Segment routing: running sums of each layer's FFN inputs over the current segment.
-    const sums = moe && routingMode === 'segment' ? Array.from({ length: model.nLayers }, () => new Float64Array(model.dModel)) : undefined;
+    const sums = this.router && this.routing === 'segment' ? Array.from({ length: model.nLayers }, () => new Float64Array(model.dModel)) : undefined;
     const advance = async (token: number): Promise<StepResult> => {
-      const p = decoder!.length;
+      const p = decoder.length;
       if (sums && p > 0 && p % T === 0) {
         routing = sums.map((s, l) => routerWeights(s.map((x) => x / T), weights[PARAM.router(l)]!, E, model.dtype));
         for (const s of sums) s.fill(0);
       }
-      const r = await decoder!.step(token, routing);
+      const r = await decoder.step(token, routing);
       if (sums) r.ffnInputs!.forEach((x, l) => x.forEach((v, j) => (sums[l]![j] = sums[l]![j]! + v)));
       return r;
     };
@@ -134,6 +166,10 @@ export async function generateTokens(model: ModelConfig, weights: Record<string,
       }
       tokens.push(next);
       await o.onToken?.(next);
+      if (await o.until?.(tokens)) {
+        stoppedBy = 'stop';
+        break;
+      }
       if (tokens.length === o.maxTokens) break;
       if (decoder.length >= decoder.capacity) {
         stoppedBy = 'context';
@@ -141,9 +177,25 @@ export async function generateTokens(model: ModelConfig, weights: Record<string,
       }
       last = await advance(next);
     }
-    return { context, tokens, stoppedBy, promptRouting: first.map((w) => [...w]), promptMs, decodeMs: Date.now() - decodeStart };
+    return { context: [...context], tokens, stoppedBy, promptRouting: first.map((w) => [...w]), promptMs, decodeMs: Date.now() - decodeStart };
+  }
+
+  dispose(): void {
+    this.router?.dispose();
+    this.decoder.dispose();
+    this.params.dispose();
+  }
+}
+
+export async function generateTokens(model: ModelConfig, weights: Record<string, ParamArray>, prompt: readonly number[], eos: number, o: GenerateOptions): Promise<GenerateResult> {
+  const C = model.contextLength;
+  const context = [eos, ...prompt];
+  if (context.length >= C) throw new InputError(`the prompt is ${prompt.length} tokens; the model's context holds ${C} (EOS + prompt + at least one new token): shorten the prompt`);
+  checkGenerateOptions(o);
+  const g = await Generator.open(model, weights, eos, { ...(o.routing ? { routing: o.routing } : {}), ...(o.cache !== undefined ? { cache: o.cache } : {}), ...(o.threads ? { threads: o.threads } : {}) });
+  try {
+    return await g.generate(context, eos, o);
   } finally {
-    decoder?.dispose();
-    params.dispose();
+    g.dispose();
   }
 }

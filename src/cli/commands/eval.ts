@@ -9,6 +9,7 @@ import { positiveInt } from './prepare.js';
 import { join } from 'node:path';
 import { duration } from '../progress.js';
 import { log } from '../log.js';
+import { registerEvalTasks } from './eval-tasks.js';
 
 interface Flags {
   data: string;
@@ -30,14 +31,14 @@ function describe(p: PerplexityProgress): string {
   return `perplexity: ${p.checkpoint}${p.routing === 'dense' ? '' : ` [${p.routing} routing]`}: ${p.windowsDone}/${p.windowsTotal} windows, ETA ${eta}`;
 }
 
-function routingModes(value: string): EvalRouting[] {
+export function routingModes(value: string): EvalRouting[] {
   if (value === 'both') return ['segment', 'prompt'];
   if (value === 'segment' || value === 'prompt') return [value];
   throw new InvalidArgumentError("must be 'segment', 'prompt' or 'both'");
 }
 
 export function registerEval(program: Command): void {
-  const evalCommand = program.command('eval').description('evaluate checkpoints (perplexity per domain)');
+  const evalCommand = program.command('eval').description('evaluate checkpoints (perplexity per domain, accuracy on tasks)');
   evalCommand
     .command('perplexity')
     .description('perplexity, mean NLL and bits per byte per domain of held-out data, for one or more checkpoints side by side')
@@ -88,4 +89,5 @@ Examples:
         process.stdout.write(flags.json ? perplexityJson(report) : perplexityMarkdown(report));
       });
     });
+  registerEvalTasks(evalCommand);
 }
