@@ -32,9 +32,9 @@ export function detectPublicLayout(r: Record<string, unknown>): PublicLayout | u
 
 const same = (context: string, continuations: string[]): ChoiceOption[] => continuations.map((c) => ({ context, continuation: c }));
 
-/** lm-evaluation-harness's HellaSwag clean-up of WikiHow artefacts ("[title]", "[header]", double spaces). */
+/** lm-evaluation-harness's HellaSwag clean-up of WikiHow artefacts ("[title]", "[header]", double spaces), Python's replace-all semantics. */
 export function hellaswagText(text: string): string {
-  return text.trim().replace(' [title]', '. ').replace(/\[.*?\]/g, '').replace('  ', ' ');
+  return text.trim().replace(/ \[title\]/g, '. ').replace(/\[.*?\]/g, '').replace(/ {2}/g, ' ');
 }
 
 /** Python's str.capitalize(): the first character upper case, the rest lower. */
