@@ -55,17 +55,20 @@ function checkScorable(t: Task): Task {
   return t;
 }
 
-/** Every task of `paths`; two files of one name are told apart by their folder ("ARC-Easy/test"). */
+/** Every task of `paths`; two files of one name in different folders are told apart by their folder ("ARC-Easy/test"). */
 export function readTasks(paths: string[]): Task[] {
   const tasks = taskFiles(paths).map(readTaskFile);
-  const count = new Map<string, number>();
-  for (const t of tasks) count.set(t.name, (count.get(t.name) ?? 0) + 1);
-  for (const t of tasks) if (count.get(t.name)! > 1) t.name = `${basename(dirname(t.file))}/${t.name}`;
-  const seen = new Map<string, string>();
-  for (const t of tasks) {
-    const before = seen.get(t.name);
-    if (before) throw new InputError(`${t.file}: task name '${t.name}' is also ${before}'s; give each task its own name (the header's "name")`);
-    seen.set(t.name, t.file);
+  const named = new Map<string, Task[]>();
+  for (const t of tasks) named.set(t.name, [...(named.get(t.name) ?? []), t]);
+  for (const [name, same] of named) {
+    if (same.length < 2) continue;
+    const folders = same.map((t) => basename(dirname(t.file)));
+    const clash = folders.findIndex((f, i) => folders.indexOf(f) !== i);
+    if (clash >= 0) {
+      const first = same[folders.indexOf(folders[clash]!)]!;
+      throw new InputError(`${same[clash]!.file}: task name '${name}' is also ${first.file}'s; give each task its own name (the header's "name")`);
+    }
+    same.forEach((t, i) => (t.name = `${folders[i]}/${name}`));
   }
   return tasks;
 }
