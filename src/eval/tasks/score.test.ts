@@ -184,9 +184,48 @@ test('generated answers (key/value cache, contexts cut from the left) equal gree
         const text = cutAtStop(await tok.tokenizer.decode(want.tokens, false), task.items[n]!.stop);
         assert.equal(a.text, text, `${c.experts} expert(s), item ${n}`);
       }
+      if (c.experts > 1) {
+        // Segment routing: one decoder reused item after item gives what a fresh decoder per item gives.
+        const reused = await Generator.open(c, ck.params, EOS, { routing: 'segment' });
+        try {
+          const again = await generateAnswers(reused, plan, tok, { maxNewTokens: 6 });
+          for (const [n, a] of again.entries()) {
+            const fresh = await Generator.open(c, ck.params, EOS, { routing: 'segment' });
+            const want = await fresh.generate(plan.contexts[n]!.slice(a.dropped), EOS, { temperature: 0, topK: 0, topP: 1, seed: 0, maxTokens: 6 });
+            fresh.dispose();
+            assert.equal(a.text, cutAtStop(await tok.tokenizer.decode(want.tokens, false), task.items[n]!.stop), `segment routing, item ${n}`);
+          }
+        } finally {
+          reused.dispose();
+        }
+      }
     } finally {
       cached.dispose();
       full.dispose();
     }
+  }
+  // Token-level routing decodes without the cache: the same tokens as an argmax loop over the training graph.
+  const c = tinyModel({ moe: 'top_k', topK: 2 });
+  const ck = await tinyCheckpoint(c, tokPath, 8);
+  const gen = await Generator.open(c, ck.params, EOS, { cache: false });
+  const graph = await modelRunner(c, { batch: 1, seq: c.contextLength, loss: false });
+  try {
+    const got = await generateAnswers(gen, plan, tok, { maxNewTokens: 6 });
+    for (const [n, a] of got.entries()) {
+      const seq = plan.contexts[n]!.slice(a.dropped);
+      const out: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const { logits } = await graph.run(ck.params, { tokens: [...seq, ...Array<number>(c.contextLength - seq.length).fill(EOS)] });
+        const row = Array.from(logits.subarray((seq.length - 1) * c.vocabSize, seq.length * c.vocabSize));
+        const next = row.indexOf(Math.max(...row));
+        if (next === EOS) break;
+        out.push(next);
+        seq.push(next);
+      }
+      assert.equal(a.text, cutAtStop(await tok.tokenizer.decode(out, false), task.items[n]!.stop), `top-k, item ${n}`);
+    }
+  } finally {
+    gen.dispose();
+    await graph.dispose();
   }
 });
