@@ -224,8 +224,7 @@ export function readRuns(dirs: string[]): RunData[] {
     seen.add(resolve(d));
   }
   const runs = dirs.map(readRun);
-  for (const r of runs) {
-    if (runs.some((o) => o !== r && o.name === r.name)) r.name = `${basename(dirname(resolve(r.dir)))}/${r.name}`;
-  }
+  const shared = new Set(runs.filter((r) => runs.some((o) => o !== r && o.name === r.name)).map((r) => r.name));
+  for (const r of runs) if (shared.has(r.name)) r.name = `${basename(dirname(resolve(r.dir)))}/${r.name}`;
   return runs;
 }

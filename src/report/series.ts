@@ -12,8 +12,11 @@ export interface Point {
   y: number | null;
 }
 
-/** Buckets per line: more than the figures' width in pixels (720), so downsampled lines look the same. */
-export const DEFAULT_BUCKETS = 1000;
+/**
+ * Buckets per line: the figures' width in pixels (720; routing panels get theirs), the M4 premise —
+ * one bucket per pixel column draws the same line as every point.
+ */
+export const DEFAULT_BUCKETS = 720;
 
 /**
  * Exponential moving average, debiased (as TensorBoard's smoothing): s_t = β·s_{t−1} + (1−β)·y_t,

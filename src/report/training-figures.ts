@@ -38,6 +38,8 @@ interface Context {
   buckets: number;
   /** The end of every figure's x axis (they all start at 0), so the figures line up. */
   xMax: number;
+  /** Each run's MoE layers. */
+  layers: Map<FigureRun, number[]>;
 }
 
 type Row = Record<string, string | number | null>;
@@ -171,11 +173,22 @@ function clipLayer(c: Context) {
     : [];
 }
 
-/** Rows of a per-layer routing value, one line per (run, layer). */
-function routingRows(c: Context, value: (layer: NonNullable<StepRow['routing']>[number], experts: number) => number | null): Row[] {
-  return c.runs.flatMap((r) => {
-    const layers = [...new Set(r.data.steps.flatMap((s) => (s.routing ?? []).map((l) => l.layer)))].sort((a, b) => a - b);
-    return layers.flatMap((layer) =>
+/** The width of a routing panel: several a row. */
+const panelWidth = (layers: number) => (layers > 2 ? 240 : 340);
+
+/** The MoE layers a run logged routing for (none for a dense run). */
+function routedLayers(r: RunData): number[] {
+  const layers = new Set<number>();
+  for (const s of r.steps) for (const l of s.routing ?? []) layers.add(l.layer);
+  return [...layers].sort((a, b) => a - b);
+}
+
+/** Rows of a per-layer routing value, one line per (run, layer), downsampled to the panel's width. */
+function routingRows(context: Context, value: (layer: NonNullable<StepRow['routing']>[number], experts: number) => number | null): Row[] {
+  const most = Math.max(0, ...context.runs.map((r) => context.layers.get(r)!.length));
+  const c = { ...context, buckets: Math.max(1, Math.round((context.buckets * panelWidth(most)) / WIDTH)) };
+  return c.runs.flatMap((r) =>
+    c.layers.get(r)!.flatMap((layer) =>
       lineRows(
         c,
         r.label,
@@ -186,8 +199,8 @@ function routingRows(c: Context, value: (layer: NonNullable<StepRow['routing']>[
         }),
         { layer: `layer ${layer}` },
       ),
-    );
-  });
+    ),
+  );
 }
 
 function routingFigure(c: Context, id: string, title: string, caption: string, rows: Row[], y: object): FigureSpec | undefined {
@@ -204,7 +217,7 @@ function routingFigure(c: Context, id: string, title: string, caption: string, r
       data: base.data,
       facet: { field: 'layer', type: 'ordinal', title: null, sort: layers },
       columns: Math.min(4, layers.length),
-      spec: { width: layers.length > 2 ? 240 : 340, height: 150, mark: base.mark, encoding: base.encoding },
+      spec: { width: panelWidth(layers.length), height: 150, mark: base.mark, encoding: base.encoding },
     } as TopLevelSpec,
   };
 }
@@ -212,7 +225,7 @@ function routingFigure(c: Context, id: string, title: string, caption: string, r
 /** Every figure the runs have data for, in page order. */
 export function trainingFigures(runs: FigureRun[], x: XAxis, buckets?: number): FigureSpec[] {
   const xMax = Math.max(1, ...runs.flatMap((r) => [...r.data.steps.slice(-1), ...r.data.valid.slice(-1)].map((s) => (x === 'steps' ? s.step : s.tokens))));
-  const c: Context = { runs, x, buckets: buckets ?? DEFAULT_BUCKETS, xMax };
+  const c: Context = { runs, x, buckets: buckets ?? DEFAULT_BUCKETS, xMax, layers: new Map(runs.map((r) => [r, routedLayers(r.data)])) };
   const active = routingRows(c, (l) => l.utilisation.reduce((a, b) => a + b, 0));
   const figures = [
     lossFigure(c),
