@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { asEnvironmentError, describeKind, InputError, LOCK_PREFIX, pidAlive, tryReadManifest, type Manifest } from '../artifacts/index.js';
+import { asEnvironmentError, describeKind, InputError, LOCK_PREFIX, pidAlive, tryReadManifest } from '../artifacts/index.js';
 
 /** The files of a run folder this module reads (src/train/run-dir.ts writes them). */
 export const RUN_FILES = { metrics: 'metrics.jsonl', config: 'config.json' } as const;
@@ -31,6 +31,7 @@ export interface StepRow {
   gradNorm: number | null;
   tokensPerSecond: number | null;
   mfu: number | null;
+  stepMs: number | null;
   routing: RoutingRow[] | null;
 }
 
@@ -52,8 +53,6 @@ export interface RunData {
   pid: number | null;
   /** The resolved config (config.json, else the manifest's params); null when neither is readable. */
   config: Record<string, unknown> | null;
-  /** The run manifest's stats, when training finished. */
-  stats: Record<string, unknown> | null;
   steps: StepRow[];
   valid: ValidRow[];
   /** What was wrong with metrics.jsonl, one phrase each (shown on the page and on stderr). */
@@ -105,7 +104,6 @@ function readRunFolder(dir: string): RunData {
     state,
     pid,
     config: readConfig(abs) ?? (manifest?.params as Record<string, unknown> | undefined) ?? null,
-    stats: manifest ? (manifest as Manifest).stats : null,
     steps: metrics.steps,
     valid: metrics.valid,
     problems: metrics.problems,
@@ -206,6 +204,7 @@ function stepRow(r: Record<string, unknown>): StepRow | undefined {
     gradNorm: num(r.gradNorm),
     tokensPerSecond: num(r.tokensPerSecond),
     mfu: num(r.mfu),
+    stepMs: num(r.stepMs),
     routing: Array.isArray(r.routing) ? r.routing.flatMap(routingRow) : null,
   };
 }

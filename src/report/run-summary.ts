@@ -1,7 +1,6 @@
 /**
  * The numbers of a run that the report's table shows (and `lory report --json` prints), all taken from
- * its metrics.jsonl and config; the wall time from the manifest, which only a finished run has. The
- * definitions follow the trainer's (src/train/loop.ts), so a finished run's numbers equal its
+ * its metrics.jsonl and config. The definitions follow the trainer's (src/train/loop.ts), so a finished run's numbers equal its
  * manifest's stats: final loss = the last step's, valid loss = the last validation's, median = the
  * upper middle value.
  */
@@ -36,8 +35,8 @@ export interface RunSummary {
   clippedSteps: number;
   /** Steps with a non-finite loss, or missing. */
   badSteps: number;
-  /** Wall time of the training (manifest; null while unfinished). */
-  seconds: number | null;
+  /** The steps' time added up (every session of a resumed run; validation and checkpoints not counted). */
+  stepSeconds: number;
   problems: string[];
 }
 
@@ -95,7 +94,7 @@ export function summarise(r: RunData): RunSummary {
     clipNorm: clipNorm && clipNorm > 0 ? clipNorm : null,
     clippedSteps: clipNorm && clipNorm > 0 ? r.steps.filter((s) => s.gradNorm !== null && s.gradNorm > clipNorm).length : 0,
     badSteps: gaps.reduce((n, g) => n + g.to - g.from + 1, 0),
-    seconds: numberOr(get(r.stats, 'seconds')),
+    stepSeconds: r.steps.reduce((t, s) => t + (s.stepMs ?? 0), 0) / 1000,
     problems: r.problems,
   };
 }

@@ -29,10 +29,10 @@ export const legendLabel = (s: Pick<RunSummary, 'run' | 'state'>) => (s.state ==
 
 const int = (x: number | null) => (x === null ? '—' : x.toLocaleString('en-US'));
 const withStep = (x: number | null, step: number | null) => (x === null ? '—' : `${num(x, 4)} <small>(step ${step})</small>`);
-const duration = (s: number | null) => (s === null ? '—' : s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+const duration = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
 
 function summaryTable(runs: RunSummary[]): string {
-  const head = ['run', 'status', 'model', 'steps', 'tokens', 'final train loss', 'valid loss', 'lowest valid loss', 'dense → MoE after step', 'median tokens/s', 'median MFU', 'clipped steps', 'bad steps', 'wall time'];
+  const head = ['run', 'status', 'model', 'steps', 'tokens', 'final train loss', 'valid loss', 'lowest valid loss', 'dense → MoE after step', 'median tokens/s', 'median MFU', 'clipped steps', 'bad steps', 'time in steps'];
   const rows = runs.map((s) => {
     const cells: Array<[string, string]> = [
       ['run', esc(s.run)],
@@ -48,7 +48,7 @@ function summaryTable(runs: RunSummary[]): string {
       ['medianMfu', s.medianMfu === null ? '—' : `${(100 * s.medianMfu).toFixed(1)}%`],
       ['clippedSteps', s.clipNorm === null ? 'no clipping' : `${s.clippedSteps} <small>(&gt; ${s.clipNorm})</small>`],
       ['badSteps', String(s.badSteps)],
-      ['seconds', duration(s.seconds)],
+      ['stepSeconds', duration(s.stepSeconds)],
     ];
     return `<tr>${cells.map(([k, v]) => `<td data-key="${k}">${v}</td>`).join('')}</tr>`;
   });

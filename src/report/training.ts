@@ -5,12 +5,12 @@
  *   <figure>.svg/.png  each figure alone (loss, valid-loss, lr, grad-norm, throughput, mfu, routing-*)
  *   summary.json       the summary table (what --json prints)
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { InputError, runStage, toolVersion, type InputRef } from '../artifacts/index.js';
 import type { HtmlFigure } from './html.js';
 import { renderFigure } from './render.js';
-import { readRuns, type RunData } from './run-data.js';
+import { readRuns, RUN_FILES, type RunData } from './run-data.js';
 import { summarise } from './run-summary.js';
 import { trainingFigures, type XAxis } from './training-figures.js';
 import { legendLabel, stateText, trainingReportHtml, type TrainingReport } from './training-html.js';
@@ -114,4 +114,22 @@ export function reportSummary(r: TrainingReport, dir: string): string {
     `report: ${join(dir, TRAINING_REPORT_FILES.html)}`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * `lory run`'s last step: when it ran (or found up to date) a training stage, the report of every run
+ * of the pipeline that has a metrics.jsonl — those of earlier invocations too (`--from train-lory`
+ * still compares lory with dense) — in `<out>/report`. Stages are named `train-<run>`, output the run folder.
+ */
+export async function reportTrainedRuns(out: string, ran: StageOutput[], planned: StageOutput[]): Promise<string | undefined> {
+  const runFolders = (stages: StageOutput[]) => stages.filter((s) => s.name.startsWith('train-')).map((s) => s.output);
+  if (!runFolders(ran).length) return undefined;
+  const dir = join(out, 'report');
+  await writeTrainingReport(readReportRuns(runFolders(planned).filter((d) => existsSync(join(d, RUN_FILES.metrics)))), { out: dir });
+  return join(dir, TRAINING_REPORT_FILES.html);
+}
+
+interface StageOutput {
+  name: string;
+  output: string;
 }
