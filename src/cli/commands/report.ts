@@ -1,5 +1,5 @@
 /** `lory report`: training runs as pictures — one self-contained HTML page, figures as SVG/PNG, live with --watch. */
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { InputError, InterruptedError, LOCK_PREFIX } from '../../artifacts/index.js';
@@ -64,7 +64,14 @@ async function drawOnce(dirs: string[], out: string, flags: Flags): Promise<Trai
 
 /** What changes in a run folder as it trains: metrics.jsonl grows, the manifest appears, the lock goes. */
 function signature(dirs: string[]): string {
-  const mark = (path: string) => (existsSync(path) ? `${statSync(path).size}:${statSync(path).mtimeMs}` : '-');
+  const mark = (path: string) => {
+    try {
+      const s = statSync(path);
+      return `${s.size}:${s.mtimeMs}`;
+    } catch {
+      return '-'; // not there (yet, or any more)
+    }
+  };
   return dirs.map((d) => [join(d, RUN_FILES.metrics), join(d, 'manifest.json'), join(dirname(resolve(d)), `${LOCK_PREFIX}${basename(resolve(d))}`)].map(mark).join(',')).join(';');
 }
 
