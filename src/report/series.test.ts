@@ -43,7 +43,7 @@ test('downsample keeps at most 4 points per bucket, every bucket\'s extremes exa
   assert.equal(downsample(short, 500), short, 'a short line is drawn as it is');
 });
 
-test('downsample keeps the breaks of a line (null points) between its stretches', () => {
+test('downsample keeps a break (one null point) where a bucket holds bad steps, and at most 5 points a bucket however many breaks', () => {
   const points: Point[] = Array.from({ length: 1000 }, (_, i) => ({ x: i, y: i >= 400 && i < 410 ? null : i % 7 }));
   const out = downsample(points, 20);
   const nulls = out.filter((p) => p.y === null);
@@ -52,6 +52,10 @@ test('downsample keeps the breaks of a line (null points) between its stretches'
   const before = out.filter((p) => p.x < 400);
   const after = out.filter((p) => p.x >= 410);
   assert.ok(before.length > 0 && after.length > 0 && before.length + after.length + 1 === out.length);
+  const holey: Point[] = Array.from({ length: 100_000 }, (_, i) => ({ x: i, y: i % 10 === 9 ? null : i % 7 }));
+  const thinned = downsample(holey, 100);
+  assert.ok(thinned.length <= 5 * 100, `${thinned.length} points for 10,000 breaks`);
+  assert.equal(thinned.filter((p) => p.y === null).length, 100, 'a break in every bucket');
 });
 
 test('findGaps: non-finite losses and missing step numbers, merged into stretches', () => {

@@ -3,7 +3,7 @@
  * the extremes. A figure of a 100,000-step run must not carry 100,000 points per line, but a loss
  * spike or a grad-norm outlier must still show: per line, the x range is cut into buckets and each
  * bucket keeps its first, last, lowest and highest point (the M4 aggregation — at a bucket width of
- * about a pixel the drawn line is the same as with every point).
+ * about a pixel the drawn line is the same as with every point), and one break where it has bad steps.
  */
 
 /** One point of a curve; y null breaks the line there. */
@@ -38,8 +38,9 @@ export function smooth(ys: Array<number | null>, window: number): Array<number |
 export const smoothingWindow = (n: number) => Math.min(500, Math.max(1, Math.round(n / 25)));
 
 /**
- * At most 4 points per bucket of the x range, per unbroken stretch of the line: the first, last, lowest
- * and highest; a null point between stretches keeps the break. Lines short enough are returned as they are.
+ * At most 4 points per bucket of the x range — its first, last, lowest and highest — and, where the
+ * bucket holds bad steps (null), one null that breaks the line there. Lines short enough are
+ * returned as they are.
  */
 export function downsample(points: Point[], buckets = DEFAULT_BUCKETS): Point[] {
   if (points.length <= 4 * buckets) return points;
@@ -49,23 +50,24 @@ export function downsample(points: Point[], buckets = DEFAULT_BUCKETS): Point[] 
   const out: Point[] = [];
   let i = 0;
   while (i < points.length) {
-    if (points[i]!.y === null) {
-      if (out.length && out.at(-1)!.y !== null) out.push(points[i]!);
-      i++;
-      continue;
-    }
     const b = bucketOf(points[i]!.x);
-    const first = i;
-    let last = i;
-    let lo = i;
-    let hi = i;
-    while (i < points.length && points[i]!.y !== null && bucketOf(points[i]!.x) === b) {
-      const y = points[i]!.y!;
-      if (y < points[lo]!.y!) lo = i;
-      if (y > points[hi]!.y!) hi = i;
-      last = i++;
+    let first = -1;
+    let last = -1;
+    let lo = -1;
+    let hi = -1;
+    let gap = -1;
+    for (; i < points.length && bucketOf(points[i]!.x) === b; i++) {
+      const y = points[i]!.y;
+      if (y === null) {
+        if (gap < 0) gap = i;
+        continue;
+      }
+      if (first < 0) first = i;
+      last = i;
+      if (lo < 0 || y < points[lo]!.y!) lo = i;
+      if (hi < 0 || y > points[hi]!.y!) hi = i;
     }
-    for (const k of [...new Set([first, lo, hi, last])].sort((a, c) => a - c)) out.push(points[k]!);
+    for (const k of [...new Set([first, lo, hi, last, gap])].filter((k) => k >= 0).sort((a, c) => a - c)) out.push(points[k]!);
   }
   return out;
 }

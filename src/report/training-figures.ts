@@ -104,18 +104,54 @@ function conversionLayer(c: Context) {
     : [];
 }
 
-/** Red bands over each run's bad steps: from the last good step before to the first good one after. */
+/** The index of the first step numbered `step` or later (steps are in order). */
+function lowerBound(steps: StepRow[], step: number): number {
+  let lo = 0;
+  let hi = steps.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (steps[mid]!.step < step) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+interface Band {
+  run: string;
+  x0: number;
+  x1: number;
+  what: string;
+}
+
+/**
+ * A run's bad stretches as x ranges: from the last good step before to the first good one after (or
+ * the last bad step, at the end). Bands closer than a pixel are merged, so a run with thousands of
+ * bad steps draws a few bands, not thousands.
+ */
+function runBands(c: Context, r: FigureRun): Band[] {
+  const steps = r.data.steps;
+  const bands: Band[] = [];
+  for (const g of findGaps(steps)) {
+    let b = lowerBound(steps, g.from) - 1;
+    while (b >= 0 && steps[b]!.loss === null) b--;
+    const end = lowerBound(steps, g.to + 1);
+    let a = end;
+    while (a < steps.length && steps[a]!.loss === null) a++;
+    const from = steps[Math.max(b, 0)]!;
+    const to = steps[a] ?? steps[end - 1] ?? from;
+    const what = `${g.why} at step${g.from === g.to ? ` ${g.from}` : `s ${g.from}–${g.to}`}`;
+    const prev = bands.at(-1);
+    if (prev && xOf(c, from) - prev.x1 <= c.xMax / WIDTH) {
+      prev.x1 = Math.max(prev.x1, xOf(c, to));
+      prev.what = `${prev.what.replace(/ \(and more.*$/, '')} (and more, to step ${g.to})`;
+    } else bands.push({ run: r.label, x0: xOf(c, from), x1: xOf(c, to), what });
+  }
+  return bands.map((band) => ({ ...band, what: `${r.label}: ${band.what}` }));
+}
+
+/** Red bands over each run's bad steps. */
 function gapLayer(c: Context) {
-  const values = c.runs.flatMap((r) =>
-    findGaps(r.data.steps).map((g) => {
-      const before = [...r.data.steps].reverse().find((s) => s.step < g.from && s.loss !== null);
-      const after = r.data.steps.find((s) => s.step > g.to && s.loss !== null);
-      const lastBad = [...r.data.steps].reverse().find((s) => s.step <= g.to);
-      const x0 = before ?? r.data.steps.find((s) => s.step >= g.from)!;
-      const x1 = after ?? lastBad ?? x0;
-      return { run: r.label, x0: xOf(c, x0), x1: xOf(c, x1), what: `${r.label}: ${g.why} at step${g.from === g.to ? ` ${g.from}` : `s ${g.from}–${g.to}`}` };
-    }),
-  );
+  const values = c.runs.flatMap((r) => runBands(c, r));
   return values.length
     ? [{ data: { values }, mark: { type: 'rect' as const, color: '#d62728', opacity: 0.15 }, encoding: { x: { ...xEncoding(c), field: 'x0' }, x2: { field: 'x1' }, tooltip: [{ field: 'what', type: 'nominal' as const, title: 'bad steps' }] } }]
     : [];

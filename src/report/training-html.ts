@@ -108,7 +108,7 @@ ${figures.map(figureHtml).join('\n')}
 <h2>How the figures are drawn</h2>
 <dl>
 <dt>Smoothing</dt><dd>The thick training-loss line is an exponential moving average, debiased as TensorBoard's, over about 4% of the run's steps (at most 500); the faint line is every step's loss.</dd>
-<dt>Downsampling</dt><dd>A line of more than ${(4 * DEFAULT_BUCKETS).toLocaleString('en-US')} points is cut into ${DEFAULT_BUCKETS} equal stretches of x; each keeps its first, last, lowest and highest point, so spikes and the extremes stay exactly where they were and the drawn line looks as with every point. The table's numbers use every line of metrics.jsonl.</dd>
+<dt>Downsampling</dt><dd>A line of more than ${(4 * DEFAULT_BUCKETS).toLocaleString('en-US')} points is cut into ${DEFAULT_BUCKETS} equal stretches of x; each keeps its first, last, lowest and highest point (and a break where it has bad steps), so spikes and the extremes stay exactly where they were and the drawn line looks as with every point. The table's numbers use every line of metrics.jsonl.</dd>
 <dt>Bad steps</dt><dd>A step whose loss was not finite (metrics.jsonl holds null) or whose line could not be read breaks the lines there, and a red band covers it.</dd>
 <dt>Conversion</dt><dd>A Lory run trains a dense model first; the dashed rule in its colour is the last dense step, after which it trains as experts (routing figures start there).</dd>
 <dt>Final, valid and lowest loss</dt><dd>The last step's training loss, the last validation's loss and the lowest validation loss logged; for a finished run the first two equal its manifest's <code>finalLoss</code> and <code>validLoss</code>.</dd>
