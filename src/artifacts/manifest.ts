@@ -56,6 +56,7 @@ const MADE_BY: Record<string, string> = {
   embeddings: 'lory embed',
   'embeddings-shard': 'lory embed --shard',
   batches: 'lory build-batches',
+  'training-report': 'lory report',
 };
 
 export function describeKind(kind: string): string {

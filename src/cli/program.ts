@@ -14,6 +14,7 @@ import { registerVerify } from './commands/verify.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspectExperts } from './commands/inspect-experts.js';
 import { registerGenerate } from './commands/generate.js';
+import { registerReport } from './commands/report.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -58,6 +59,7 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
   registerVerify(program);
   registerEval(program);
   registerInspectExperts(program);
+  registerReport(program);
   registerGenerate(program);
   return program;
 }
