@@ -23,7 +23,7 @@ export function readmeText(r: ReadmeInput): string {
     `From a held-out token store (contentHash \`${r.storeHash.slice(0, 16)}…\`, ${r.documents} documents, domains: ${r.domains.join(', ') || 'none'}), ` +
       `with \`--seed ${p.seed} --items ${p.items} --fewshot ${p.fewshot} --max-context-chars ${p.maxContextChars}${p.maxContextTokens !== null ? ` --max-context-tokens ${p.maxContextTokens}` : ''}\`. ` +
       'The same store and options give byte-identical task files. The format is lory\'s task JSONL (a header line, then one multiple-choice item a line); ' +
-      'run them with `lory eval tasks <checkpoint> --tasks <this folder>`.',
+      '`lory eval tasks` reads them (`--tasks <this folder>`).',
     '',
     '| task | file | scored items | few-shot pool | documents | items per domain / language |',
     '| --- | --- | ---: | ---: | ---: | --- |',
