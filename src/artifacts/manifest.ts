@@ -57,6 +57,7 @@ const MADE_BY: Record<string, string> = {
   'embeddings-shard': 'lory embed --shard',
   batches: 'lory build-batches',
   'training-report': 'lory report',
+  'task-set': 'lory make-tasks',
 };
 
 export function describeKind(kind: string): string {

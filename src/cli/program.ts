@@ -7,6 +7,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerPrepare } from './commands/prepare.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerBuildBatches } from './commands/build-batches.js';
+import { registerMakeTasks } from './commands/make-tasks.js';
 import { registerParams } from './commands/params.js';
 import { registerTrain } from './commands/train.js';
 import { registerRun } from './commands/run.js';
@@ -58,6 +59,7 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
   registerRun(program);
   registerVerify(program);
   registerEval(program);
+  registerMakeTasks(program);
   registerInspectExperts(program);
   registerReport(program);
   registerGenerate(program);
