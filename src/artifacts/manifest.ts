@@ -56,6 +56,8 @@ const MADE_BY: Record<string, string> = {
   embeddings: 'lory embed',
   'embeddings-shard': 'lory embed --shard',
   batches: 'lory build-batches',
+  'training-report': 'lory report',
+  'task-set': 'lory make-tasks',
 };
 
 export function describeKind(kind: string): string {

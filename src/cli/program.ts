@@ -7,6 +7,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerPrepare } from './commands/prepare.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerBuildBatches } from './commands/build-batches.js';
+import { registerMakeTasks } from './commands/make-tasks.js';
 import { registerParams } from './commands/params.js';
 import { registerTrain } from './commands/train.js';
 import { registerRun } from './commands/run.js';
@@ -14,6 +15,7 @@ import { registerVerify } from './commands/verify.js';
 import { registerEval } from './commands/eval.js';
 import { registerInspectExperts } from './commands/inspect-experts.js';
 import { registerGenerate } from './commands/generate.js';
+import { registerReport } from './commands/report.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -57,7 +59,9 @@ Docs: README.md; the method and design: docs/ and DESIGN notes.`,
   registerRun(program);
   registerVerify(program);
   registerEval(program);
+  registerMakeTasks(program);
   registerInspectExperts(program);
+  registerReport(program);
   registerGenerate(program);
   return program;
 }

@@ -27,7 +27,7 @@ function fraction(value: string): number {
   return x;
 }
 
-function nonNegativeInt(value: string): number {
+export function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
   return n;

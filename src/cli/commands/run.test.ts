@@ -36,7 +36,10 @@ describe('lory run', () => {
     assert.equal(first.status, 0, first.stderr);
     for (const stage of ['prepare', 'prepare-heldout', 'batches-random', 'train-dense', 'train-lory', 'eval-perplexity', 'inspect-lory']) assert.match(first.stderr, new RegExp(`✓ ${stage} `));
     assert.match(first.stdout, /## Perplexity on .*heldout by domain/, 'the run ends with the perplexity table ...');
-    assert.match(first.stdout, /report: .*experts-lory\/report\.html\n$/, '... and the path of the expert report');
+    assert.match(first.stdout, /report: .*experts-lory\/report\.html\n/, '... the path of the expert report ...');
+    assert.ok(first.stdout.endsWith(`training curves (lory report): ${join(out, 'report', 'report.html')}\n`), '... and of the training report');
+    const summary = () => (JSON.parse(readFileSync(join(out, 'report', 'summary.json'), 'utf8')) as { runs: Array<{ run: string; steps: number }> }).runs;
+    assert.deepEqual(summary().map((r) => [r.run, r.steps]), [['dense', 6], ['lory', 6]]);
     assert.match(first.stdout, /dense\s+dense, 1×32, V=300\s+random\s+6\s+\d\.\d{4}\s+\d\.\d{4}/);
     assert.match(first.stdout, /lory\s+Lory 2E, 1×32, V=300\s+random\s+6\s+\d\.\d{4}\s+\d\.\d{4}/);
     assert.equal(readCheckpoint(join(out, 'runs', 'lory')).model.experts, 2);
@@ -62,6 +65,8 @@ describe('lory run', () => {
       .map((l) => JSON.parse(l) as { stage?: string; skipped?: boolean })
       .filter((l) => l.stage);
     assert.deepEqual(stages.map((s) => [s.stage, s.skipped]), [['train-lory', false], ['eval-perplexity', false], ['inspect-lory', false]]);
+    assert.equal(JSON.parse(forced.stdout.trim().split('\n').at(-1)!).report, join(out, 'report', 'report.html'));
+    assert.deepEqual(summary().map((r) => r.run), ['dense', 'lory'], 'retraining one run still reports both');
     assert.equal(readFileSync(join(out, 'runs', 'dense', 'metrics.jsonl'), 'utf8'), metrics, 'the dense run is untouched');
   });
 

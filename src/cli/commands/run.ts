@@ -4,6 +4,7 @@ import { InterruptedError } from '../../artifacts/index.js';
 import { moeKindName } from '../../model/index.js';
 import { loadPipeline } from '../../pipeline/load.js';
 import { planStages, writeResolvedPipeline, type StageOutcome } from '../../pipeline/stages.js';
+import { reportTrainedRuns } from '../../report/training.js';
 import type { TrainEvent, TrainStats } from '../../train/loop.js';
 import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
@@ -88,6 +89,9 @@ Examples:
             if (stage?.summary) process.stdout.write(stage.summary(r.outcome));
           }
         }
+        // Last: the curves of the runs it trained (lory report), in <out>/report.
+        const report = await reportTrainedRuns(loaded.pipeline.out, results.map((r) => ({ name: r.name, output: r.outcome.output })), planStages(loaded));
+        if (report) process.stdout.write(flags.json ? `${JSON.stringify({ report })}\n` : `\ntraining curves (lory report): ${report}\n`);
       });
     });
 }
