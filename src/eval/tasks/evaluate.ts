@@ -141,7 +141,7 @@ function taskInfo(t: Task, limit?: number): TaskInfo {
 /** Read and check everything, and tokenize every prompt, before anything is scored. */
 export async function prepareTasks(o: TasksOptions): Promise<PreparedTasks> {
   if (o.checkpoints.length === 0) throw new InputError('no checkpoint given');
-  const shots = o.shots ?? [0];
+  const shots = [...new Set(o.shots ?? [0])];
   for (const k of shots) checkCount('-k', k, 0);
   const seed = o.seed ?? 0;
   checkCount('--seed', seed, 0);

@@ -63,7 +63,8 @@ export class Fields {
 
   fail(field: string, want: string): never {
     const v = this.record[field];
-    const got = v === undefined ? 'is missing' : `is ${JSON.stringify(v)?.slice(0, 60)}`;
+    const shown = JSON.stringify(v) ?? String(v);
+    const got = v === undefined ? 'is missing' : `is ${shown.length > 60 ? `${shown.slice(0, 59)}…` : shown}`;
     throw new InputError(`${this.where}: field '${field}' ${got}; expected ${want}`);
   }
 
