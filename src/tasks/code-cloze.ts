@@ -2,13 +2,12 @@
  * Code line cloze: the lines of a Go or Python file before a line, then that line against 3 other
  * lines of the same file (not blank, not the same text), so only the code's sense tells them apart.
  */
-import { assemble, placeGold, type Built, type BuildSettings } from './assemble.js';
-import { answerUnit, contextsBefore, hasContext, unitText } from './context.js';
-import { DISTRACTORS, minContextUnits } from './continuation.js';
-import { drawDistinct, sameText, type Source } from './distractors.js';
+import { assemble, type Built, type BuildSettings } from './assemble.js';
+import { answerUnit, hasContext, unitText } from './context.js';
+import { DISTRACTORS, minContextUnits, nextUnitItem } from './continuation.js';
+import type { Source } from './distractors.js';
 import type { TaskDocument } from './documents.js';
 import type { Candidate } from './select.js';
-import { separatorBefore } from './split.js';
 
 export async function buildCodeCloze(docs: TaskDocument[], s: BuildSettings): Promise<Built> {
   const code = docs.filter((d) => d.language);
@@ -27,14 +26,7 @@ export async function buildCodeCloze(docs: TaskDocument[], s: BuildSettings): Pr
     fewshot: s.fewshot,
     candidates,
     fit: s.fit,
-    realise: (c, rand) => {
-      const d = docs[c.doc]!;
-      const gold = unitText(d, c.at);
-      const others = drawDistinct(lines.get(d.index)!, DISTRACTORS, rand, (o) => !sameText(o.text, gold));
-      if (!others) return undefined;
-      const sep = separatorBefore(d.text, d.units, c.at);
-      return { id: `${d.id}#${c.at}`, contexts: contextsBefore(d, c.at, s.maxContextChars, minContextUnits(d)), ...placeGold(sep + gold, others.map((o) => sep + o), rand) };
-    },
+    realise: (c, rand) => nextUnitItem(docs[c.doc]!, c.at, lines.get(c.doc)!, () => true, s.maxContextChars, rand),
   });
   if (made.scored.length === 0) return { skipped: `no code file has a line with ${minContextUnits(code[0]!)} lines before it and ${DISTRACTORS} other distinct lines` };
   return {

@@ -2,7 +2,7 @@
  * Continuation choice: a document's prefix; its true next sentence (prose) or line (code) against 3
  * from other documents of the same domain, so knowing the domain does not pick the answer.
  */
-import { assemble, placeGold, type Built, type BuildSettings } from './assemble.js';
+import { assemble, placeGold, type Built, type BuildSettings, type Draft } from './assemble.js';
 import { answerUnit, contextsBefore, hasContext, unitText } from './context.js';
 import { drawDistinct, sameText, type Source } from './distractors.js';
 import type { TaskDocument } from './documents.js';
@@ -14,6 +14,18 @@ export const DISTRACTORS = 3;
 
 /** Code items see at least 3 lines before the answer; prose items one sentence or line. */
 export const minContextUnits = (doc: TaskDocument) => (doc.language ? 3 : 1);
+
+/**
+ * The item asking for unit `at` of `d` after its context, against DISTRACTORS distinct texts from
+ * `pool` that `accept` lets through (never the gold's text); each choice keeps the gold's separator.
+ */
+export function nextUnitItem(d: TaskDocument, at: number, pool: Source[], accept: (o: Source) => boolean, maxContextChars: number, rand: () => number): Draft | undefined {
+  const gold = unitText(d, at);
+  const others = drawDistinct(pool, DISTRACTORS, rand, (o) => accept(o) && !sameText(o.text, gold));
+  if (!others) return undefined;
+  const sep = separatorBefore(d.text, d.units, at);
+  return { id: `${d.id}#${at}`, contexts: contextsBefore(d, at, maxContextChars, minContextUnits(d)), ...placeGold(sep + gold, others.map((o) => sep + o), rand) };
+}
 
 export async function buildContinuation(docs: TaskDocument[], s: BuildSettings): Promise<Built> {
   const labelled = docs.filter((d) => d.domain !== undefined);
@@ -37,11 +49,7 @@ export async function buildContinuation(docs: TaskDocument[], s: BuildSettings):
     fit: s.fit,
     realise: (c, rand) => {
       const d = docs[c.doc]!;
-      const gold = unitText(d, c.at);
-      const others = drawDistinct(sources.get(d.domain!)!, DISTRACTORS, rand, (o) => o.doc !== d.index && !sameText(o.text, gold));
-      if (!others) return undefined;
-      const sep = separatorBefore(d.text, d.units, c.at);
-      return { id: `${d.id}#${c.at}`, contexts: contextsBefore(d, c.at, s.maxContextChars, minContextUnits(d)), ...placeGold(sep + gold, others.map((o) => sep + o), rand) };
+      return nextUnitItem(d, c.at, sources.get(d.domain!)!, (o) => o.doc !== d.index, s.maxContextChars, rand);
     },
   });
   if (made.scored.length === 0) return { skipped: 'no domain has two documents with sentences or lines to draw an item and its distractors from' };
