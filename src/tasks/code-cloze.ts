@@ -34,7 +34,7 @@ export async function buildCodeCloze(docs: TaskDocument[], s: BuildSettings): Pr
       name: 'code-cloze',
       description:
         `Code line cloze on held-out Go and Python files: the file's lines before a line (up to ${s.maxContextChars} characters, at least 3 lines, cut on the left at a line boundary), ` +
-        `then that line against ${DISTRACTORS} other non-blank lines of the same file with different text. Made by lory make-tasks (seed ${s.seed}); ` +
+        `then that line against ${DISTRACTORS} other non-blank lines of the same file with different text, none of them already in the context. Made by lory make-tasks (seed ${s.seed}); ` +
         'items marked fewshot come from other files than the scored ones.',
       items: [...made.pool, ...made.scored],
     },

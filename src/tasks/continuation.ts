@@ -17,14 +17,18 @@ export const minContextUnits = (doc: TaskDocument) => (doc.language ? 3 : 1);
 
 /**
  * The item asking for unit `at` of `d` after its context, against DISTRACTORS distinct texts from
- * `pool` that `accept` lets through (never the gold's text); each choice keeps the gold's separator.
+ * `pool` that `accept` lets through (never the gold's text, never a text the context already holds);
+ * each choice keeps the gold's separator.
  */
 export function nextUnitItem(d: TaskDocument, at: number, pool: Source[], accept: (o: Source) => boolean, maxContextChars: number, rand: () => number): Draft | undefined {
   const gold = unitText(d, at);
-  const others = drawDistinct(pool, DISTRACTORS, rand, (o) => accept(o) && !sameText(o.text, gold));
+  const contexts = contextsBefore(d, at, maxContextChars, minContextUnits(d));
+  // A wrong choice already in the context would reward copying, not understanding (code repeats lines).
+  const seen = contexts[0] ?? '';
+  const others = drawDistinct(pool, DISTRACTORS, rand, (o) => accept(o) && !sameText(o.text, gold) && !seen.includes(o.text.trim()));
   if (!others) return undefined;
   const sep = separatorBefore(d.text, d.units, at);
-  return { id: `${d.id}#${at}`, contexts: contextsBefore(d, at, maxContextChars, minContextUnits(d)), ...placeGold(sep + gold, others.map((o) => sep + o), rand) };
+  return { id: `${d.id}#${at}`, contexts, ...placeGold(sep + gold, others.map((o) => sep + o), rand) };
 }
 
 export async function buildContinuation(docs: TaskDocument[], s: BuildSettings): Promise<Built> {

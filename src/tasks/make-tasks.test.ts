@@ -155,6 +155,7 @@ describe('lory make-tasks on the held-out fixture', () => {
         assert.ok(line.trim().length > 0);
       }
       assert.equal(new Set(item.choices.map((c) => c.trim())).size, 4, `${item.id}: a distractor repeats the gold or another`);
+      item.choices.forEach((c, i) => assert.ok(i === item.gold || !item.context.includes(c.trim()), `${item.id}: the wrong choice ${JSON.stringify(c)} is already in the context`));
     }
   });
 
