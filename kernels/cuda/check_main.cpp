@@ -3,7 +3,7 @@
 // side a dense SwiGLU FFN of the same d, f through cuBLAS (loaded at run time; skipped where absent) and
 // the ideal overhead line 1 + E/(2T). Needs no Node and no network.
 //   check [--cpu-only] [--quick] [--repeats N] [--cases N] [--shape G,T,d,f,E]... [--inject-error]
-//         [--kernel tile|segment|both] [--no-dense] [--cublas-search]
+//         [--kernel tile|segment|group|both|all] [--no-dense] [--cublas-search]
 // --cases N keeps the first N shapes; --shape (repeatable) runs just those shapes of the table, with their
 // budgets, and skips the pending-error probe (an explicit list under compute-sanitizer).
 // --inject-error perturbs one element of every output (in its smallest-magnitude segment) by 3x the
@@ -385,13 +385,13 @@ struct Args {
   bool cpu_only = false, quick = false, inject_error = false, dense = true, cublas_search = false;
   int repeats = 0, cases = 0;
   std::vector<std::string> shapes;
-  std::vector<CudaKernel> kernels = {CudaKernel::tile, CudaKernel::segment};
+  std::vector<CudaKernel> kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group};  // all
 };
 
 int usage() {
   std::fprintf(stderr,
                "usage: check [--cpu-only] [--quick] [--repeats N] [--cases N] [--shape G,T,d,f,E]... "
-               "[--inject-error] [--kernel tile|segment|both] [--no-dense] [--cublas-search]\n");
+               "[--inject-error] [--kernel tile|segment|group|both|all] [--no-dense] [--cublas-search]\n");
   return 2;
 }
 
@@ -460,8 +460,9 @@ int main(int argc, char** argv) {
       const std::string k = argv[++i];
       CudaKernel one;
       if (k == "both") args.kernels = {CudaKernel::tile, CudaKernel::segment};
+      else if (k == "all") args.kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group};
       else if (parse_kernel_name(k.c_str(), &one)) args.kernels = {one};
-      else return std::fprintf(stderr, "--kernel '%s': expected tile, segment or both\n", k.c_str()), 2;
+      else return std::fprintf(stderr, "--kernel '%s': expected tile, segment, group, both (tile + segment) or all\n", k.c_str()), 2;
     } else return usage();
   }
   std::vector<Case> cases;
@@ -540,8 +541,8 @@ int main(int argc, char** argv) {
       }
 #endif
       for (CudaKernel k : kernels) {
-        // float32 runs the tile kernel under either switch (moe_cuda_plan.h): its segment row would repeat it.
-        if (p == CudaDType::f32 && k == CudaKernel::segment && kernels.size() > 1) continue;
+        // float32 runs the tile kernel under every switch (moe_cuda_plan.h): one float32 row per shape.
+        if (p == CudaDType::f32 && k != kernels.front()) continue;
         MoeCudaOptions opt;
         opt.kernel = k;
         opt.scratch_budget_bytes = c.budget;

@@ -5,7 +5,8 @@
 // Tile kernel: 64×64 output tiles, K in steps of 32; the B tile is merged from the experts while it is
 // staged into shared memory, so merged weights never reach global memory. float32 runs on CUDA cores
 // (exact fp32 FMA); float16/bfloat16 on tensor cores (WMMA 16×16×16, fp32 accumulation). The faster
-// segment kernel (moe_cuda_segment.cu) is selected by MoeCudaOptions::kernel.
+// segment kernel (moe_cuda_segment.cu) and the group kernel (moe_cuda_group.cu) are selected by
+// MoeCudaOptions::kernel.
 //
 // Memory: per chunk of Gc segments the forward keeps only h [Gc,T,f] (SwiGLU runs in the epilogue of
 // the fused gate/up GEMM); the backward keeps h, da, db (the recompute of a, b and dh = dy·W̄dᵀ share
@@ -316,8 +317,9 @@ struct CudaBackend {
   static std::string text(cudaError_t err) { return err == cudaSuccess ? "" : cudaGetErrorString(err); }
 
   std::string gemm(const SegmentJob<T>& job, long long segments) {
-    if (kernel == CudaKernel::segment) {
-      const cudaError_t err = launch_segment_gemm(job, segments, stream);
+    if (kernel != CudaKernel::tile) {
+      const cudaError_t err = kernel == CudaKernel::segment ? launch_segment_gemm(job, segments, stream)
+                                                            : launch_group_gemm(job, segments, stream);
       if (err != cudaErrorNotSupported) return text(err);  // NotSupported: nothing launched; use the tile kernel
     }
     return text(launch_tile_gemm(job, segments, stream));

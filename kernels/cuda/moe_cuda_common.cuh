@@ -8,6 +8,7 @@
 
 #include <type_traits>
 
+#include "moe_cuda_group.h"
 #include "moe_cuda_job.h"
 
 namespace lory {
@@ -19,6 +20,22 @@ template <typename T> __device__ __forceinline__ T from_f(float v);
 template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+// cp.async (sm_80+): 16 bytes global → shared without a register round trip.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+// 8 elements of a 16-byte vector, as float.
+template <typename T>
+__device__ __forceinline__ void unpack8(const uint4& raw, float* out) {
+  const T* v = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) out[j] = to_f(v[j]);
+}
 
 // Writes output element (gm, gn) of segment s from its slot values.
 template <typename T>
@@ -34,8 +51,12 @@ template <typename T>
 cudaError_t launch_tile_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream);
 // The segment kernel: 16-bit types, E ≤ kSegmentKernelMaxTerms, A with unit column stride. Returns
 // cudaErrorNotSupported for a job it cannot run (the caller then uses the tile kernel).
-constexpr int kSegmentKernelMaxTerms = 64;
+constexpr int kSegmentKernelMaxTerms = kWideKernelMaxTerms;
 template <typename T>
 cudaError_t launch_segment_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream);
+// The group kernel (moe_cuda_group.cu): the segment kernel's conditions; one block per group of
+// kGroupSegments segments. cudaErrorNotSupported when it cannot run the job.
+template <typename T>
+cudaError_t launch_group_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream);
 
 }  // namespace lory

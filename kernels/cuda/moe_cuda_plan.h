@@ -17,11 +17,13 @@ size_t element_size(CudaDType t);
 // Which implementation of the per-segment GEMMs runs (kernels/cuda/moe_cuda*.cu, docs/kernels.md).
 //   tile:    the B tile is merged inside every 64×64 output tile (the measured-nothing-yet default);
 //   segment: one block spans a whole segment's rows (≤ 256), so each merged B tile is built once per
-//            segment; A arrives through a cp.async double buffer (sm_80+). 16-bit types only: float32
-//            runs the tile kernel under either switch.
-enum class CudaKernel { tile, segment };
+//            segment; A arrives through a cp.async double buffer (sm_80+);
+//   group:   one block serves a group of kGroupSegments segments (moe_cuda_group.h) and merges each
+//            expert vector it reads into all of their B tiles (issue 25; never run on a GPU yet).
+// segment and group take 16-bit types only: float32 (and E > 64) runs the tile kernel under any switch.
+enum class CudaKernel { tile, segment, group };
 const char* kernel_name(CudaKernel k);
-bool parse_kernel_name(const char* s, CudaKernel* out);  // "tile" | "segment"
+bool parse_kernel_name(const char* s, CudaKernel* out);  // "tile" | "segment" | "group"
 
 struct MoeCudaOptions {
   size_t scratch_budget_bytes = size_t(256) << 20;  // like the CPU kernel (MoeCpuOptions)

@@ -26,26 +26,6 @@ constexpr int kBsLd = BN_ALL + 8;  // 144-byte rows
 constexpr int kCsLd = BN_ALL + 4;
 constexpr int kPrefetch = 8;  // experts whose next-step vectors are held in registers across the MMAs
 
-// Which fast paths the host proved safe (alignment and unit strides).
-struct VectorFlags {
-  bool a[2];     // phase p's A rows can be read as 16-byte vectors
-  bool b[2][2];  // phase p's operand j can be read as 16-byte vectors along its contiguous axis
-};
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
-template <typename T>
-__device__ __forceinline__ void unpack8(const uint4& raw, float* out) {
-  const T* v = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int j = 0; j < 8; ++j) out[j] = to_f(v[j]);
-}
-
 // Rows per block = FM·16 per warp × 8 warps (FM = 1: 128, FM = 2: 256).
 template <typename T, int FM>
 struct SegmentKernel {
@@ -237,8 +217,6 @@ __global__ void __launch_bounds__(THREADS) segment_gemm_kernel(SegmentJob<T> job
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
 template <typename T, int FM>
 cudaError_t launch_fm(const SegmentJob<T>& job, const VectorFlags& flags, long long segments, cudaStream_t stream) {
   using K = SegmentKernel<T, FM>;
@@ -259,19 +237,8 @@ cudaError_t launch_segment_gemm(const SegmentJob<T>& job, long long segments, cu
     return cudaErrorNotSupported;
   } else {
     if (segments <= 0 || job.M <= 0 || job.N <= 0) return cudaSuccess;  // empty output: no empty grid
-    if (segments > 0x7fffffffLL || job.slots < 1 || job.slots > 3) return cudaErrorNotSupported;
-    VectorFlags flags{};
-    for (int p = 0; p < job.n_ph; ++p) {
-      const Phase<T>& ph = job.ph[p];
-      if (ph.a.cs != 1) return cudaErrorNotSupported;
-      flags.a[p] = aligned16(ph.a.p) && ph.a.rs % 8 == 0 && ph.a.seg % 8 == 0;
-      for (int j = 0; j < ph.n_b; ++j) {
-        const MergedOperand<T>& b = ph.b[j];
-        if (b.terms > kSegmentKernelMaxTerms || (b.cs != 1 && b.rs != 1)) return cudaErrorNotSupported;
-        const long long other = b.cs == 1 ? b.rs : b.cs;
-        flags.b[p][j] = aligned16(b.w) && other % 8 == 0 && b.term_stride % 8 == 0 && b.seg % 8 == 0;
-      }
-    }
+    VectorFlags flags;
+    if (!wide_kernel_takes(job, true, segments, &flags)) return cudaErrorNotSupported;
     return job.M <= 128 ? launch_fm<T, 1>(job, flags, segments, stream) : launch_fm<T, 2>(job, flags, segments, stream);
   }
 }

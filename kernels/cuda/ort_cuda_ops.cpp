@@ -1,7 +1,7 @@
 // ORT wrapper of the CUDA kernel: LoryMoEFFN and LoryMoEFFNGrad for CUDAExecutionProvider in float32,
 // float16 and bfloat16 (one registered op per type). Work is queued on the stream ORT hands the kernel
 // (KernelContext_GetGPUComputeStream); scratch comes from ORT's CUDA allocator for the inputs' device.
-// LORY_CUDA_MOE_KERNEL=tile|segment picks the GEMM kernel (default tile, docs/kernels.md); it is read
+// LORY_CUDA_MOE_KERNEL=tile|segment|group picks the GEMM kernel (default tile, docs/kernels.md); it is read
 // once per kernel instance, so a bad value fails the session's first run with a message naming it.
 #include <cstdlib>
 #include <exception>
@@ -17,13 +17,13 @@ struct CudaOpKernel {
   bool grad;
   CudaDType dtype;
   MoeCudaOptions options;
-  std::string config_error;  // non-empty: LORY_CUDA_MOE_KERNEL holds something else than tile|segment
+  std::string config_error;  // non-empty: LORY_CUDA_MOE_KERNEL holds something else than tile|segment|group
 };
 
 CudaOpKernel* make_kernel(bool grad, CudaDType dtype) {
   auto* k = new CudaOpKernel{grad, dtype, {}, {}};
   if (const char* v = std::getenv("LORY_CUDA_MOE_KERNEL"); v && *v && !parse_kernel_name(v, &k->options.kernel))
-    k->config_error = std::string("LORY_CUDA_MOE_KERNEL='") + v + "': expected 'tile' or 'segment'";
+    k->config_error = std::string("LORY_CUDA_MOE_KERNEL='") + v + "': expected 'tile', 'segment' or 'group'";
   return k;
 }
 

@@ -92,6 +92,12 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     for (const dim of ['T', 'd', 'f', 'E', 'G'])
       for (const dtype of ['float32', 'bfloat16'])
         assert.match(r.stdout, new RegExp(`ok {3}${dim} = 0 G,T,d,f,E=[0-9,]+ ${dtype}:`), `${dim} = 0, ${dtype}`);
+    // The group kernel (LORY_CUDA_MOE_KERNEL=group): its split into groups of 4 segments, partial last
+    // groups, one segment per chunk; E > 64 and float32 fall back to the tile path.
+    assert.match(r.stdout, /ok {3}segment groups: G = 1…41 in groups of 1…8 cover every segment once/);
+    for (const row of ['\\[group\\] one partial group', '\\[group\\] G = 13: 3 groups \\+ 1', '\\[group\\] 1 KiB budget, 64 chunks',
+      '\\[group → tile\\] E = 65', '\\[group\\] E = 64', '\\[group → tile\\] float32'])
+      assert.match(r.stdout, new RegExp(`ok {3}${row} `), row);
     assert.doesNotMatch(r.stdout, /FAIL/);
   });
 
@@ -205,7 +211,7 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
   it('rejects an unknown kernel name with exit code 2', () => {
     const r = run(CHECK, '--cpu-only', '--kernel', 'fastest');
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /--kernel 'fastest': expected tile, segment or both/);
+    assert.match(r.stderr, /--kernel 'fastest': expected tile, segment, group, both \(tile \+ segment\) or all/);
   });
 
   const nvcc = findNvcc();
@@ -214,7 +220,7 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     assert.ok(existsSync(bin), `nvcc is at ${nvcc} but the native build made no ${bin}`);
     assert.ok(existsSync(join(BUILD, 'liblory_ops_cuda.so')) || !existsSync(join(BUILD, 'liblory_ops.so')), 'liblory_ops_cuda.so is built beside liblory_ops.so');
     const image = readFileSync(bin).toString('latin1');
-    for (const kernel of ['tile_gemm_kernel', 'segment_gemm_kernel', 'weight_grad_kernel', 'de_reduce_kernel'])
+    for (const kernel of ['tile_gemm_kernel', 'segment_gemm_kernel', 'group_gemm_kernel', 'weight_grad_kernel', 'de_reduce_kernel'])
       assert.ok(image.includes(kernel), `${kernel} is in the GPU check program`);
     const built = run(CHECK, '--build-only');
     assert.equal(built.status, 0, built.stderr);
