@@ -121,6 +121,20 @@ export const pipelineSchema = z.strictObject({
       dedup: describe(z.boolean(), 'true or false').default(true),
     })
     .default({ seq_len: 1024, strategies: ['similarity'], k: 10, seed: 0, valid_fraction: 0.01, dedup: true }),
+  /** Downstream tasks (docs/tasks.md): made from data.heldout by `lory make-tasks`, scored by `lory eval tasks`. */
+  tasks: z
+    .strictObject({
+      items: positiveInt().default(200),
+      fewshot: nonNegativeInt().default(16),
+      shots: describe(z.array(nonNegativeInt()).min(1), 'a list of few-shot counts, e.g. [0, 5]').default([0, 5]),
+      seed: nonNegativeInt().default(0),
+      max_context_chars: positiveInt().default(600),
+      /** Context + longest choice, in tokens (default: half the model's context, so 5-shot prompts mostly fit). */
+      max_context_tokens: positiveInt().optional(),
+      /** More task files or folders (lory's JSONL or the public layouts) scored beside the made ones. */
+      files: z.array(path()).default([]),
+    })
+    .optional(),
   model: modelSection(),
   train: trainSection.default(trainSection.parse({})),
   runs: describe(z.array(runEntry).min(1), 'a list of runs').optional(),

@@ -23,6 +23,10 @@ import { train, type TrainEvent, type TrainStats } from '../train/loop.js';
 import { perplexitySummary } from '../eval/format.js';
 import { evalPerplexityToDir, PERPLEXITY_FILES } from '../eval/report-artifact.js';
 import type { PerplexityReport } from '../eval/perplexity.js';
+import { evalTasksToDir, TASKS_FILES } from '../eval/tasks/artifact.js';
+import type { TasksReport } from '../eval/tasks/evaluate.js';
+import { comparison as tasksComparison } from '../eval/tasks/report.js';
+import { makeTasks } from '../tasks/make-tasks.js';
 import { inspectExperts, inspectSummary, type ExpertReport } from '../inspect/inspect.js';
 import { isLoryMoe, moeKindName } from '../model/index.js';
 import { resolvedRunConfig, type LoadedPipeline, type ResolvedRun } from './load.js';
@@ -75,6 +79,8 @@ export const outputs = (p: LoadedPipeline) => {
     batches: (strategy: string) => join(out, `batches-${strategy}`),
     run: (name: string) => join(out, 'runs', name),
     eval: join(out, 'eval'),
+    tasks: join(out, 'tasks'),
+    evalTasks: join(out, 'eval-tasks'),
     experts: (name: string) => join(out, `experts-${name}`),
   };
 };
@@ -198,6 +204,10 @@ export const STAGES: StageEntry[] = [
     expand: (p) => (p.pipeline.data?.heldout && p.runs.length ? [evalStage(p)] : []),
   },
   {
+    group: 'tasks',
+    expand: (p) => (p.pipeline.tasks && p.pipeline.data?.heldout && p.runs.length ? [makeTasksStage(p), evalTasksStage(p)] : []),
+  },
+  {
     group: 'inspect',
     expand: (p) => (p.pipeline.data?.heldout ? p.runs.filter((r) => isLoryMoe(r.model)).map((r) => inspectStage(p, r)) : []),
   },
@@ -222,6 +232,50 @@ function evalStage(p: LoadedPipeline): PlannedStage {
       return { skipped: r.skipped, output: outputs(p).eval, stats: r.report };
     },
     summary: (outcome) => `\n${perplexitySummary(outcome.stats as PerplexityReport)}(every table, with definitions: ${join(outcome.output, PERPLEXITY_FILES.markdown)})\n`,
+  };
+}
+
+/** Multiple-choice tasks from the held-out documents (continuation, domain, code cloze). */
+function makeTasksStage(p: LoadedPipeline): PlannedStage {
+  const t = p.pipeline.tasks!;
+  const maxContextTokens = t.max_context_tokens ?? Math.floor(Math.min(...p.runs.map((r) => r.model.contextLength)) / 2);
+  return {
+    name: 'make-tasks',
+    group: 'tasks',
+    output: outputs(p).tasks,
+    describe: `${t.items} items per task from the held-out documents (seed ${t.seed})`,
+    run: async (ctx) => {
+      const r = await makeTasks({ store: outputs(p).heldout, out: outputs(p).tasks, seed: t.seed, items: t.items, fewshot: t.fewshot, maxContextChars: t.max_context_chars, maxContextTokens, force: ctx.force, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      return { skipped: r.skipped, output: outputs(p).tasks, stats: r.manifest.stats };
+    },
+  };
+}
+
+/** Every run's latest checkpoint on the made tasks (and tasks.files), side by side, the first run as the baseline. */
+function evalTasksStage(p: LoadedPipeline): PlannedStage {
+  const t = p.pipeline.tasks!;
+  return {
+    name: 'eval-tasks',
+    group: 'tasks',
+    output: outputs(p).evalTasks,
+    describe: `${t.shots.map((k) => `${k}-shot`).join(' and ')} task accuracy of ${p.runs.map((r) => r.name).join(', ')}`,
+    run: async (ctx) => {
+      const r = await evalTasksToDir({
+        checkpoints: p.runs.map((run) => outputs(p).run(run.name)),
+        tasks: [outputs(p).tasks, ...t.files],
+        shots: t.shots,
+        seed: t.seed,
+        out: outputs(p).evalTasks,
+        force: ctx.force,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        onProgress: (x) => ctx.progress(`eval-tasks: ${x.checkpoint} [${x.routing}] ${x.task} ${x.shots}-shot, ${x.done}/${x.total} sequences`),
+      });
+      return { skipped: r.skipped, output: outputs(p).evalTasks, stats: r.report };
+    },
+    summary: (outcome) => `
+${tasksComparison(outcome.stats as TasksReport)}
+(every table, with definitions: ${join(outcome.output, TASKS_FILES.markdown)})
+`,
   };
 }
 

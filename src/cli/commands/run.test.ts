@@ -19,8 +19,9 @@ out: ${out}
 data: { train: ${FIXTURE_TRAIN}, heldout: ${FIXTURE_HELDOUT} }
 tokenizer: { vocab_size: 300 }
 batches: { seq_len: 32, strategies: [random], valid_fraction: 0.05, dedup: false }
-model: { vocab_size: 300, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, context_length: 32, segment_length: 8 }
+model: { vocab_size: 300, d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, context_length: 64, segment_length: 8 }
 train: { steps: 6, micro_batch: 2, lr: 3.0e-3, valid_every: 3, threads: 1 }
+tasks: { items: 6, fewshot: 2, shots: [0, 1], max_context_tokens: 60 }
 runs:
   - { name: dense, batches: random }
   - { name: lory, batches: random, model: { experts: 2 }, train: { dense_warmup: 0.34 } }
@@ -34,7 +35,13 @@ describe('lory run', () => {
     writeFileSync(file, pipeline(out));
     const first = lory('run', file);
     assert.equal(first.status, 0, first.stderr);
-    for (const stage of ['prepare', 'prepare-heldout', 'batches-random', 'train-dense', 'train-lory', 'eval-perplexity', 'inspect-lory']) assert.match(first.stderr, new RegExp(`✓ ${stage} `));
+    for (const stage of ['prepare', 'prepare-heldout', 'batches-random', 'train-dense', 'train-lory', 'eval-perplexity', 'make-tasks', 'eval-tasks', 'inspect-lory']) assert.match(first.stderr, new RegExp(`✓ ${stage} `));
+    // The tasks stage scores what `lory eval tasks` scores on the same checkpoints and made tasks.
+    assert.match(first.stdout, /\| checkpoint \| continuation 0-shot \| continuation 1-shot \|/, 'the task table is in the summary');
+    const standalone = lory('eval', 'tasks', join(out, 'runs', 'dense'), join(out, 'runs', 'lory'), '--tasks', join(out, 'tasks'), '-k', '0,1', '--json');
+    assert.equal(standalone.status, 0, standalone.stderr);
+    const scores = (text: string) => (JSON.parse(text) as { results: unknown[] }).results;
+    assert.deepEqual(scores(readFileSync(join(out, 'eval-tasks', 'tasks.json'), 'utf8')), scores(standalone.stdout));
     assert.match(first.stdout, /## Perplexity on .*heldout by domain/, 'the run ends with the perplexity table ...');
     assert.match(first.stdout, /report: .*experts-lory\/report\.html\n/, '... the path of the expert report ...');
     assert.ok(first.stdout.endsWith(`training curves (lory report): ${join(out, 'report', 'report.html')}\n`), '... and of the training report');
@@ -64,7 +71,7 @@ describe('lory run', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { stage?: string; skipped?: boolean })
       .filter((l) => l.stage);
-    assert.deepEqual(stages.map((s) => [s.stage, s.skipped]), [['train-lory', false], ['eval-perplexity', false], ['inspect-lory', false]]);
+    assert.deepEqual(stages.map((s) => [s.stage, s.skipped]), [['train-lory', false], ['eval-perplexity', false], ['make-tasks', false], ['eval-tasks', false], ['inspect-lory', false]]);
     assert.equal(JSON.parse(forced.stdout.trim().split('\n').at(-1)!).report, join(out, 'report', 'report.html'));
     assert.deepEqual(summary().map((r) => r.run), ['dense', 'lory'], 'retraining one run still reports both');
     assert.equal(readFileSync(join(out, 'runs', 'dense', 'metrics.jsonl'), 'utf8'), metrics, 'the dense run is untouched');
@@ -145,7 +152,7 @@ runs: [{ name: dense, batches: random }]
     assert.equal(list.status, 0, list.stderr);
     assert.deepEqual(
       list.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]),
-      ['prepare', 'prepare-heldout', 'batches-random', 'train-dense', 'train-lory', 'eval-perplexity', 'inspect-lory'],
+      ['prepare', 'prepare-heldout', 'batches-random', 'train-dense', 'train-lory', 'eval-perplexity', 'make-tasks', 'eval-tasks', 'inspect-lory'],
     );
     assert.equal(existsSync(join(dir, 'out')), false, '--list runs nothing');
     const bad = lory('run', file, '--from', 'evaluate');

@@ -19,7 +19,8 @@ function tasksTable(tasks: TaskInfo[]): string {
 }
 
 /** One line per checkpoint and routing, one column per task and shot count and the averages; change against the first line. */
-function comparison(report: TasksReport): string {
+/** The checkpoints side by side: one row per task and routing, with the average (the `lory run` summary). */
+export function comparison(report: TasksReport): string {
   const base = report.results[0]!;
   const cols = base.scores.map((s) => ({ task: s.task, shots: s.shots }));
   const cell = (r: TasksResult, m: Mean, b: Mean) => withSe(m) + (r === base ? '' : change(m.value, b.value));
