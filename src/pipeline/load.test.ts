@@ -46,12 +46,12 @@ describe('pipeline files', () => {
     );
   });
 
-  it('the demo pipeline is valid and plans prepare → embed → batches → train → eval → inspect', () => {
+  it('the demo pipeline is valid and plans prepare → embed → batches → train → eval → tasks → inspect', () => {
     const file = join(PROJECT_ROOT, 'pipelines', 'demo.yaml');
     const p = parsePipeline(readFileSync(file, 'utf8'), file);
     assert.deepEqual(
       planStages(p).map((s) => s.name),
-      ['prepare', 'prepare-heldout', 'embed', 'batches-similarity', 'batches-random', 'train-dense', 'train-lory', 'eval-perplexity', 'inspect-lory'],
+      ['prepare', 'prepare-heldout', 'embed', 'batches-similarity', 'batches-random', 'train-dense', 'train-lory', 'eval-perplexity', 'make-tasks', 'eval-tasks', 'inspect-lory'],
     );
     assert.deepEqual(planStages(p, { from: 'batches', until: 'train-dense' }).map((s) => s.name), ['batches-similarity', 'batches-random', 'train-dense']);
     assert.throws(() => planStages(p, { from: 'trian' }), { message: /no stage 'trian' in this pipeline; its stages: prepare, / });
