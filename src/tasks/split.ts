@@ -34,37 +34,29 @@ function sentenceBreaks(line: string): number[] {
   return breaks;
 }
 
-export function proseUnits(text: string): Unit[] {
+/** Units line by line: prose lines are cut further at sentence breaks; code lines keep their indentation. */
+function lineUnits(text: string, code: boolean): Unit[] {
   const units: Unit[] = [];
   let lineStart = 0;
   while (lineStart <= text.length) {
     const nl = text.indexOf('\n', lineStart);
     const lineEnd = nl < 0 ? text.length : nl;
     let from = lineStart;
-    for (const cut of sentenceBreaks(text.slice(lineStart, lineEnd))) {
+    for (const cut of code ? [] : sentenceBreaks(text.slice(lineStart, lineEnd))) {
       const u = trimmed(text, from, lineStart + cut, false);
       if (u) units.push(u);
       from = lineStart + cut;
     }
-    const u = trimmed(text, from, lineEnd, false);
+    const u = trimmed(text, from, lineEnd, code);
     if (u) units.push(u);
     lineStart = lineEnd + 1;
   }
   return units;
 }
 
-export function codeUnits(text: string): Unit[] {
-  const units: Unit[] = [];
-  let lineStart = 0;
-  while (lineStart <= text.length) {
-    const nl = text.indexOf('\n', lineStart);
-    const lineEnd = nl < 0 ? text.length : nl;
-    const u = trimmed(text, lineStart, lineEnd, true);
-    if (u) units.push(u);
-    lineStart = lineEnd + 1;
-  }
-  return units;
-}
+export const proseUnits = (text: string): Unit[] => lineUnits(text, false);
+
+export const codeUnits = (text: string): Unit[] => lineUnits(text, true);
 
 /** The text between unit i-1 and unit i: what a continuation choice starts with. */
 export function separatorBefore(text: string, units: Unit[], i: number): string {
