@@ -3,7 +3,7 @@
  * the output (created exclusively, holding the writer's pid), the parent made with the reason in
  * words when it cannot be, and the listing used to refuse deleting what lory did not write.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from './errors.js';
 
@@ -58,6 +58,13 @@ export function allFiles(dir: string, prefix = ''): string[] {
 }
 
 /** Up to three names for a message, with the count when there are more. */
+/** Replace a small text file atomically: a temporary file beside it, then a rename. */
+export function writeTextAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
 export const nameSome = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? `, … (${names.length} in all)` : '');
 
 export function makeParent(parent: string, shown: string): void {

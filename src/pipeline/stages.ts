@@ -13,9 +13,9 @@
  *   <out>/eval              eval-perplexity  perplexity per held-out domain of every run, side by side
  *   <out>/experts-<name>    inspect-<name>   expert routing report (report.html) per Lory run
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InputError } from '../artifacts/index.js';
+import { InputError, writeTextAtomic } from '../artifacts/index.js';
 import { buildBatches } from '../batching/build-batches.js';
 import { prepare } from '../data/prepare.js';
 import { embed } from '../embed/embed.js';
@@ -345,7 +345,6 @@ export function writeResolvedPipeline(p: LoadedPipeline): string {
   const path = join(p.pipeline.out, 'pipeline.resolved.json');
   mkdirSync(p.pipeline.out, { recursive: true });
   const resolved = { source: resolve(p.file), ...p.pipeline, runs: p.runs.map((run) => resolvedRunConfig(p, run)) };
-  writeFileSync(`${path}.tmp-${process.pid}`, `${JSON.stringify(resolved, null, 2)}\n`);
-  renameSync(`${path}.tmp-${process.pid}`, path);
+  writeTextAtomic(path, `${JSON.stringify(resolved, null, 2)}\n`);
   return path;
 }

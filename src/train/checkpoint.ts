@@ -15,9 +15,9 @@
  * any moment leaves the previous good checkpoint and pointers intact.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InputError, pidAlive, runStage, tryReadManifest, type InputRef, type Manifest } from '../artifacts/index.js';
+import { InputError, pidAlive, writeTextAtomic, runStage, tryReadManifest, type InputRef, type Manifest } from '../artifacts/index.js';
 import { readTensors, writeSafetensors, type StoredTensor } from '../artifacts/safetensors.js';
 import { ConfigError, modelConfigToYamlObject, paramSpecs, parseModelConfig, type ModelConfig, type ParamArray } from '../model/index.js';
 
@@ -102,13 +102,6 @@ export interface LoadedCheckpoint {
 
 export const checkpointName = (step: number) => `step-${String(step).padStart(9, '0')}`;
 
-/** Replace a small text file atomically (temp file + rename). */
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 /** Write one checkpoint and point `latest` at it (and `best`, when `isBest`). Returns its directory. */
 export async function writeCheckpoint(w: CheckpointToWrite, options: { isBest?: boolean } = {}): Promise<string> {
   const root = join(w.runDir, CHECKPOINTS_DIR);
@@ -147,8 +140,8 @@ export async function writeCheckpoint(w: CheckpointToWrite, options: { isBest?: 
       return { step: w.state.step, phase: w.state.phase, validLoss: w.state.validLoss ?? null };
     },
   });
-  writeAtomic(join(root, FILES.latest), `${name}\n`);
-  if (options.isBest) writeAtomic(join(root, FILES.best), `${name}\n`);
+  writeTextAtomic(join(root, FILES.latest), `${name}\n`);
+  if (options.isBest) writeTextAtomic(join(root, FILES.best), `${name}\n`);
   return join(root, name);
 }
 
@@ -303,7 +296,7 @@ function takeTensors(file: string, tensors: Map<string, StoredTensor>, specs: { 
 }
 
 /** Index of the first NaN or ±Infinity in `a`, or -1 (one pass; x − x is 0 exactly for finite x). */
-function firstNonFinite(a: ParamArray): number {
+export function firstNonFinite(a: ParamArray): number {
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     if (x - x !== 0) return i;

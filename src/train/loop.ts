@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { artifactInput, canonicalJson, fingerprint, InputError, InterruptedError, readManifest, recordedInputs, toolVersion, type InputRef, type Manifest } from '../artifacts/index.js';
 import { ConfigError, checkTrainingSequenceLength, countFlops, denseToMoe, initParams, moeKindName, modelConfigToYamlObject, type ModelConfig } from '../model/index.js';
 import { runIdentity } from '../pipeline/load.js';
-import { listCheckpoints, readCheckpoint, writeCheckpoint, pruneCheckpoints, type CheckpointState, type DataCursor } from './checkpoint.js';
+import { firstNonFinite, listCheckpoints, readCheckpoint, writeCheckpoint, pruneCheckpoints, type CheckpointState, type DataCursor } from './checkpoint.js';
 import { InstanceReader, openBatches, type BatchesInfo, type MicroBatch } from './data.js';
 import { checkTrainingMemory, estimateTrainingMemory } from './memory.js';
 import { convertMoments, makeModelTrainer, readState, runSessionOptions, runUpdate, validate, type ModelTrainer, type TrainState } from './model-trainer.js';
@@ -346,8 +346,10 @@ class TrainingRun {
   private async checkpoint(fresh: number | undefined): Promise<void> {
     const { at, t } = this;
     const state: TrainState = readState(this.phase);
-    const bad = firstNonFinite(state.params);
-    if (bad) this.diverged(`weight ${bad.name} holds ${bad.value} at index ${bad.index}`);
+    for (const [name, a] of Object.entries(state.params)) {
+      const i = firstNonFinite(a);
+      if (i >= 0) this.diverged(`weight ${name} holds ${a[i]} at index ${i}`);
+    }
     const isBest = fresh !== undefined && (at.bestValidLoss === undefined || fresh < at.bestValidLoss);
     if (isBest) at.bestValidLoss = fresh;
     const saved: CheckpointState = {
@@ -363,13 +365,6 @@ class TrainingRun {
     pruneCheckpoints(this.out, t.keep_last);
     this.emit({ type: 'checkpoint', step: at.step, dir, best: isBest });
   }
-}
-
-function firstNonFinite(values: Record<string, ArrayLike<number>>): { name: string; index: number; value: number } | undefined {
-  for (const [name, a] of Object.entries(values)) {
-    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) return { name, index: i, value: a[i]! };
-  }
-  return undefined;
 }
 
 function appendLine(path: string, line: object): void {

@@ -10,9 +10,9 @@
  *   <run>/manifest.json    written last, when the run is finished
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { acquireLock, allFiles, asEnvironmentError, canonicalJson, hashFile, InputError, makeParent, MANIFEST_FILE, nameSome, toolVersion, tryReadManifest, upToDate, type FileEntry, type InputRef, type Manifest } from '../artifacts/index.js';
+import { acquireLock, allFiles, asEnvironmentError, canonicalJson, hashFile, InputError, makeParent, MANIFEST_FILE, nameSome, toolVersion, writeTextAtomic, tryReadManifest, upToDate, type FileEntry, type InputRef, type Manifest } from '../artifacts/index.js';
 import { CHECKPOINTS_DIR, listCheckpoints } from './checkpoint.js';
 
 export const RUN_KIND = 'run';
@@ -71,7 +71,7 @@ export function openRunDir(r: RunDirRequest): RunDir {
     if (status === 'fresh') removeRunEntries(path);
     if (status !== 'done') {
       mkdirSync(path, { recursive: true });
-      writeAtomic(join(path, FINGERPRINT_FILE), `${r.identity}\n`);
+      writeTextAtomic(join(path, FINGERPRINT_FILE), `${r.identity}\n`);
       // A finished run being extended is unfinished again until its new manifest is written.
       if (status === 'extend') rmSync(join(path, MANIFEST_FILE), { force: true });
     }
@@ -191,14 +191,8 @@ function removeRunEntries(path: string): void {
   }
 }
 
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 export function writeRunConfig(runDir: string, config: Record<string, unknown>): void {
-  writeAtomic(join(runDir, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
+  writeTextAtomic(join(runDir, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 }
 
 /** Metrics past the checkpoint belong to steps that will run again (a kill -9 mid-append can leave a torn last line: it goes with them). */
@@ -215,7 +209,7 @@ export function trimMetrics(runDir: string, step: number): void {
   const kept = readFileSync(path, 'utf8')
     .split('\n')
     .filter((l) => l && stepOf(l) <= step);
-  writeAtomic(path, kept.map((l) => `${l}\n`).join(''));
+  writeTextAtomic(path, kept.map((l) => `${l}\n`).join(''));
 }
 
 export async function writeRunManifest<S>(out: string, inputs: InputRef[], params: Record<string, unknown>, stats: S): Promise<Manifest<S>> {
@@ -237,6 +231,6 @@ export async function writeRunManifest<S>(out: string, inputs: InputRef[], param
     contentHash: hash.digest('hex'),
     stats,
   };
-  writeAtomic(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  writeTextAtomic(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
 }
