@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { acquireLock, allFiles, asEnvironmentError, canonicalJson, hashFile, InputError, makeParent, MANIFEST_FILE, nameSome, toolVersion, writeTextAtomic, tryReadManifest, upToDate, type FileEntry, type InputRef, type Manifest } from '../artifacts/index.js';
+import { acquireLock, allFiles, asEnvironmentError, canonicalJson, fingerprint, hashFile, InputError, makeParent, MANIFEST_FILE, nameSome, toolVersion, writeTextAtomic, tryReadManifest, upToDate, type FileEntry, type InputRef, type Manifest } from '../artifacts/index.js';
 import { CHECKPOINTS_DIR, listCheckpoints } from './checkpoint.js';
 
 export const RUN_KIND = 'run';
@@ -115,7 +115,7 @@ function previousIdentity(path: string, manifest: Manifest | undefined): string 
   const fp = join(path, FINGERPRINT_FILE);
   const text = existsSync(fp) ? readFileSync(fp, 'utf8').trim() : undefined;
   if (text && !/^[0-9a-f]{64}$/.test(text)) return text;
-  if (manifest) return canonicalJson({ kind: manifest.kind, formatVersion: manifest.formatVersion, tool: manifest.tool.version, inputs: manifest.inputs.map((i) => ({ role: i.role, hash: i.hash })), params: manifest.params });
+  if (manifest) return fingerprint(manifest);
   return text;
 }
 
