@@ -11,6 +11,8 @@
  *   <out>/batches-<s>       batches-<s>      packed instances, one per batches.strategies entry
  *   <out>/runs/<name>       train-<name>     a training run per runs entry
  *   <out>/eval              eval-perplexity  perplexity per held-out domain of every run, side by side
+ *   <out>/tasks             make-tasks       multiple-choice tasks from the held-out documents (tasks:)
+ *   <out>/eval-tasks        eval-tasks       task accuracy of every run, side by side (tasks:)
  *   <out>/experts-<name>    inspect-<name>   expert routing report (report.html) per Lory run
  */
 import { mkdirSync } from 'node:fs';
