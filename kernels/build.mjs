@@ -6,6 +6,7 @@
 //   lory-ops  kernels/lory-ops (+ kernels/cuda): the merged-expert FFN custom ops, their native tests
 //             and benchmark (cmake); the CUDA library only where nvcc exists
 //   faiss     kernels/faiss: the N-API binding over FAISS (Debian libfaiss-dev + OpenBLAS; node-gyp)
+//   mpi       kernels/mpi: the N-API binding over MPI (Debian libopenmpi-dev; node-gyp)
 // ORT headers come from the com.github.asus4.onnxruntime package; nothing third-party is vendored.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -92,7 +93,24 @@ const parts = [
       existsSync('/usr/include/faiss/Index.h') ? undefined : 'FAISS headers not found (/usr/include/faiss): install libfaiss-dev and libopenblas-openmp-dev (bin/setup does)',
     build: () => run(process.execPath, [nodeGyp(), 'rebuild', '--directory', 'kernels/faiss', ...nodedirArgs()]),
   },
+  {
+    name: 'mpi',
+    what: 'MPI binding (kernels/mpi)',
+    sources: ['kernels/mpi'],
+    output: 'kernels/mpi/build/Release/lory_mpi.node',
+    check: () => (existsSync('/usr/lib/x86_64-linux-gnu/pkgconfig/ompi-c.pc') || hasPkgConfig('ompi-c') ? undefined : 'Open MPI headers not found (pkg-config ompi-c): install libopenmpi-dev and openmpi-bin (bin/setup does)'),
+    build: () => run(process.execPath, [nodeGyp(), 'rebuild', '--directory', 'kernels/mpi', ...nodedirArgs()]),
+  },
 ];
+
+function hasPkgConfig(name) {
+  try {
+    execFileSync('pkg-config', ['--exists', name], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const args = process.argv.slice(2);
 const ifStale = args.includes('--if-stale');

@@ -25,6 +25,7 @@ export interface NativeValue {
   readonly size: number;
   readonly disposed: boolean;
   read(): AnyTypedArray;
+  view(): AnyTypedArray;
   write(data: AnyTypedArray): void;
   dispose(): void;
 }

@@ -55,6 +55,12 @@ export interface ResidentValue {
   readonly disposed: boolean;
   /** Copy out into a new TypedArray (for checkpoints and metrics). */
   read(): AnyTypedArray;
+  /**
+   * The tensor's own memory as a TypedArray, no copy: for native collectives (MPI) that reduce
+   * resident values in place. Never use it while a run reads or writes the value; a disposed value
+   * keeps its memory until its last view is collected.
+   */
+  view(): AnyTypedArray;
   /** Copy a TypedArray of exactly `size` elements in (overwrites in place). */
   write(data: AnyTypedArray): void;
   /** Release the native memory now; further use throws. */

@@ -46,6 +46,7 @@ Napi::Function Value::Init(Napi::Env env) {
                                         InstanceAccessor<&Value::GetSize>("size"),
                                         InstanceAccessor<&Value::GetDisposed>("disposed"),
                                         InstanceMethod<&Value::Read>("read"),
+                                        InstanceMethod<&Value::View>("view"),
                                         InstanceMethod<&Value::Write>("write"),
                                         InstanceMethod<&Value::Dispose>("dispose"),
                                     });
@@ -151,19 +152,12 @@ void Value::Adopt(OrtValue* value) {
   ++g_live_count;
 }
 
-Value::~Value() {
-  if (value_ != nullptr) {
-    g_live_bytes -= size() * static_cast<int64_t>(dtype_->bytes);
-    --g_live_count;
-    Api().ReleaseValue(value_);
-    value_ = nullptr;
-  }
-}
+Value::~Value() { Release(); }
 
 int64_t Value::size() const { return ElementCount(shape_); }
 
 void Value::CheckUsable(Napi::Env env, const char* action) const {
-  if (value_ == nullptr) throw Napi::Error::New(env, std::string("cannot ") + action + " a disposed ResidentValue");
+  if (disposed()) throw Napi::Error::New(env, std::string("cannot ") + action + " a disposed ResidentValue");
 }
 
 Napi::Value Value::GetDType(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dtype_->name); }
@@ -176,7 +170,7 @@ Napi::Value Value::GetShape(const Napi::CallbackInfo& info) {
 
 Napi::Value Value::GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(size())); }
 
-Napi::Value Value::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), value_ == nullptr); }
+Napi::Value Value::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed()); }
 
 Napi::Value Value::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -215,12 +209,63 @@ void Value::Write(const Napi::CallbackInfo& info) {
 }
 
 void Value::Dispose(const Napi::CallbackInfo& info) {
-  if (value_ == nullptr) return;  // idempotent, like most dispose() methods
+  if (disposed()) return;  // idempotent, like most dispose() methods
   if (pinned()) throw Napi::Error::New(info.Env(), "cannot dispose a ResidentValue while a run that uses it is in flight");
+  disposed_ = true;
+  if (views_ == 0) Release();
+}
+
+void Value::Release() {
+  if (value_ == nullptr) return;
   g_live_bytes -= size() * static_cast<int64_t>(dtype_->bytes);
   --g_live_count;
   Api().ReleaseValue(value_);
   value_ = nullptr;
+}
+
+void Value::DropView() {
+  if (--views_ == 0 && disposed_) Release();
+}
+
+namespace {
+// What a view's ArrayBuffer holds: the Value it shows, kept alive (a strong reference to its JS
+// object) until the buffer is collected.
+struct ViewHold {
+  Value* value;
+  napi_ref object;
+};
+
+void ReleaseView(napi_env env, void* /*data*/, void* hint) {
+  auto* hold = static_cast<ViewHold*>(hint);
+  hold->value->DropView();
+  napi_delete_reference(env, hold->object);
+  delete hold;
+}
+}  // namespace
+
+// A TypedArray over the tensor's own memory, without a copy: for native code outside this addon
+// (MPI collectives) to work on resident values in place. Valid for as long as it is reachable.
+Napi::Value Value::View(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckUsable(env, "view");
+  void* data = nullptr;
+  OrtStatus* status = Api().GetTensorMutableData(value_, &data);
+  if (status != nullptr) throw Napi::Error::New(env, "GetTensorMutableData: " + TakeErrorMessage(status));
+  const size_t count = static_cast<size_t>(size());
+  auto* hold = new ViewHold{this, nullptr};
+  napi_status made = napi_create_reference(env, info.This(), 1, &hold->object);
+  napi_value buffer = nullptr;
+  if (made == napi_ok) made = napi_create_external_arraybuffer(env, data, count * dtype_->bytes, ReleaseView, hold, &buffer);
+  if (made != napi_ok) {
+    if (hold->object != nullptr) napi_delete_reference(env, hold->object);
+    delete hold;
+    NAPI_THROW_IF_FAILED(env, made, Napi::Value());
+  }
+  AddView();
+  napi_value array;
+  made = napi_create_typedarray(env, dtype_->array, count, buffer, 0, &array);
+  NAPI_THROW_IF_FAILED(env, made, Napi::Value());
+  return Napi::Value(env, array);
 }
 
 }  // namespace lory

@@ -27,7 +27,7 @@ class Value : public Napi::ObjectWrap<Value> {
   ~Value() override;
 
   OrtValue* ort() const { return value_; }
-  bool disposed() const { return value_ == nullptr; }
+  bool disposed() const { return value_ == nullptr || disposed_; }
   const DTypeInfo& dtype() const { return *dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t size() const;
@@ -39,6 +39,10 @@ class Value : public Napi::ObjectWrap<Value> {
   void UnpinWrite() { --writers_; }
   bool pinned() const { return readers_ > 0 || writers_ > 0; }
   bool being_written() const { return writers_ > 0; }
+  // Zero-copy views (view()) still reachable from JS: a disposed value frees its memory only once
+  // the last one is collected, so no view ever points at freed memory.
+  void AddView() { ++views_; }
+  void DropView();
 
  private:
   void Adopt(OrtValue* value);
@@ -47,6 +51,8 @@ class Value : public Napi::ObjectWrap<Value> {
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value View(const Napi::CallbackInfo& info);
+  void Release();
   void Write(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
   void CheckUsable(Napi::Env env, const char* action) const;
@@ -56,6 +62,8 @@ class Value : public Napi::ObjectWrap<Value> {
   std::vector<int64_t> shape_;
   int readers_ = 0;
   int writers_ = 0;
+  int views_ = 0;
+  bool disposed_ = false;
 };
 
 // Bytes of native tensor memory currently held by live Values (for leak checks).
