@@ -18,10 +18,14 @@ export interface StageCommandOptions {
   startText: string;
   /** What the first Ctrl-C prints while the stage winds down. */
   interruptText?: string;
+  /** No progress display (a rank other than 0 of a multi-process run: rank 0 shows it). */
+  quiet?: boolean;
 }
 
+const silent: Progress = { update: () => undefined, succeed: () => undefined, fail: () => undefined };
+
 export async function runStageCommand(options: StageCommandOptions, body: (progress: Progress, signal: AbortSignal) => Promise<void>): Promise<void> {
-  const progress = startProgress(options.startText);
+  const progress = options.quiet ? silent : startProgress(options.startText);
   const interrupt = interruptOnSigint(() => progress.update(options.interruptText ?? 'interrupted; stopping (Ctrl-C again to exit now)'));
   // Nobody reads the results any more (`lory train --json | head -1`): stop as after Ctrl-C (src/cli/output.ts).
   const onClosed = () => {

@@ -66,8 +66,13 @@ export const trainSection = z.strictObject({
   checkpoint_every: positiveInt().default(100),
   /** Checkpoints kept besides the best one. */
   keep_last: positiveInt().default(2),
-  /** ONNX Runtime threads (default: all cores). */
+  /** ONNX Runtime threads (default: all cores; under mpirun, the cores shared by the ranks on a machine). */
   threads: positiveInt().optional(),
+  /**
+   * Under mpirun: each rank keeps the AdamW moments of 1/N of the parameters (ZeRO stage 1). The
+   * numbers are those of an unsharded run; only the memory per rank changes. Ignored by one process.
+   */
+  shard_optimizer: describe(z.boolean(), 'true or false').optional(),
 });
 
 const strategy = describe(z.enum(['similarity', 'random']), "'similarity' or 'random'");

@@ -95,19 +95,28 @@ export class InstanceReader {
   /** The next `batch` instances from `cursor` (which advances, wrapping into new epochs). */
   next(cursor: DataCursor, batch: number): MicroBatch {
     const out: MicroBatch = { tokens: new BigInt64Array(batch * this.seqLen), targets: new BigInt64Array(batch * this.seqLen) };
-    for (let r = 0; r < batch; r++) {
-      if (cursor.position >= this.count) {
-        cursor.epoch += 1;
-        cursor.position = 0;
-      }
-      if (this.orderEpoch !== cursor.epoch) {
-        this.order = epochOrder(this.count, this.seed, cursor.epoch);
-        this.orderEpoch = cursor.epoch;
-      }
-      this.readInto(this.order[cursor.position]!, r, out);
-      cursor.position += 1;
-    }
+    for (let r = 0; r < batch; r++) this.readInto(this.advance(cursor), r, out);
     return out;
+  }
+
+  /** Moves `cursor` past the next `batch` instances without reading them (another rank's micro-batch). */
+  skip(cursor: DataCursor, batch: number): void {
+    for (let r = 0; r < batch; r++) this.advance(cursor);
+  }
+
+  /** The file index of the instance at `cursor`, which then moves one on (wrapping into a new epoch). */
+  private advance(cursor: DataCursor): number {
+    if (cursor.position >= this.count) {
+      cursor.epoch += 1;
+      cursor.position = 0;
+    }
+    if (this.orderEpoch !== cursor.epoch) {
+      this.order = epochOrder(this.count, this.seed, cursor.epoch);
+      this.orderEpoch = cursor.epoch;
+    }
+    const index = this.order[cursor.position]!;
+    cursor.position += 1;
+    return index;
   }
 
   /**

@@ -15,15 +15,21 @@
  * for checkpoints and the conversion. Everything random derives from train.seed, so a run is
  * deterministic and a resume from a checkpoint continues bit for bit.
  */
+import { createHash } from 'node:crypto';
 import { appendFileSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { artifactInput, canonicalJson, fingerprint, InputError, InterruptedError, readManifest, recordedInputs, toolVersion, type InputRef, type Manifest } from '../artifacts/index.js';
-import { ConfigError, checkTrainingSequenceLength, countFlops, denseToMoe, initParams, moeKindName, modelConfigToYamlObject, type ModelConfig } from '../model/index.js';
+import { ConfigError, checkTrainingSequenceLength, countFlops, denseToMoe, initParams, moeKindName, modelConfigToYamlObject, paramSpecs, type ModelConfig, type ParamArray, type ParamValues } from '../model/index.js';
 import { runIdentity } from '../pipeline/load.js';
 import { firstNonFinite, listCheckpoints, readCheckpoint, writeCheckpoint, pruneCheckpoints, type CheckpointState, type DataCursor } from './checkpoint.js';
 import { InstanceReader, openBatches, type BatchesInfo, type MicroBatch } from './data.js';
 import { checkTrainingMemory, estimateTrainingMemory } from './memory.js';
-import { convertMoments, makeModelTrainer, readState, runSessionOptions, runUpdate, validate, type ModelTrainer, type TrainState } from './model-trainer.js';
+import { convertMoments, makeModelTrainer, readState, runSessionOptions, runUpdate, validate, type ModelTrainer, type RankSetup, type TrainState } from './model-trainer.js';
+import type { World } from '../parallel/mpi.js';
+import { gatherMoments, shareUpdatedParams } from '../parallel/shard.js';
+import { together } from '../parallel/together.js';
+import { runDataParallelUpdate, validateAcrossRanks, type ApplyUpdate } from '../parallel/update.js';
+import { markAllRanks } from '../parallel/world.js';
 import { measureGemmPeak } from './peak.js';
 import { METRICS_FILE, openRunDir, RUN_KIND, RUN_VERSION, trimMetrics, writeRunConfig, writeRunManifest, type RunDirStatus } from './run-dir.js';
 import { lrAt, type Schedule } from './schedule.js';
@@ -62,6 +68,11 @@ export interface TrainOptions {
   resumeFrom?: string | undefined;
   /** Told when the latest checkpoint is damaged and an earlier one is resumed from. */
   onWarn?(message: string): void;
+  /**
+   * This process is one rank of a data-parallel run (mpirun): micro-batches divided among ranks,
+   * gradients summed across them; rank 0 alone writes the run folder and reports events.
+   */
+  ranks?: RankSetup;
 }
 
 export interface TrainResult {
@@ -119,7 +130,9 @@ function openInputs(o: TrainOptions): RunInputs {
   if (validBatches.seqLen !== seq) throw new InputError(`${o.valid}: sequence length ${validBatches.seqLen} differs from the training batches' ${seq}`);
   const inputs: InputRef[] = [artifactInput('batches', o.batches, batches.manifest)];
   if (o.valid) inputs.push(artifactInput('valid', o.valid, validBatches.manifest));
-  const params = { ...runIdentity(o.config), model: modelConfigToYamlObject(o.model), train: { ...o.train } };
+  // Sharding the optimizer state changes where the numbers live, not what they are: a run moves between the two.
+  const { shard_optimizer: _sharded, ...train } = o.train;
+  const params = { ...runIdentity(o.config), model: modelConfigToYamlObject(o.model), train };
   const identity = fingerprint({ kind: RUN_KIND, formatVersion: RUN_VERSION, tool: { name: 'lory', version: toolVersion() }, inputs, params });
   return { batches, validBatches, seq, tokenizerPath: join(batches.tokensDir, 'tokenizer.json'), inputs, params, identity };
 }
@@ -137,16 +150,10 @@ function extensionNote(t: TrainSettings): (from: number, to: number) => string {
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const started = performance.now();
+  if (o.ranks) return trainOnRanks(o, o.ranks.world, started);
   const run = openInputs(o);
-  if (o.memoryCheck !== false) checkTrainingMemory(estimateTrainingMemory(o.model, { microBatch: o.train.micro_batch, seq: run.seq, accumulation: o.train.accumulation }));
-  const dir = openRunDir({
-    out: o.out,
-    identity: run.identity,
-    force: o.force ?? false,
-    extend: o.extend ?? false,
-    restartHint: o.restartHint ?? 'use --force to start it over, or another -o',
-    extensionNote: extensionNote(o.train),
-  });
+  if (o.memoryCheck !== false) checkTrainingMemory(memoryOf(o, run.seq));
+  const dir = openRunDir(runDirRequest(o, run));
   try {
     if (dir.status === 'done') return { runDir: dir.path, skipped: true, manifest: readManifest<TrainStats>(dir.path, RUN_KIND, RUN_VERSION), losses: [] };
     writeRunConfig(dir.path, o.config);
@@ -156,6 +163,65 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     return { runDir: dir.path, skipped: false, manifest, losses: loop.losses };
   } finally {
     dir.release();
+  }
+}
+
+const memoryOf = (o: TrainOptions, seq: number) =>
+  estimateTrainingMemory(o.model, { microBatch: o.train.micro_batch, seq, accumulation: o.train.accumulation, ...(o.ranks ? { ranks: o.ranks.world.size, shardOptimizer: o.ranks.shard } : {}) });
+
+const runDirRequest = (o: TrainOptions, run: RunInputs) => ({
+  out: o.out,
+  identity: run.identity,
+  force: o.force ?? false,
+  extend: o.extend ?? false,
+  restartHint: o.restartHint ?? 'use --force to start it over, or another -o',
+  extensionNote: extensionNote(o.train),
+});
+
+const STATUSES: RunDirStatus[] = ['fresh', 'continue', 'extend', 'done'];
+
+/**
+ * `train` as one rank of a data-parallel run. Every rank opens the inputs and checks that all were
+ * given the same run; rank 0 alone takes the run folder (lock, --force, resume decision) and tells the
+ * others what it found; then all train together and rank 0 writes the manifest.
+ */
+async function trainOnRanks(o: TrainOptions, world: World, started: number): Promise<TrainResult> {
+  const run = await together(world, () => {
+    const inputs = openInputs(o);
+    if (o.memoryCheck !== false) checkTrainingMemory(memoryOf(o, inputs.seq));
+    return inputs;
+  });
+  await checkSameRun(world, run.identity, o.train.accumulation);
+  const dir = await together(world, () => (world.isRoot ? openRunDir(runDirRequest(o, run)) : undefined));
+  try {
+    const status = Int32Array.of(dir ? STATUSES.indexOf(dir.status) : 0);
+    await world.broadcast([status], 0);
+    const path = dir?.path ?? resolve(o.out);
+    if (STATUSES[status[0]!] === 'done') return { runDir: path, skipped: true, manifest: readManifest<TrainStats>(path, RUN_KIND, RUN_VERSION), losses: [] };
+    const loop = await together(world, async () => {
+      if (world.isRoot) writeRunConfig(path, o.config);
+      return TrainingRun.start(o, run, path, STATUSES[status[0]!]!);
+    });
+    const stats = await loop.run(started);
+    const manifest = world.isRoot ? await writeRunManifest<TrainStats>(path, recordedInputs(run.inputs, path), run.params, stats) : undefined;
+    return { runDir: path, skipped: false, ...(manifest ? { manifest } : {}), losses: loop.losses };
+  } finally {
+    dir?.release();
+  }
+}
+
+/** Every rank must train the same run (config, data, lory version) with an accumulation the ranks divide. */
+async function checkSameRun(world: World, identity: string, accumulation: number): Promise<void> {
+  const mine = createHash('sha256').update(identity).digest();
+  const all = new Uint8Array(32 * world.size);
+  await world.allgather(new Uint8Array(mine), all);
+  const differ: number[] = [];
+  for (let r = 1; r < world.size; r++) if (Buffer.compare(Buffer.from(all.subarray(32 * r, 32 * r + 32)), Buffer.from(all.subarray(0, 32))) !== 0) differ.push(r);
+  if (differ.length) {
+    throw markAllRanks(new InputError(`rank${differ.length > 1 ? 's' : ''} ${differ.join(', ')} of ${world.size} ${differ.length > 1 ? 'were' : 'was'} given another run than rank 0 (config, batches or lory version differ): start every rank with the same command and files`));
+  }
+  if (accumulation % world.size !== 0) {
+    throw markAllRanks(new ConfigError(`train.accumulation (${accumulation}) is not a multiple of the ${world.size} ranks: each rank runs accumulation/ranks of a step's micro-batches; set train.accumulation to a multiple of ${world.size} (the global batch stays micro_batch × accumulation)`));
   }
 }
 
@@ -176,6 +242,9 @@ class TrainingRun {
   private readonly convertAt: number;
   private readonly reader: InstanceReader;
   private readonly validReader: InstanceReader;
+  /** A data-parallel run's world; rank 0 alone writes files and reports. */
+  private readonly world: World | undefined;
+  private readonly writes: boolean;
 
   private constructor(
     private readonly o: TrainOptions,
@@ -189,6 +258,8 @@ class TrainingRun {
     this.convertAt = conversionStep(o.model, o.train);
     this.reader = InstanceReader.open(inputs.batches, 'train', o.train.seed);
     this.validReader = InstanceReader.open(inputs.validBatches, 'valid', o.train.seed);
+    this.world = o.ranks?.world;
+    this.writes = this.world?.isRoot ?? true;
   }
 
   /** The model whose weights the run holds after `done` updates (the dense one during the warm-up). */
@@ -199,30 +270,31 @@ class TrainingRun {
 
   static async start(o: TrainOptions, inputs: RunInputs, out: string, status: RunDirStatus): Promise<TrainingRun> {
     const resuming = status !== 'fresh' && listCheckpoints(out).length > 0;
+    const writes = o.ranks?.world.isRoot ?? true;
     if (!resuming) {
-      trimMetrics(out, 0);
+      if (writes) trimMetrics(out, 0);
       const first = TrainingRun.phaseModel(o, 0);
-      const phase = await makeModelTrainer(first, o.train, inputs.seq, initParams(first, o.train.seed));
+      const phase = await makeModelTrainer(first, o.train, inputs.seq, initParams(first, o.train.seed), undefined, o.ranks);
       return new TrainingRun(o, inputs, out, phase, { step: 0, cursor: { epoch: 0, position: 0 }, tokensSeen: 0, validLoss: undefined, bestValidLoss: undefined }, undefined);
     }
-    const ck = readCheckpoint(o.resumeFrom ?? out, { optimizer: true, ...(o.onWarn ? { onWarn: o.onWarn } : {}) });
+    const ck = readCheckpoint(o.resumeFrom ?? out, { optimizer: true, ...(o.onWarn && writes ? { onWarn: o.onWarn } : {}) });
     const expected = TrainingRun.phaseModel(o, ck.state.step);
     if (canonicalJson(ck.model) !== canonicalJson(expected)) {
       if (status === 'extend') throw new InputError(`${o.out}: stopped at step ${ck.state.step}, inside its dense warm-up, which ${o.train.steps} steps would move; only a run past its conversion can be extended — use --force to start it over`);
       throw new InputError(`${ck.dir}: its model (config.json) is not the one this run trains at step ${ck.state.step}; use --force to start over`);
     }
-    trimMetrics(out, ck.state.step);
-    const phase = await makeModelTrainer(ck.model, o.train, inputs.seq, ck.params, ck.adam);
+    if (writes) trimMetrics(out, ck.state.step);
+    const phase = await makeModelTrainer(ck.model, o.train, inputs.seq, ck.params, ck.adam, o.ranks);
     const s = ck.state;
     return new TrainingRun(o, inputs, out, phase, { step: s.step, cursor: { ...s.cursor }, tokensSeen: s.tokensSeen, validLoss: s.validLoss, bestValidLoss: s.bestValidLoss }, ck.dir);
   }
 
   private emit(e: TrainEvent): void {
-    this.o.onEvent?.(e);
+    if (this.writes) this.o.onEvent?.(e);
   }
 
   private log(line: object): void {
-    appendLine(join(this.out, METRICS_FILE), line);
+    if (this.writes) appendLine(join(this.out, METRICS_FILE), line);
   }
 
   /** The next micro-batch (read ahead while the previous step ran, when it was). */
@@ -236,6 +308,7 @@ class TrainingRun {
       const cursorBefore = { ...this.at.cursor };
       this.ahead = { batch: this.reader.next(this.at.cursor, this.t.micro_batch), cursorBefore };
     },
+    skip: (): void => this.reader.skip(this.at.cursor, this.t.micro_batch),
   };
 
   /** Where the data stands for a checkpoint: before the micro-batch read ahead. */
@@ -245,15 +318,16 @@ class TrainingRun {
 
   async run(started: number): Promise<TrainStats> {
     const { t, at } = this;
-    const sessionOptions = runSessionOptions(denseOf(this.o.model), t);
-    const peakFlops = this.o.peakFlops ?? (await measureGemmPeak(sessionOptions)).flops;
+    const sessionOptions = runSessionOptions(denseOf(this.o.model), t, this.o.ranks?.threads);
+    // Only rank 0 reports MFU; the other ranks need no peak.
+    const peakFlops = this.o.peakFlops ?? (this.writes ? (await measureGemmPeak(sessionOptions)).flops : NaN);
     const tokensPerStep = t.micro_batch * t.accumulation * this.inputs.seq;
     this.emit({ type: 'start', step: at.step, steps: t.steps, ...(this.resumedFrom ? { resumedFrom: this.resumedFrom } : {}), phase: phaseAt(this.o.model, this.convertAt, at.step + 1, 'step'), peakFlops, tokensPerStep, convertAt: this.convertAt });
     try {
       while (at.step < t.steps) {
         await this.step(peakFlops, tokensPerStep);
         if (at.step === this.convertAt) await this.convert();
-        const interrupted = this.o.signal?.aborted || (this.o.stopAfter !== undefined && at.step >= this.o.stopAfter);
+        const interrupted = await this.stopRequested();
         const due = at.step % t.checkpoint_every === 0 || at.step === t.steps;
         // The validations and `best` a straight run would have, whether or not an interrupt came.
         const validDue = due || (t.valid_every > 0 && at.step % t.valid_every === 0);
@@ -262,7 +336,9 @@ class TrainingRun {
         if (fresh !== undefined && !Number.isFinite(fresh)) this.diverged(`validation loss ${fresh}`);
         if (due || interrupted) await this.checkpoint(due ? fresh : undefined);
         if (interrupted && at.step < t.steps) {
-          throw new InterruptedError(`training stopped after step ${at.step} of ${t.steps}; checkpoint saved in ${join(this.o.out, 'checkpoints')}; run the same command again to resume`);
+          // The other ranks wait for rank 0's checkpoint: a rank exiting early makes mpirun end the job.
+          await this.world?.barrier();
+          throw markAllRanks(new InterruptedError(`training stopped after step ${at.step} of ${t.steps}; checkpoint saved in ${join(this.o.out, 'checkpoints')}; run the same command again to resume`));
         }
       }
     } finally {
@@ -290,7 +366,7 @@ class TrainingRun {
     const s = at.step + 1;
     const lr = lrAt({ lr: t.lr, steps: t.steps, warmup: t.warmup, minLrRatio: t.min_lr_ratio } satisfies Schedule, s);
     const t0 = performance.now();
-    const r = await runUpdate(this.phase, t, this.inputs.seq, lr, s, this.data);
+    const r = this.world ? await runDataParallelUpdate(this.world, this.phase, t, this.inputs.seq, lr, s, this.data, this.applyUpdate) : await runUpdate(this.phase, t, this.inputs.seq, lr, s, this.data);
     at.step = s;
     at.tokensSeen += tokensPerStep;
     const seconds = (performance.now() - t0) / 1000;
@@ -319,22 +395,51 @@ class TrainingRun {
     const latest = listCheckpoints(this.out).at(-1);
     const kept = latest ? `latest stays at ${latest} (the last finite checkpoint)` : 'no checkpoint was written';
     const clip = t.clip_norm === 0 ? ' or set train.clip_norm (now 0: no clipping)' : '';
-    throw new TrainingDivergedError(`training diverged at step ${this.at.step}: ${what}; ${kept}; lower train.lr (now ${t.lr})${clip} and start over with --force`);
+    throw markAllRanks(new TrainingDivergedError(`training diverged at step ${this.at.step}: ${what}; ${kept}; lower train.lr (now ${t.lr})${clip} and start over with --force`));
+  }
+
+  /** Whether to stop after this step: Ctrl-C/SIGTERM or --stop-after; ranks agree (any rank's signal stops all). */
+  private async stopRequested(): Promise<boolean> {
+    const local = this.o.signal?.aborted || (this.o.stopAfter !== undefined && this.at.step >= this.o.stopAfter);
+    if (!this.world) return local;
+    const flag = Int32Array.of(local ? 1 : 0);
+    await this.world.allreduce([flag], 'max');
+    return flag[0] === 1;
+  }
+
+  /** A data-parallel update's last part: every rank the whole update, or (sharded) its own part, then the parameters shared. */
+  private readonly applyUpdate: ApplyUpdate = async (lr, step, gradScale) => {
+    const r = await this.phase.trainer.apply(lr, step, gradScale);
+    for (const v of Object.values(r.diagnostics)) v.dispose();
+    const plan = this.phase.ranks?.plan;
+    if (plan) await shareUpdatedParams(this.world!, this.phase, plan);
+    return { gradNorm: r.gradNorm ?? NaN };
+  };
+
+  /** The full state: the parameters, and the AdamW moments gathered from their owners when sharded (undefined on ranks that need none). */
+  private async fullState(to: 'root' | 'all'): Promise<TrainState | undefined> {
+    const plan = this.phase.ranks?.plan;
+    if (!plan) return to === 'all' || this.writes ? readState(this.phase) : undefined;
+    const adam = await gatherMoments(this.world!, this.phase, plan, paramSpecs(this.phase.model), to);
+    if (!adam) return undefined;
+    const params: ParamValues = {};
+    for (const s of paramSpecs(this.phase.model)) params[s.name] = this.phase.trainer.read(s.name) as ParamArray;
+    return { params, adam };
   }
 
   private async convert(): Promise<void> {
     const dense = denseOf(this.o.model);
-    const st = readState(this.phase);
+    const st = (await this.fullState('all'))!;
     const moeParams = denseToMoe(st.params, dense, this.o.model, this.t.seed);
     const moments = convertMoments(st.adam, dense, this.o.model);
     this.phase.trainer.dispose();
-    this.phase = await makeModelTrainer(this.o.model, this.t, this.inputs.seq, moeParams, moments);
+    this.phase = await makeModelTrainer(this.o.model, this.t, this.inputs.seq, moeParams, moments, this.o.ranks);
     this.emit({ type: 'convert', step: this.at.step, experts: this.o.model.experts, kind: moeKindName(this.o.model) });
   }
 
   private async validateAndLog(): Promise<number | undefined> {
     const { at } = this;
-    const loss = await validate(this.phase, this.t, this.inputs.seq, this.validReader);
+    const loss = this.world ? await validateAcrossRanks(this.world, this.phase, this.t, this.inputs.seq, this.validReader) : await validate(this.phase, this.t, this.inputs.seq, this.validReader);
     if (loss === undefined) return undefined;
     at.validLoss = loss;
     this.log({ type: 'valid', step: at.step, loss, tokens: at.tokensSeen });
@@ -345,13 +450,16 @@ class TrainingRun {
   /** Saves the state after this step; `fresh` is this step's scheduled validation, which may make it `best`. */
   private async checkpoint(fresh: number | undefined): Promise<void> {
     const { at, t } = this;
-    const state: TrainState = readState(this.phase);
-    for (const [name, a] of Object.entries(state.params)) {
+    // Every rank holds the same weights, so every rank finds the same non-finite one (in place: no copy).
+    for (const s of paramSpecs(this.phase.model)) {
+      const a = this.phase.trainer.resident(s.name)!.view() as ParamArray;
       const i = firstNonFinite(a);
-      if (i >= 0) this.diverged(`weight ${name} holds ${a[i]} at index ${i}`);
+      if (i >= 0) this.diverged(`weight ${s.name} holds ${a[i]} at index ${i}`);
     }
     const isBest = fresh !== undefined && (at.bestValidLoss === undefined || fresh < at.bestValidLoss);
     if (isBest) at.bestValidLoss = fresh;
+    const state = await this.fullState('root');
+    if (!state) return;
     const saved: CheckpointState = {
       step: at.step,
       tokensSeen: at.tokensSeen,

@@ -43,7 +43,7 @@ const RUNTIME_BYTES = 300e6;
 /** Peak RSS over the tensors counted, fitted on three configs (docs/training.md). */
 const ARENA_FACTOR = 1.5;
 
-export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: number; seq: number; accumulation: number }): MemoryEstimate {
+export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: number; seq: number; accumulation: number; ranks?: number; shardOptimizer?: boolean }): MemoryEstimate {
   const bytes = model.dtype === 'float64' ? 8 : 4;
   const P = countParams(model).total;
   const { dModel: d, dFf: f, nLayers: L, nHeads: h, vocabSize: V } = model;
@@ -58,8 +58,11 @@ export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: numb
   const perLayer = attention + N * ffnPerToken + merged;
   const activations = ARENA_FACTOR * bytes * ((L + 1) * perLayer + N * (3 * d + 3 * V));
   const weights = 2 * P * bytes;
-  const optimizer = 4 * P * bytes;
-  const gradients = (o.accumulation > 1 ? 3 : 1) * P * bytes;
+  // Sharded (ZeRO-1): a rank's moments are 1/N of them (whole tensors: about 1/N). A rank of a
+  // data-parallel run always has accumulators, and copies for a checkpoint only on rank 0.
+  const ranks = o.ranks ?? 1;
+  const optimizer = (o.shardOptimizer && ranks > 1 ? 4 / ranks : 4) * P * bytes;
+  const gradients = (o.accumulation > 1 || ranks > 1 ? 3 : 1) * P * bytes;
   const checkpointCopy = 3 * P * bytes;
   const total = weights + optimizer + gradients + activations + checkpointCopy + RUNTIME_BYTES;
   return { seq: S, microBatch: B, weights, optimizer, gradients, activations, checkpointCopy, runtime: RUNTIME_BYTES, total };

@@ -6,6 +6,8 @@
 import { compileTrainStep } from '../graph/compile/train-step.js';
 import { denseToMoe, loryTrainSpec, modelSessionOptions, paramSpecs, type ModelConfig, type ParamArray, type ParamValues } from '../model/index.js';
 import type { ResidentValue } from '../runtime/index.js';
+import type { World } from '../parallel/mpi.js';
+import { planShards, type ShardPlan } from '../parallel/shard.js';
 import type { InstanceReader, MicroBatch } from './data.js';
 import { StepDiagnostics } from './diagnostics.js';
 import { optimizerConfig, type TrainSettings } from './settings.js';
@@ -14,6 +16,15 @@ import { Trainer } from './trainer.js';
 export interface ModelTrainer {
   model: ModelConfig;
   trainer: Trainer;
+  /** This rank's part of a data-parallel run; `plan` when the optimizer state is sharded. */
+  ranks?: { world: World; plan?: ShardPlan };
+}
+
+/** How a data-parallel run's ranks train: the world, whether AdamW state is sharded, threads per rank. */
+export interface RankSetup {
+  world: World;
+  shard: boolean;
+  threads?: number | undefined;
 }
 
 export interface TrainState {
@@ -24,19 +35,26 @@ export interface TrainState {
 const M = (p: string) => `opt/m/${p}`;
 const V = (p: string) => `opt/v/${p}`;
 
-/** The session options of a run: the model's (custom-op library) and the configured thread count. */
-export const runSessionOptions = (model: ModelConfig, t: TrainSettings) => ({ ...modelSessionOptions(model), ...(t.threads ? { intraOpThreads: t.threads } : {}) });
+/** The session options of a run: the model's (custom-op library) and the configured thread count (else the rank's share of the cores). */
+export const runSessionOptions = (model: ModelConfig, t: TrainSettings, rankThreads?: number) => {
+  const threads = t.threads ?? rankThreads;
+  return { ...modelSessionOptions(model), ...(threads ? { intraOpThreads: threads } : {}) };
+};
 
-export async function makeModelTrainer(model: ModelConfig, t: TrainSettings, seq: number, params: ParamValues, adam?: TrainState['adam']): Promise<ModelTrainer> {
-  const compiled = compileTrainStep(loryTrainSpec(model, { batch: t.micro_batch, seq }, { optimizer: optimizerConfig(t), accumulation: t.accumulation > 1 }));
-  const trainer = await Trainer.create(compiled, params, runSessionOptions(model, t));
+export async function makeModelTrainer(model: ModelConfig, t: TrainSettings, seq: number, params: ParamValues, adam?: TrainState['adam'], ranks?: RankSetup): Promise<ModelTrainer> {
+  const plan = ranks?.shard ? planShards(paramSpecs(model), ranks.world.size) : undefined;
+  const owns = plan ? (name: string) => plan.get(name) === ranks!.world.rank : undefined;
+  const compiled = compileTrainStep(loryTrainSpec(model, { batch: t.micro_batch, seq }, { optimizer: optimizerConfig(t), accumulation: t.accumulation > 1 || ranks !== undefined, ...(owns ? { owns } : {}) }));
+  const graphs = ranks ? (['eval', 'accumulate', 'apply'] as const) : undefined;
+  const trainer = await Trainer.create(compiled, params, runSessionOptions(model, t, ranks?.threads), graphs);
   if (adam) {
     for (const s of paramSpecs(model)) {
+      if (owns && !owns(s.name)) continue;
       trainer.resident(M(s.name))!.write(adam.m[s.name]!);
       trainer.resident(V(s.name))!.write(adam.v[s.name]!);
     }
   }
-  return { model, trainer };
+  return { model, trainer, ...(ranks ? { ranks: { world: ranks.world, ...(plan ? { plan } : {}) } } : {}) };
 }
 
 export function readState(phase: ModelTrainer): TrainState {

@@ -24,6 +24,8 @@ export interface TrainSettings {
   checkpoint_every: number;
   keep_last: number;
   threads?: number | undefined;
+  /** Shard the AdamW state across ranks (ZeRO-1); only under mpirun. */
+  shard_optimizer?: boolean | undefined;
 }
 
 export type Phase = 'dense' | 'moe';

@@ -21,6 +21,8 @@ export interface StepResult {
 }
 
 
+type GraphKey = 'step' | 'eval' | 'accumulate' | 'apply';
+
 export class Trainer {
   /** A run in flight: state ping-pongs between two buffers, so runs must not overlap. */
   private busy = false;
@@ -31,8 +33,11 @@ export class Trainer {
     private readonly sessions: Partial<Record<'step' | 'eval' | 'accumulate' | 'apply', Session>>,
   ) {}
 
-  /** Create sessions for the compiled graphs and upload initial parameters (state starts at zero). */
-  static async create(compiled: CompiledTrainStep, init: Record<string, AnyTypedArray>, options: SessionOptions = {}): Promise<Trainer> {
+  /**
+   * Create sessions for the compiled graphs (`graphs`: those a run uses; a rank of a data-parallel
+   * run needs no fused `step`) and upload initial parameters (state starts at zero).
+   */
+  static async create(compiled: CompiledTrainStep, init: Record<string, AnyTypedArray>, options: SessionOptions = {}, graphs: ReadonlyArray<GraphKey> = ['step', 'eval', 'accumulate', 'apply']): Promise<Trainer> {
     const rt = loadRuntime();
     const slots = new Map<string, Slot>();
     const sessions: Partial<Record<'step' | 'eval' | 'accumulate' | 'apply', Session>> = {};
@@ -42,7 +47,7 @@ export class Trainer {
         if (info.kind === 'param' && !data) throw new Error(`Trainer: no initial value for parameter '${info.name}'`);
         slots.set(info.name, { info, cur: rt.tensor(info.dtype, info.shape, data), spare: rt.tensor(info.dtype, info.shape) });
       }
-      for (const key of ['step', 'eval', 'accumulate', 'apply'] as const) {
+      for (const key of graphs) {
         const g = compiled[key];
         if (g) sessions[key] = await rt.createSession(g.bytes, { logId: key, ...options });
       }

@@ -5,6 +5,9 @@ import { loadPipeline, resolvedRunConfig } from '../../pipeline/load.js';
 import { checkpointOfRun } from '../../train/checkpoint.js';
 import { train } from '../../train/loop.js';
 import { log } from '../log.js';
+import { joinRanks, watchStop } from '../ranks.js';
+import { together } from '../../parallel/together.js';
+import { threadsPerRank } from '../../parallel/world.js';
 import { runStageCommand } from '../stage-command.js';
 import { commandLine, trainReporter, withSigterm } from './train-report.js';
 
@@ -44,16 +47,24 @@ Examples:
   $ lory train work/batches -o work/run --config my.yaml --json | jq -c 'select(.type=="valid")'`,
     )
     .action(async (batches: string, flags: Flags) => {
-      const loaded = loadPipeline(flags.config);
-      const names = loaded.runs.map((r) => r.name);
-      const run = flags.run ? loaded.runs.find((r) => r.name === flags.run) : loaded.runs.length === 1 ? loaded.runs[0] : undefined;
-      if (!run) {
-        throw new InputError(flags.run ? `${flags.config}: no run named '${flags.run}'; its runs: ${names.join(', ')}` : `${flags.config} lists several runs (${names.join(', ')}); pick one with --run`);
-      }
-      if (flags.fromCheckpoint && flags.force) throw new InputError('--from-checkpoint resumes the run and --force starts it over: give one of them');
-      const resumeFrom = flags.fromCheckpoint ? checkpointOfRun(flags.out, flags.fromCheckpoint) : undefined;
-      await runStageCommand({ name: 'train', startText: `compiling the ${run.model.experts > 1 ? 'Lory' : 'dense'} train step`, interruptText: 'interrupted; finishing the step (and its validation, when due) and writing a checkpoint (Ctrl-C again to exit now)' }, async (progress, sigint) => {
+      const world = joinRanks();
+      const setup = () => {
+        const loaded = loadPipeline(flags.config);
+        const names = loaded.runs.map((r) => r.name);
+        const run = flags.run ? loaded.runs.find((r) => r.name === flags.run) : loaded.runs.length === 1 ? loaded.runs[0] : undefined;
+        if (!run) {
+          throw new InputError(flags.run ? `${flags.config}: no run named '${flags.run}'; its runs: ${names.join(', ')}` : `${flags.config} lists several runs (${names.join(', ')}); pick one with --run`);
+        }
+        if (flags.fromCheckpoint && flags.force) throw new InputError('--from-checkpoint resumes the run and --force starts it over: give one of them');
+        const resumeFrom = flags.fromCheckpoint ? checkpointOfRun(flags.out, flags.fromCheckpoint) : undefined;
+        return { loaded, run, resumeFrom };
+      };
+      const { loaded, run, resumeFrom } = world ? await together(world, setup) : setup();
+      if (run.train.shard_optimizer && !world) log.warn('train.shard_optimizer shards the optimizer state across the ranks of `mpirun -np N lory train …`; one process keeps all of it');
+      const ranks = world ? { world, shard: run.train.shard_optimizer ?? false, threads: threadsPerRank(world) } : undefined;
+      await runStageCommand({ name: 'train', startText: `compiling the ${run.model.experts > 1 ? 'Lory' : 'dense'} train step${world ? ` on ${world.size} ranks` : ''}`, interruptText: 'interrupted; finishing the step (and its validation, when due) and writing a checkpoint (Ctrl-C again to exit now)', quiet: world !== undefined && !world.isRoot }, async (progress, sigint) => {
         const stop = withSigterm(sigint);
+        if (world) watchStop(world, stop.signal);
         try {
           const result = await train({
             batches,
@@ -69,8 +80,10 @@ Examples:
             onWarn: (m) => log.warn(m),
             signal: stop.signal,
             onEvent: trainReporter(run.name, progress, flags.json ?? false),
+            ...(ranks ? { ranks } : {}),
           });
-          const s = result.manifest!.stats;
+          if (!result.manifest) return; // a rank other than 0: rank 0 reports
+          const s = result.manifest.stats;
           const line = result.skipped ? `${flags.out} is up to date (--force trains again)` : `trained ${s.steps} steps in ${s.seconds.toFixed(1)} s`;
           progress.succeed(line);
           if (!flags.json) {

@@ -13,7 +13,7 @@ import type { DType } from '../onnx/dtype.js';
 import type { ValueSpec } from '../onnx/writer.js';
 import { exportModel } from '../onnx/lower.js';
 import { grad } from '../grad.js';
-import { add, mul } from '../ops/elementwise.js';
+import { addN, mul } from '../ops/elementwise.js';
 import { cast, expand } from '../ops/shape-ops.js';
 import { Graph, type Tensor } from '../tensor.js';
 import { GraphError } from '../shape.js';
@@ -32,6 +32,12 @@ export interface TrainStepSpec {
   optimizer?: Partial<AdamWConfig>;
   /** Also compile the accumulate/apply pair for gradient accumulation over micro-batches. */
   accumulation?: boolean;
+  /**
+   * Sharded optimizer state (ZeRO stage 1): `apply` updates, and `state` holds AdamW moments for,
+   * only the parameters this returns true for; the clipping norm still covers every gradient, and
+   * every accumulator is reset. Needs `accumulation`; the `step` graph is then not for use.
+   */
+  owns?: (param: string) => boolean;
 }
 
 export interface CompiledGraph {
@@ -123,22 +129,30 @@ export function compileTrainStep(spec: TrainStepSpec): CompiledTrainStep {
   if (spec.accumulation) {
     const acc = params.map((p) => g.input(`grad_acc/${p.name}`, p.dtype, p.shape));
     const accOut: Record<string, Tensor> = { loss, ...diag };
-    g.scope('accumulate', () => params.forEach((_, i) => (accOut[NEXT(acc[i]!.name)] = add(acc[i]!, grads[i]!))));
+    // Sum, not Add: ORT fuses MatMul + Add into a Gemm that adds each K-block into the accumulator,
+    // so the sum would depend on how the micro-batches are split. With Sum each micro-batch's gradient
+    // is complete before it is added, and a data-parallel run (src/parallel) adds the same terms.
+    g.scope('accumulate', () => params.forEach((_, i) => (accOut[NEXT(acc[i]!.name)] = addN([acc[i]!, grads[i]!]))));
     result.accumulate = compiled(g, accOut, acc, [...batch, ...params, ...acc], 'accumulate');
 
     const scale = g.input(result.gradScale, scalarDtype, []);
+    const owned = params.map((p, i) => i).filter((i) => spec.owns?.(params[i]!.name) ?? true);
+    const pick = <T>(xs: readonly T[]) => owned.map((i) => xs[i]!);
+    const ownSlots = { ...slots, m: pick(slots.m), v: pick(slots.v) };
     const applied = g.scope('apply', () => {
       const scaled = acc.map((a) => mul(a, cast(scale, a.dtype)));
-      return adamw(g, params, scaled, slots, spec.optimizer);
+      return adamw(g, pick(params), pick(scaled), ownSlots, spec.optimizer, scaled);
     });
     const applyOut: Record<string, Tensor> = { grad_norm: applied.gradNorm };
-    params.forEach((p, i) => {
-      applyOut[NEXT(p.name)] = applied.params[i]!;
-      applyOut[NEXT(slots.m[i]!.name)] = applied.m[i]!;
-      applyOut[NEXT(slots.v[i]!.name)] = applied.v[i]!;
-      applyOut[NEXT(acc[i]!.name)] = g.scope('apply/reset', () => expand(g.scalar(0, p.dtype), p.shape));
+    owned.forEach((i, j) => {
+      applyOut[NEXT(params[i]!.name)] = applied.params[j]!;
+      applyOut[NEXT(slots.m[i]!.name)] = applied.m[j]!;
+      applyOut[NEXT(slots.v[i]!.name)] = applied.v[j]!;
     });
-    result.apply = compiled(g, applyOut, [...state, ...acc], [...params, ...slots.m, ...slots.v, ...acc, slots.lr, slots.step, scale], 'apply');
+    params.forEach((p, i) => (applyOut[NEXT(acc[i]!.name)] = g.scope('apply/reset', () => expand(g.scalar(0, p.dtype), p.shape))));
+    const ownState = [...pick(params), ...ownSlots.m, ...ownSlots.v];
+    result.apply = compiled(g, applyOut, [...ownState, ...acc], [...pick(params), ...ownSlots.m, ...ownSlots.v, ...acc, slots.lr, slots.step, scale], 'apply');
+    if (spec.owns) result.state = result.state.filter((s) => s.kind === 'param' || spec.owns!(s.name.replace(/^opt\/[mv]\//, '')));
     result.state.push(...acc.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], kind: 'grad_acc' as const })));
   }
   return result;

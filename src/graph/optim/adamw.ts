@@ -74,11 +74,15 @@ export function adamwSlots(g: Graph, params: readonly Tensor[], scalarDtype: DTy
   };
 }
 
-export function adamw(g: Graph, params: readonly Tensor[], grads: readonly Tensor[], slots: AdamWSlots, config: Partial<AdamWConfig> = {}): AdamWResult {
+/**
+ * Updates `params` from `grads`. `normOf` (default: `grads`) is what the global norm for clipping is
+ * taken over: every gradient, when `params` are the share of one rank (sharded optimizer state).
+ */
+export function adamw(g: Graph, params: readonly Tensor[], grads: readonly Tensor[], slots: AdamWSlots, config: Partial<AdamWConfig> = {}, normOf: readonly Tensor[] = grads): AdamWResult {
   const c: AdamWConfig = { ...ADAMW_DEFAULTS, ...config, weightDecay: config.weightDecay ?? ADAMW_DEFAULTS.weightDecay };
-  if (c.fused && params.every((p) => p.dtype === 'float32')) return fusedAdamw(g, params, grads, slots, c);
+  if (c.fused && params.every((p) => p.dtype === 'float32')) return fusedAdamw(g, params, grads, slots, c, normOf);
   return g.scope('optimizer', () => {
-    const { grads: clipped, norm } = g.scope('clip', () => clipByGlobalNorm(grads, c.clipNorm));
+    const { grads: clipped, norm } = g.scope('clip', () => clipByGlobalNorm(grads, c.clipNorm, normOf));
     // Scalars shared by every parameter: lr/(1−β₁ᵗ) and √(1−β₂ᵗ).
     const { stepSize, bc2Sqrt } = g.scope('schedule', () => ({
       stepSize: div(slots.lr, sub(1, pow(g.scalar(c.beta1, slots.step.dtype), slots.step))),
@@ -107,10 +111,10 @@ export function adamw(g: Graph, params: readonly Tensor[], grads: readonly Tenso
  * The same update with one AdamWUpdate node per parameter: clipping enters as the factor the op
  * multiplies g by, and the per-group scalars travel in the op's `hyper` input.
  */
-function fusedAdamw(g: Graph, params: readonly Tensor[], grads: readonly Tensor[], slots: AdamWSlots, c: AdamWConfig): AdamWResult {
+function fusedAdamw(g: Graph, params: readonly Tensor[], grads: readonly Tensor[], slots: AdamWSlots, c: AdamWConfig, normOf: readonly Tensor[]): AdamWResult {
   return g.scope('optimizer', () => {
     const { norm, scale } = g.scope('clip', () => {
-      const n = globalNorm(grads);
+      const n = globalNorm(normOf);
       return { norm: n, scale: c.clipNorm > 0 ? cast(clipScale(n, c.clipNorm), 'float32') : g.scalar(1, 'float32') };
     });
     const one = (t: Tensor) => reshape(cast(t, 'float32'), [1]);

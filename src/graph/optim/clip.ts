@@ -15,9 +15,13 @@ export function clipScale(norm: Tensor, maxNorm: number): Tensor {
   return minimum(div(maxNorm, add(norm, 1e-6)), 1);
 }
 
-/** Returns the clipped gradients and the norm before clipping. `maxNorm` ≤ 0 disables clipping. */
-export function clipByGlobalNorm(grads: readonly Tensor[], maxNorm: number): { grads: Tensor[]; norm: Tensor } {
-  const norm = globalNorm(grads);
+/**
+ * Returns the clipped gradients and the norm before clipping. `maxNorm` ≤ 0 disables clipping. The
+ * norm is taken over `normOf` (default: `grads` themselves) — all gradients, when `grads` is the part
+ * one rank updates (sharded optimizer state).
+ */
+export function clipByGlobalNorm(grads: readonly Tensor[], maxNorm: number, normOf: readonly Tensor[] = grads): { grads: Tensor[]; norm: Tensor } {
+  const norm = globalNorm(normOf);
   if (!(maxNorm > 0)) return { grads: [...grads], norm };
   const scale = clipScale(norm, maxNorm);
   return { grads: grads.map((t) => mul(t, cast(scale, t.dtype))), norm };
