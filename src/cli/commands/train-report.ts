@@ -57,10 +57,13 @@ export function commandLine(): string {
   return ['lory', ...process.argv.slice(2)].map(q).join(' ');
 }
 
-/** SIGTERM stops training like the first Ctrl-C: finish the step, checkpoint, exit 130. */
-export function withSigterm(signal: AbortSignal): { signal: AbortSignal; dispose(): void } {
+/**
+ * SIGTERM stops training like the first Ctrl-C: finish the step, checkpoint, exit 130. A rank under
+ * mpirun also takes SIGUSR1, which mpirun forwards to every rank at once (its Ctrl-C does not).
+ */
+export function withSigterm(signal: AbortSignal, signals: NodeJS.Signals[] = ['SIGTERM']): { signal: AbortSignal; dispose(): void } {
   const term = new AbortController();
   const handler = () => term.abort();
-  process.on('SIGTERM', handler);
-  return { signal: AbortSignal.any([signal, term.signal]), dispose: () => process.off('SIGTERM', handler) };
+  for (const s of signals) process.on(s, handler);
+  return { signal: AbortSignal.any([signal, term.signal]), dispose: () => signals.forEach((s) => process.off(s, handler)) };
 }

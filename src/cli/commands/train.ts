@@ -7,7 +7,10 @@ import { train } from '../../train/loop.js';
 import { log } from '../log.js';
 import { joinRanks, watchStop } from '../ranks.js';
 import { together } from '../../parallel/together.js';
-import { threadsPerRank } from '../../parallel/world.js';
+import { markAllRanks, threadsPerRank } from '../../parallel/world.js';
+import { launchFromEnv } from '../../parallel/mpi.js';
+import { LAUNCH_COMMAND_ENV, launchRanks } from '../launch-ranks.js';
+import { positiveInt } from './prepare.js';
 import { runStageCommand } from '../stage-command.js';
 import { commandLine, trainReporter, withSigterm } from './train-report.js';
 
@@ -21,6 +24,7 @@ interface Flags {
   memoryCheck?: boolean;
   json?: boolean;
   fromCheckpoint?: string;
+  ranks?: number;
 }
 
 export function registerTrain(program: Command): void {
@@ -37,16 +41,28 @@ export function registerTrain(program: Command): void {
     .option('--from-checkpoint <dir>', "resume the unfinished run from this checkpoint of its own (<run>/checkpoints/step-N) instead of the latest")
     .option('--no-memory-check', "train even when the memory estimate (see \`lory params\`) exceeds this machine's memory")
     .option('--json', 'stream one JSON line per event (start, step, valid, convert, checkpoint) on stdout')
+    .option('--ranks <n>', 'train data-parallel on n processes of this machine (runs `mpirun -np n lory train …`)', positiveInt)
     .addHelpText(
       'after',
       `
 Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 130; the same command resumes.
 
+Data-parallel: \`mpirun -np N lory train …\` (or srun, or --ranks N here) divides each step's
+train.accumulation micro-batches among N ranks and sums their gradients (docs/distributed.md);
+the results are the one-process run's. train.shard_optimizer: true splits the AdamW state among them.
+
 Examples:
   $ lory train work/demo/batches-similarity -o work/demo/runs/lory --config pipelines/demo.yaml --run lory
-  $ lory train work/batches -o work/run --config my.yaml --json | jq -c 'select(.type=="valid")'`,
+  $ lory train work/batches -o work/run --config my.yaml --json | jq -c 'select(.type=="valid")'
+  $ lory train work/demo/batches-similarity -o work/run2 --config my.yaml --ranks 2`,
     )
     .action(async (batches: string, flags: Flags) => {
+      const launch = launchFromEnv();
+      if (flags.ranks !== undefined && flags.ranks > 1 && !launch) {
+        process.exitCode = await launchRanks(flags.ranks, process.argv.slice(2));
+        return;
+      }
+      if (flags.ranks !== undefined && launch && flags.ranks !== launch.size) throw new InputError(`--ranks ${flags.ranks} under a launcher that started ${launch.size} ranks: drop --ranks, or start ${flags.ranks}`);
       const world = joinRanks();
       const setup = () => {
         const loaded = loadPipeline(flags.config);
@@ -63,7 +79,7 @@ Examples:
       if (run.train.shard_optimizer && !world) log.warn('train.shard_optimizer shards the optimizer state across the ranks of `mpirun -np N lory train …`; one process keeps all of it');
       const ranks = world ? { world, shard: run.train.shard_optimizer ?? false, threads: threadsPerRank(world) } : undefined;
       await runStageCommand({ name: 'train', startText: `compiling the ${run.model.experts > 1 ? 'Lory' : 'dense'} train step${world ? ` on ${world.size} ranks` : ''}`, interruptText: 'interrupted; finishing the step (and its validation, when due) and writing a checkpoint (Ctrl-C again to exit now)', quiet: world !== undefined && !world.isRoot }, async (progress, sigint) => {
-        const stop = withSigterm(sigint);
+        const stop = withSigterm(sigint, world ? ['SIGTERM', 'SIGUSR1'] : ['SIGTERM']);
         if (world) watchStop(world, stop.signal);
         try {
           const result = await train({
@@ -93,7 +109,7 @@ Examples:
             );
           }
         } catch (error) {
-          if (error instanceof InterruptedError) throw new InterruptedError(`${error.message}: ${commandLine()}`);
+          if (error instanceof InterruptedError) throw markAllRanks(new InterruptedError(`${error.message}: ${world ? (process.env[LAUNCH_COMMAND_ENV] ?? 'the same mpirun command (with any number of ranks that divides train.accumulation)') : commandLine()}`));
           throw error;
         } finally {
           stop.dispose();
