@@ -6,8 +6,8 @@
  * (for many machines); `mergeEmbeddings` joins the slices.
  */
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { artifactInput, checkInputFile, fileInput, InputError, inputPath, InterruptedError, runStage, tryReadManifest, type InputRef, type StageResult } from '../artifacts/index.js';
+import { join, resolve } from 'node:path';
+import { artifactInput, checkInputFile, fileInput, fingerprint, InputError, inputPath, InterruptedError, runStage, toolVersion, tryReadManifest, upToDate, type InputRef, type StageResult } from '../artifacts/index.js';
 import { BufferedWriter, readWholeFile } from '../data/binary.js';
 import { openTokenStore } from '../data/token-store.js';
 import type { Encoder } from './encoder.js';
@@ -120,6 +120,25 @@ function resumeChunking(dir: string, requested: number): number {
   return requested;
 }
 
+/** What an embeddings artifact is made of (the stage's fingerprint): its kind, inputs and parameters. */
+function stageIdentity(options: EmbedOptions, store: ReturnType<typeof openTokenStore>, choice: { name: string; inputs: InputRef[] }, maxTokens: number) {
+  return {
+    kind: options.shard ? EMBEDDINGS_SHARD_KIND : EMBEDDINGS_KIND,
+    formatVersion: EMBEDDINGS_VERSION,
+    inputs: [artifactInput('tokens', options.tokens, store.manifest), ...choice.inputs],
+    // --chunk is how the work is cut, not what it computes: it stays out of the fingerprint, so changing
+    // it neither recomputes a finished artifact nor loses a resumable run (which keeps its own chunking).
+    params: { encoder: choice.name, maxTokens, shard: options.shard ?? null },
+  };
+}
+
+/** Whether `options.out` already holds what `embed(options)` would write (merged shards included). */
+export async function embeddingsUpToDate(options: EmbedOptions): Promise<boolean> {
+  const store = openTokenStore(options.tokens);
+  const identity = stageIdentity(options, store, await chooseEncoder(options), options.maxTokens ?? DEFAULT_MAX_TOKENS);
+  return upToDate(resolve(options.out), fingerprint({ ...identity, tool: { name: 'lory', version: toolVersion() } })) !== undefined;
+}
+
 const chunkName = (start: number, end: number) => `chunk-${String(start).padStart(12, '0')}-${String(end).padStart(12, '0')}.f32`;
 
 export async function embed(options: EmbedOptions): Promise<StageResult<EmbeddingsStats>> {
@@ -130,16 +149,10 @@ export async function embed(options: EmbedOptions): Promise<StageResult<Embeddin
   if (!Number.isInteger(requestedChunk) || requestedChunk < 1) throw new InputError(`--chunk must be a positive integer, got ${requestedChunk}`);
   const choice = await chooseEncoder(options);
   const [start, end] = shardRange(store.documentCount, options.shard);
-  // --chunk is how the work is cut, not what it computes: it stays out of the fingerprint, so changing
-  // it neither recomputes a finished artifact nor loses a resumable run (which keeps its own chunking).
-  const params = { encoder: choice.name, maxTokens, shard: options.shard ?? null };
 
   return runStage<EmbeddingsStats>({
     out: options.out,
-    kind: options.shard ? EMBEDDINGS_SHARD_KIND : EMBEDDINGS_KIND,
-    formatVersion: EMBEDDINGS_VERSION,
-    inputs: [artifactInput('tokens', options.tokens, store.manifest), ...choice.inputs],
-    params,
+    ...stageIdentity(options, store, choice, maxTokens),
     force: options.force,
     resumable: true,
     build: async (dir) => {

@@ -6,6 +6,7 @@
  * waiting in a collective.
  */
 import { createHash } from 'node:crypto';
+import { InterruptedError } from '../artifacts/index.js';
 import { isUserError } from '../cli/errors.js';
 import type { World } from './mpi.js';
 import { markAllRanks } from './world.js';
@@ -20,6 +21,8 @@ export class PeerFailedError extends Error {
   }
 }
 
+const exitCodeOf = (error: unknown) => ((error as Error)?.name === 'InterruptedError' ? 130 : isUserError(error) ? 2 : 1);
+
 const digest = (error: unknown) => createHash('sha256').update(String((error as Error)?.message ?? error)).digest().subarray(0, 8);
 
 export async function together<T>(world: World, step: () => T | Promise<T>): Promise<T> {
@@ -33,7 +36,7 @@ export async function together<T>(world: World, step: () => T | Promise<T>): Pro
     failed = true;
   }
   const codes = new Int32Array(world.size);
-  await world.allgather(Int32Array.of(failed ? (isUserError(error) ? 2 : 1) : 0), codes);
+  await world.allgather(Int32Array.of(failed ? exitCodeOf(error) : 0), codes);
   if (codes.every((c) => c === 0)) return value as T;
   const digests = new Uint8Array(8 * world.size);
   await world.allgather(failed ? digest(error) : new Uint8Array(8), digests);
@@ -42,6 +45,10 @@ export async function together<T>(world: World, step: () => T | Promise<T>): Pro
     const sameAsFirst = Buffer.compare(Buffer.from(digests.subarray(8 * first, 8 * first + 8)), digest(error)) === 0;
     if (world.rank !== first && sameAsFirst) markAllRanks(error as Error);
     throw error;
+  }
+  if (codes[first] === 130) {
+    // Interrupted elsewhere (each rank saves what it finished): this rank stops as interrupted too.
+    throw markAllRanks(new InterruptedError(`stopped: rank ${first} was interrupted`));
   }
   const peer = new PeerFailedError(`rank ${first} of ${world.size} failed (see its message); every rank stops`, codes[first]!);
   // Only rank 0 says so, when it did not fail itself; other ranks that did not fail stay quiet.

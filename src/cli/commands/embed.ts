@@ -1,7 +1,13 @@
 /** `lory embed`: token store → one unit-length vector per document (resumable, shardable). */
 import type { Command } from 'commander';
 import { InputError } from '../../artifacts/index.js';
-import { DEFAULT_MAX_TOKENS, embed, mergeEmbeddings, parseShard, type EmbedProgress } from '../../embed/embed.js';
+import { DEFAULT_MAX_TOKENS, embed, embeddingsUpToDate, mergeEmbeddings, parseShard, type EmbedProgress } from '../../embed/embed.js';
+import { rmSync } from 'node:fs';
+import type { World } from '../../parallel/mpi.js';
+import { together } from '../../parallel/together.js';
+import { markAllRanks, threadsPerRank } from '../../parallel/world.js';
+import { joinRanks } from '../ranks.js';
+import { withSigterm } from './train-report.js';
 import type { EmbeddingsStats } from '../../embed/store.js';
 import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
@@ -75,6 +81,12 @@ Examples:
         return;
       }
       if (tokens === undefined) throw new InputError('name the token store to embed (or use --merge <shards...>)');
+      const world = joinRanks();
+      if (world) {
+        if (flags.shard !== undefined) throw markAllRanks(new InputError(`under mpirun each of the ${world.size} ranks embeds its own shard and rank 0 merges them: leave out --shard`));
+        await embedOnRanks(world, tokens, flags);
+        return;
+      }
       const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
       let lastLine = 0;
       await runStageCommand({ name: 'embed', startText: 'loading the encoder', interruptText: 'interrupted; saving finished chunks (Ctrl-C again to exit now)' }, async (progress, signal) => {
@@ -103,4 +115,41 @@ Examples:
         process.stdout.write(`${summary(result.manifest.stats)}\n`);
       });
     });
+}
+
+/** Where rank r of n keeps its shard until rank 0 has merged them (beside the output, removed after). */
+const rankShardDir = (out: string, rank: number, ranks: number) => `${out}.rank-${rank}-of-${ranks}`;
+
+/**
+ * `mpirun -np N lory embed`: rank r embeds shard r/N (the --shard semantics) with its share of the
+ * cores, then rank 0 merges the shards into --out — byte for byte what one process writes — and removes
+ * them. An up-to-date --out is left alone; an interrupted run resumes each rank's shard.
+ */
+async function embedOnRanks(world: World, tokens: string, flags: Flags): Promise<void> {
+  const options = { tokens, out: flags.out, encoder: flags.encoder, encoderTokenizer: flags.encoderTokenizer, maxTokens: flags.maxTokens, batchTokens: flags.batchTokens, chunkSize: flags.chunk, threads: flags.threads ?? threadsPerRank(world) };
+  if (!flags.force && (await together(world, () => embeddingsUpToDate(options)))) {
+    if (world.isRoot) process.stdout.write(`${flags.out} is up to date (--force recomputes it)\n`);
+    return;
+  }
+  const shards = Array.from({ length: world.size }, (_, r) => rankShardDir(flags.out, r, world.size));
+  await runStageCommand({ name: 'embed', startText: `loading the encoder on ${world.size} ranks`, interruptText: 'interrupted; saving finished chunks', quiet: !world.isRoot }, async (progress, sigint) => {
+    const stop = withSigterm(sigint, ['SIGTERM', 'SIGUSR1']);
+    try {
+      await together(world, () =>
+        embed({ ...options, out: shards[world.rank]!, shard: { index: world.rank, count: world.size }, force: flags.force, signal: stop.signal, onProgress: (p) => progress.update(`rank 0: ${describe(p)}`) }),
+      );
+      const merged = await together(world, async () => {
+        if (!world.isRoot) return undefined;
+        const result = await mergeEmbeddings(shards, flags.out, flags.force);
+        for (const dir of shards) rmSync(dir, { recursive: true, force: true });
+        return result;
+      });
+      if (merged) {
+        progress.succeed(`wrote ${flags.out} (${world.size} ranks)`);
+        process.stdout.write(`${summary(merged.manifest.stats)}\n`);
+      }
+    } finally {
+      stop.dispose();
+    }
+  });
 }
