@@ -98,14 +98,14 @@ const parts = [
     what: 'MPI binding (kernels/mpi)',
     sources: ['kernels/mpi'],
     output: 'kernels/mpi/build/Release/lory_mpi.node',
-    check: () => (existsSync('/usr/lib/x86_64-linux-gnu/pkgconfig/ompi-c.pc') || hasPkgConfig('ompi-c') ? undefined : 'Open MPI headers not found (pkg-config ompi-c): install libopenmpi-dev and openmpi-bin (bin/setup does)'),
+    check: () => (hasMpicc() ? undefined : 'Open MPI not found (mpicc): install libopenmpi-dev and openmpi-bin (bin/setup does)'),
     build: () => run(process.execPath, [nodeGyp(), 'rebuild', '--directory', 'kernels/mpi', ...nodedirArgs()]),
   },
 ];
 
-function hasPkgConfig(name) {
+function hasMpicc() {
   try {
-    execFileSync('pkg-config', ['--exists', name], { stdio: 'ignore' });
+    execFileSync('mpicc', ['--showme:version'], { stdio: 'ignore' });
     return true;
   } catch {
     return false;

@@ -57,7 +57,7 @@ function records(run: string): unknown[] {
     .trim()
     .split('\n')
     .map((l) => {
-      const { tokensPerSecond: _t, mfu: _m, stepMs: _s, ...rest } = JSON.parse(l) as Record<string, unknown>;
+      const { tokensPerSecond: _t, mfu: _m, stepMs: _s, allreduceMs: _a, ...rest } = JSON.parse(l) as Record<string, unknown>;
       return rest;
     });
 }

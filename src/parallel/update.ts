@@ -81,7 +81,9 @@ export async function runDataParallelUpdate(world: World, phase: ModelTrainer, t
     const r = await phase.trainer.accumulate(feeds(data.next(), t.micro_batch, seq));
     mine.set(k, { loss: r.loss, diag: readDiagnostics(r.diagnostics) });
   }
+  const t0 = performance.now();
   await allreduceGradients(world, phase);
+  const allreduceMs = performance.now() - t0;
   const all = await gatherMicroBatches(world, mine, A);
   const diagnostics = new StepDiagnostics();
   let sum = 0;
@@ -90,7 +92,7 @@ export async function runDataParallelUpdate(world: World, phase: ModelTrainer, t
     for (const [name, v] of m.diag) diagnostics.add(name, v);
   }
   const { gradNorm } = await apply(lr, step, 1 / A);
-  return { loss: sum / A, gradNorm, diagnostics };
+  return { loss: sum / A, gradNorm, diagnostics, allreduceMs };
 }
 
 /**

@@ -382,6 +382,7 @@ class TrainingRun {
       tokensPerSecond: tokensPerStep / seconds,
       mfu: flops / seconds / peakFlops,
       stepMs: seconds * 1000,
+      ...(r.allreduceMs !== undefined ? { allreduceMs: r.allreduceMs } : {}),
     };
     Object.assign(metrics, r.diagnostics.summary(this.phase.model.experts));
     this.log(metrics);

@@ -22,7 +22,8 @@
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { InputError } from '../artifacts/index.js';
-import { countParams, expertSlotsPerToken, isLoryMoe, type ModelConfig } from '../model/index.js';
+import { countParams, expertSlotsPerToken, isLoryMoe, paramSpecs, type ModelConfig } from '../model/index.js';
+import { planShards } from '../parallel/shard.js';
 
 export interface MemoryEstimate {
   /** Tokens per micro-batch row (the training sequence length) and rows. */
@@ -61,11 +62,20 @@ export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: numb
   // Sharded (ZeRO-1): a rank's moments are 1/N of them (whole tensors: about 1/N). A rank of a
   // data-parallel run always has accumulators, and copies for a checkpoint only on rank 0.
   const ranks = o.ranks ?? 1;
-  const optimizer = (o.shardOptimizer && ranks > 1 ? 4 / ranks : 4) * P * bytes;
+  const optimizer = 4 * (o.shardOptimizer && ranks > 1 ? largestShard(model, ranks) : P) * bytes;
   const gradients = (o.accumulation > 1 || ranks > 1 ? 3 : 1) * P * bytes;
   const checkpointCopy = 3 * P * bytes;
   const total = weights + optimizer + gradients + activations + checkpointCopy + RUNTIME_BYTES;
   return { seq: S, microBatch: B, weights, optimizer, gradients, activations, checkpointCopy, runtime: RUNTIME_BYTES, total };
+}
+
+/** Parameters whose AdamW state the busiest rank keeps when it is sharded (whole tensors, balanced by size). */
+export function largestShard(model: ModelConfig, ranks: number): number {
+  const specs = paramSpecs(model);
+  const load = new Array<number>(ranks).fill(0);
+  const size = new Map(specs.map((s) => [s.name, s.shape.reduce((a, b) => a * b, 1)]));
+  for (const [name, rank] of planShards(specs, ranks)) load[rank]! += size.get(name)!;
+  return Math.max(...load);
 }
 
 /** The memory this process may use: physical memory, or the container's limit when lower (cgroup v2, then v1). */

@@ -106,6 +106,8 @@ export interface UpdateResult {
   loss: number;
   gradNorm: number;
   diagnostics: StepDiagnostics;
+  /** Data-parallel runs: the time the gradient allreduce took on this rank (waiting for the slower ranks included). */
+  allreduceMs?: number;
 }
 
 /**

@@ -41,6 +41,8 @@ export interface StepMetrics {
   tokensPerSecond: number;
   mfu: number;
   stepMs: number;
+  /** Data-parallel runs: rank 0's time in the gradient allreduce this step (including waiting for the other ranks). */
+  allreduceMs?: number;
   routing?: Array<{ layer: number } & RoutingStats>;
   diag?: Record<string, number>;
 }
