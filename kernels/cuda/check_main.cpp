@@ -1,13 +1,16 @@
-// Standalone check of the CUDA kernel: forward and backward on random inputs vs. a CPU reference, with
-// relative error bounds per precision, bit-for-bit determinism of two runs, timing (TFLOP/s), and side by
-// side a dense SwiGLU FFN of the same d, f through cuBLAS (loaded at run time; skipped where absent) and
-// the ideal overhead line 1 + E/(2T). Needs no Node and no network.
+// Standalone check of the CUDA kernels: the merged-expert FFN's forward and backward on random inputs vs.
+// a CPU reference, as the plain pair (LoryMoEFFN / LoryMoEFFNGrad) and, on the shapes marked for it, as the
+// training pair (LoryMoEFFNTrain / LoryMoEFFNTrainGrad: the forward also returns ab = a, b, the backward
+// reads them), with relative error bounds per precision, bit-for-bit determinism of two runs, timing
+// (TFLOP/s), and side by side a dense SwiGLU FFN of the same d, f through cuBLAS (loaded at run time;
+// skipped where absent) and the ideal overhead line 1 + E/(2T); then the fused AdamW update (AdamWUpdate,
+// float32) against its float64 reference and, on a GPU, the CPU kernel's bits. Needs no Node and no network.
 //   check [--cpu-only] [--quick] [--repeats N] [--cases N] [--shape G,T,d,f,E]... [--inject-error]
 //         [--kernel tile|segment|group|both|all] [--no-dense] [--cublas-search]
 // --cases N keeps the first N shapes; --shape (repeatable) runs just those shapes of the table, with their
 // budgets, and skips the pending-error probe (an explicit list under compute-sanitizer).
 // --inject-error perturbs one element of every output (in its smallest-magnitude segment) by 3x the
-// precision's bound: every row must then FAIL in every output that has elements.
+// precision's bound: every row (AdamW's too) must then FAIL in every output that has elements.
 // --cpu-only runs the same flow without a GPU: the fast CPU kernel plays the device, its float32 results
 // rounded to each precision's storage format, so the harness (bounds, injection, determinism) is
 // testable on machines without CUDA. Shapes with an empty dimension run on a GPU only (the CPU kernel
@@ -24,9 +27,11 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "check_error.h"
+#include "lory/adamw.h"
 #include "lory/moe_cpu.h"
 #include "lory/moe_reference.h"
 #include "moe_cuda_plan.h"
@@ -36,6 +41,7 @@
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 
+#include "adamw_cuda.h"
 #include "check_cublas.h"
 #include "moe_cuda.h"
 #endif
@@ -45,8 +51,9 @@ using namespace lory;
 namespace {
 
 const CudaDType kPrecisions[3] = {CudaDType::f32, CudaDType::f16, CudaDType::bf16};
-constexpr int kOutputs = 6;
-const char* const kOutputNames[kOutputs] = {"y", "dx", "de", "dW_gate", "dW_up", "dW_down"};
+// The plain pair's six outputs, then the training forward's ab [2,G,T,f] (empty in plain rows).
+constexpr int kOutputs = 7, kAb = 6;
+const char* const kOutputNames[kOutputs] = {"y", "dx", "de", "dW_gate", "dW_up", "dW_down", "ab"};
 
 // Bounds on max|got − ref| / max|ref| per output and per segment (check_error.h), from the reference's
 // own float32-vs-float64 error:
@@ -59,15 +66,20 @@ const char* const kOutputNames[kOutputs] = {"y", "dx", "de", "dW_gate", "dW_up",
 //    bfloat16), and K-long sums average them, so 4u (2.0e-3, 1.6e-2) leaves a margin of ~2 roundings
 //    while a missing expert term (≈ 1/E), K step (≥ 3%) or tile breaks it;
 //  * the same for dW at any number of chunks: 16-bit dW crosses chunks in float32 (moe_cuda_plan.h), so
-//    no per-chunk rounding adds up (rounding per chunk cost ~√C·u/2, ≈ 1% at 98 chunks in bfloat16).
+//    no per-chunk rounding adds up (rounding per chunk cost ~√C·u/2, ≈ 1% at 98 chunks in bfloat16);
+//  * the training pair in 16 bits: 6u. Its ab output is rounded to the type, and the backward's h, da, db
+//    are computed from those rounded a, b: twice the rounding terms upstream of dx, de and dW, so errors
+//    ~√2 times the plain pair's (the host emulation measured 1.4x on `de` over 40 seeds); 4u·√2 → 6u.
+//    float32 saves a, b exactly: 1e-5 as for the plain pair.
 double unit_roundoff(CudaDType t) { return t == CudaDType::f32 ? 0x1p-24 : t == CudaDType::f16 ? 0x1p-11 : 0x1p-8; }
 double base_bound(CudaDType t) { return t == CudaDType::f32 ? 1e-5 : 4 * unit_roundoff(t); }
+double row_bound(CudaDType t, bool train) { return train && t != CudaDType::f32 ? 6 * unit_roundoff(t) : base_bound(t); }
 
 struct Tensors {
   std::vector<float> x, e, wg, wu, wd, dy;
 };
 struct Outputs {
-  std::vector<float> out[kOutputs];  // y, dx, de, dW_gate, dW_up, dW_down
+  std::vector<float> out[kOutputs];  // y, dx, de, dW_gate, dW_up, dW_down, ab (training pair only)
   double fwd_ms = 0, bwd_ms = 0;
   bool deterministic = true;  // two runs gave the same bits
 };
@@ -145,22 +157,29 @@ bool same_bits(const Outputs& a, const Outputs& b) {
   return true;
 }
 
-Outputs run_cpu_fast(const MoeShape& s, const Tensors& in, int repeats, int threads, size_t budget) {
+// Elements of output i; ab only for the training pair.
+int64_t output_elems(const MoeShape& s, int i, bool train) {
+  return i < 2 ? s.x_elems() : i == 2 ? s.e_elems() : i < kAb ? s.w_elems() : train ? 2 * s.G * s.T * s.f : 0;
+}
+
+// The fast CPU kernel: the plain pair, or the training pair (`train`: the forward saves a, b into ab).
+Outputs run_cpu_fast(const MoeShape& s, const Tensors& in, int repeats, int threads, size_t budget, bool train) {
   MoeCpuOptions opt;
   opt.scratch_budget_bytes = budget;
   auto once = [&](int reps) {
     Outputs o;
-    for (int i = 0; i < kOutputs; ++i)
-      o.out[i].assign(i == 0 || i == 1 ? s.x_elems() : i == 2 ? s.e_elems() : s.w_elems(), NAN);
-    std::vector<float> scratch(std::max(moe_forward_scratch_floats(s, opt), moe_backward_scratch_floats(s, opt)));
+    for (int i = 0; i < kOutputs; ++i) o.out[i].assign(size_t(output_elems(s, i, train)), NAN);
+    float* saved = train ? o.out[kAb].data() : nullptr;
+    std::vector<float> scratch(
+        std::max(moe_forward_scratch_floats(s, opt, train), moe_backward_scratch_floats(s, opt)));
     const ParallelFor par = thread_for(threads);
     auto fwd = [&] {
       moe_forward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), o.out[0].data(),
-                  nullptr, scratch.data(), par, opt);
+                  saved, scratch.data(), par, opt);
     };
     auto bwd = [&] {
       moe_backward(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(),
-                   nullptr, o.out[1].data(), o.out[2].data(), o.out[3].data(), o.out[4].data(), o.out[5].data(),
+                   saved, o.out[1].data(), o.out[2].data(), o.out[3].data(), o.out[4].data(), o.out[5].data(),
                    scratch.data(), par, opt);
     };
     o.fwd_ms = median_ms(reps, [&] { return wall_ms(fwd); });
@@ -172,16 +191,18 @@ Outputs run_cpu_fast(const MoeShape& s, const Tensors& in, int repeats, int thre
   return o;
 }
 
-Outputs run_reference(const MoeShape& s, const Tensors& in) {
+// The float64 reference of every output (ab too when `train`).
+Outputs run_reference(const MoeShape& s, const Tensors& in, bool train) {
   std::vector<double> y(s.x_elems()), dx(s.x_elems()), de(s.e_elems()), dwg(s.w_elems()), dwu(s.w_elems()),
-      dwd(s.w_elems());
+      dwd(s.w_elems()), ab(size_t(output_elems(s, kAb, train)));
   moe_forward_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), y.data());
   moe_backward_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(), in.dy.data(),
                          dx.data(), de.data(), dwg.data(), dwu.data(), dwd.data());
+  if (train) moe_saved_reference(s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), ab.data());
   auto to_f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
   Outputs o;
   o.out[0] = to_f(y), o.out[1] = to_f(dx), o.out[2] = to_f(de), o.out[3] = to_f(dwg), o.out[4] = to_f(dwu);
-  o.out[5] = to_f(dwd);
+  o.out[5] = to_f(dwd), o.out[kAb] = to_f(ab);
   return o;
 }
 
@@ -222,7 +243,7 @@ struct DeviceBuffer {
   ~DeviceBuffer() { cudaFree(p); }
 };
 
-Outputs run_cuda(const MoeShape& s, const Tensors& in, CudaDType p, const MoeCudaOptions& opt, int repeats) {
+Outputs run_cuda(const MoeShape& s, const Tensors& in, CudaDType p, const MoeCudaOptions& opt, int repeats, bool train) {
   const size_t es = element_size(p);
   auto upload = [&](const std::vector<float>& v) {
     auto raw = encode(v, p);
@@ -233,8 +254,9 @@ Outputs run_cuda(const MoeShape& s, const Tensors& in, CudaDType p, const MoeCud
   std::unique_ptr<DeviceBuffer> x(upload(in.x)), e(upload(in.e)), wg(upload(in.wg)), wu(upload(in.wu)),
       wd(upload(in.wd)), dy(upload(in.dy));
   DeviceBuffer y(s.x_elems() * es), dx(s.x_elems() * es), de(s.e_elems() * es), dwg(s.w_elems() * es),
-      dwu(s.w_elems() * es), dwd(s.w_elems() * es);
-  const DeviceBuffer* outs[kOutputs] = {&y, &dx, &de, &dwg, &dwu, &dwd};
+      dwu(s.w_elems() * es), dwd(s.w_elems() * es), ab(output_elems(s, kAb, train) * es);
+  const DeviceBuffer* outs[kOutputs] = {&y, &dx, &de, &dwg, &dwu, &dwd, &ab};
+  void* saved = train ? ab.p : nullptr;
   // Pre-fill the outputs with NaN (0xFF.. is NaN in float32, float16 and bfloat16): an element the kernel
   // never writes then fails the check instead of passing as cudaMalloc's (often zero) contents.
   auto poison = [&] {
@@ -250,10 +272,12 @@ Outputs run_cuda(const MoeShape& s, const Tensors& in, CudaDType p, const MoeCud
   auto check = [](const std::string& err) {
     if (!err.empty()) { std::fprintf(stderr, "%s\n", err.c_str()); std::exit(3); }
   };
-  auto fwd = [&] { check(moe_cuda_forward(s, p, x->p, e->p, wg->p, wu->p, wd->p, y.p, scratch.p, stream, opt)); };
+  auto fwd = [&] {
+    check(moe_cuda_forward(s, p, x->p, e->p, wg->p, wu->p, wd->p, y.p, saved, scratch.p, stream, opt));
+  };
   auto bwd = [&] {
-    check(moe_cuda_backward(s, p, x->p, e->p, wg->p, wu->p, wd->p, dy->p, dx.p, de.p, dwg.p, dwu.p, dwd.p, scratch.p,
-                            stream, opt));
+    check(moe_cuda_backward(s, p, x->p, e->p, wg->p, wu->p, wd->p, dy->p, saved, dx.p, de.p, dwg.p, dwu.p, dwd.p,
+                            scratch.p, stream, opt));
   };
   auto timed = [&](const std::function<void()>& f) {
     CUDA_OK(cudaEventRecord(start, stream));
@@ -309,14 +333,20 @@ bool pending_error_probe() {
     std::printf("pending-error probe: skipped (a failed cudaMalloc left no pending error to test with)\n");
     return true;
   }
-  const std::string pending = moe_cuda_forward(s, CudaDType::f32, x.p, e.p, w.p, w.p, w.p, y.p, scratch.p, nullptr);
+  // The FFN's entry point, then AdamW's (x stands in for p, g, m, v, and hyper: zeros, 7 ≤ its elements).
+  const float* z = static_cast<const float*>(x.p);
+  float* out = static_cast<float*>(y.p);
+  const std::string pending = moe_cuda_forward(s, CudaDType::f32, x.p, e.p, w.p, w.p, w.p, y.p, nullptr, scratch.p, nullptr);
+  const std::string pending_adamw = cuda_adamw_update(8, z, z, z, z, z, out, out + 8, out + 16, nullptr);
   const cudaError_t left = cudaGetLastError();
-  const std::string clean = moe_cuda_forward(s, CudaDType::f32, x.p, e.p, w.p, w.p, w.p, y.p, scratch.p, nullptr);
+  const std::string clean = moe_cuda_forward(s, CudaDType::f32, x.p, e.p, w.p, w.p, w.p, y.p, nullptr, scratch.p, nullptr);
+  const std::string clean_adamw = cuda_adamw_update(8, z, z, z, z, z, out, out + 8, out + 16, nullptr);
   const cudaError_t after = cudaDeviceSynchronize();
-  const bool ok = pending.find("pending") != std::string::npos && left == provoked && clean.empty() &&
-                  after == cudaSuccess;
-  std::printf("pending-error probe: %s (with an error pending: '%s'; left set: %s; next call: '%s')\n",
-              ok ? "ok" : "FAIL", pending.c_str(), left == provoked ? "yes" : "no", clean.c_str());
+  const bool ok = pending.find("pending") != std::string::npos && pending_adamw.find("pending") != std::string::npos &&
+                  left == provoked && clean.empty() && clean_adamw.empty() && after == cudaSuccess;
+  std::printf("pending-error probe: %s (with an error pending: '%s', AdamW '%s'; left set: %s; next calls: '%s', '%s')\n",
+              ok ? "ok" : "FAIL", pending.c_str(), pending_adamw.c_str(), left == provoked ? "yes" : "no",
+              clean.c_str(), clean_adamw.c_str());
   return ok;
 }
 
@@ -336,8 +366,9 @@ int cublas_search() {
 }
 #endif
 
-// Segments of output i (y and dx: G blocks of T·d; de: G blocks of E; dW: one block).
-size_t output_segments(const MoeShape& s, int i) { return i < 3 ? size_t(s.G) : 1; }
+// Segments of output i (y and dx: G blocks of T·d; de: G blocks of E; ab: 2G blocks of T·f, a and b of each
+// segment; dW: one block).
+size_t output_segments(const MoeShape& s, int i) { return i < 3 ? size_t(s.G) : i == kAb ? size_t(2 * s.G) : 1; }
 
 double output_error(const MoeShape& s, int i, const std::vector<float>& got, const std::vector<float>& ref) {
   return segment_relative_error(got.data(), ref.data(), ref.size(), output_segments(s, i));
@@ -372,7 +403,9 @@ struct Case {
   size_t budget;  // scratch budget: small ones force chunks
   unsigned runs;  // kCpuQuick | kCpu | kGpuQuick | kGpu
   int64_t live_ends = 0;  // > 0: only that many segments at each end have nonzero x (random_tensors)
+  bool train = false;     // also run the training pair (rows "train"); kept to small shapes (gpu-run's time)
 };
+constexpr bool kTrainPair = true;
 
 std::string shape_name(const MoeShape& s) {
   char b[96];
@@ -395,29 +428,33 @@ int usage() {
   return 2;
 }
 
-// Every shape of the check, with the runs that take it.
+// Every shape of the check, with the runs that take it. kTrainPair: the training pair runs too, on a
+// subset that keeps gpu-run within its time: the chunked cases, odd sizes, E > 8 and > 64, the segment
+// kernel's row blocks, the empty dimensions and the bench layer's 2-segment shape. Not G = 65537: its
+// weight-gradient blocks walk all segments in turn (seconds per row), and `ab` is read and written at
+// the positions of h, whose grid.z split the plain rows check.
 std::vector<Case> all_cases() {
   const size_t kDefault = MoeCudaOptions{}.scratch_budget_bytes, k64KiB = size_t(64) << 10;
   return {
-      {{3, 7, 40, 72, 3}, true, 3, kDefault, kEverywhere},   // T odd (no tile multiple); d, f multiples of 8, not 64
-      {{40, 33, 96, 160, 8}, true, 3, k64KiB, kEverywhere},  // 64 KiB: ≥ 20 backward chunks, 4 segment scales
-      {{5, 33, 96, 160, 8}, true, 3, k64KiB, kSmall},        // 64 KiB: 3–5 backward chunks, small (sanitizer)
+      {{3, 7, 40, 72, 3}, true, 3, kDefault, kEverywhere, 0, kTrainPair},   // T odd (no tile multiple); d, f multiples of 8, not 64
+      {{40, 33, 96, 160, 8}, true, 3, k64KiB, kEverywhere, 0, kTrainPair},  // 64 KiB: ≥ 20 backward chunks, 4 segment scales
+      {{5, 33, 96, 160, 8}, true, 3, k64KiB, kSmall, 0, kTrainPair},        // 64 KiB: 3–5 backward chunks, small (sanitizer)
       {{1, 128, 64, 96, 1}, true, 3, kDefault, kSmall},      // G=1, E=1
-      {{1, 13, 17, 29, 1}, true, 3, kDefault, kSmall},       // odd T/d/f: partial tiles on every axis, odd row strides
-      {{2, 13, 17, 29, 12}, true, 3, kDefault, kSmall},      // E > 8: two expert groups in the weight-gradient kernel
+      {{1, 13, 17, 29, 1}, true, 3, kDefault, kSmall, 0, kTrainPair},       // odd T/d/f: partial tiles on every axis, odd row strides
+      {{2, 13, 17, 29, 12}, true, 3, kDefault, kSmall, 0, kTrainPair},      // E > 8: two expert groups in the weight-gradient kernel
       {{4, 33, 96, 160, 8}, true, 3, kDefault, kSmall},
-      {{100, 33, 96, 160, 8}, true, 3, size_t(3) << 20, kSmall},  // 3 MiB: 2 chunks, float32 dW state
-      {{2, 130, 24, 40, 3}, true, 3, kDefault, kSmall},      // segment kernel, 129 ≤ T < 256: one 256-row block
-      {{2, 300, 24, 40, 3}, true, 3, kDefault, kSmall},      // segment kernel, T > 256: two row blocks
-      {{2, 5, 16, 24, 65}, true, 3, kDefault, kSmall},       // E > 64: segment kernel declines, tile kernel runs
+      {{100, 33, 96, 160, 8}, true, 3, size_t(3) << 20, kSmall, 0, kTrainPair},  // 3 MiB: 2 chunks, float32 dW state
+      {{2, 130, 24, 40, 3}, true, 3, kDefault, kSmall, 0, kTrainPair},      // segment kernel, 129 ≤ T < 256: one 256-row block
+      {{2, 300, 24, 40, 3}, true, 3, kDefault, kSmall, 0, kTrainPair},      // segment kernel, T > 256: two row blocks
+      {{2, 5, 16, 24, 65}, true, 3, kDefault, kSmall, 0, kTrainPair},       // E > 64: segment kernel declines, tile kernel runs
       {{65537, 2, 16, 16, 2}, true, 1, kDefault, kSmall, 8},  // G > 65535: the tile kernel splits grid.z
-      {{2, 0, 8, 8, 2}, true, 1, kDefault, kGpuOnly},        // empty dimensions: zero or empty outputs,
-      {{2, 3, 0, 8, 2}, true, 1, kDefault, kGpuOnly},        // nothing launched on an empty grid
-      {{2, 3, 8, 0, 2}, true, 1, kDefault, kGpuOnly},
-      {{2, 3, 8, 8, 0}, true, 1, kDefault, kGpuOnly},
-      {{0, 3, 8, 8, 2}, true, 1, kDefault, kGpuOnly},
+      {{2, 0, 8, 8, 2}, true, 1, kDefault, kGpuOnly, 0, kTrainPair},        // empty dimensions: zero or empty outputs,
+      {{2, 3, 0, 8, 2}, true, 1, kDefault, kGpuOnly, 0, kTrainPair},        // nothing launched on an empty grid
+      {{2, 3, 8, 0, 2}, true, 1, kDefault, kGpuOnly, 0, kTrainPair},
+      {{2, 3, 8, 8, 0}, true, 1, kDefault, kGpuOnly, 0, kTrainPair},
+      {{0, 3, 8, 8, 2}, true, 1, kDefault, kGpuOnly, 0, kTrainPair},
       {{2, 256, 512, 1408, 8}, true, 3, kDefault, kGpuOnly},   // T = 256: the segment kernel's 256-row blocks
-      {{2, 128, 512, 1408, 8}, true, 3, kDefault, kGpuOnly},   // the bench layer's shape, 2 segments, against float64
+      {{2, 128, 512, 1408, 8}, true, 3, kDefault, kGpuOnly, 0, kTrainPair},  // the bench layer's shape, 2 segments, against float64
       {{32, 128, 512, 1408, 8}, false, 10, kDefault, kGpuOnly},  // the bench layer
       {{64, 256, 1024, 2816, 8}, false, 5, kDefault, kGpu},    // paper shape (0.3B), 256 MiB: chunked backward
       {{16, 256, 1024, 2816, 32}, false, 5, kDefault, kGpu},   // paper shape, E=32
@@ -440,6 +477,282 @@ std::string select_cases(const Args& args, std::vector<Case>* out) {
       if (c.runs & mode) out->push_back(c);
   if (args.cases > 0 && size_t(args.cases) < out->size()) out->resize(size_t(args.cases));
   return "";
+}
+
+struct Tally {
+  int rows = 0, caught = 0, failures = 0;
+};
+
+// One FFN row: which pair, kernel and precision produced `got`, and the columns computed beside it.
+struct MoeRow {
+  std::string shape;
+  const char* kernel;
+  bool train;
+  CudaDType p;
+  bool float64_reference;
+  double e32;
+  double dense_f = NAN, dense_b = NAN;
+};
+
+std::string error_cell(double v, bool present) {
+  char b[16];
+  if (present) std::snprintf(b, sizeof b, "%8.1e", v);
+  else std::snprintf(b, sizeof b, "%8s", "-");
+  return b;
+}
+
+// Checks one row of results against the reference (injecting errors first under --inject-error), prints
+// it and counts it.
+void check_moe_row(const MoeShape& s, const MoeRow& row, const Outputs& ref, Outputs got, const BackwardLayout& lay,
+                   bool inject_error, Tally* tally) {
+  const double bound = row_bound(row.p, row.train);
+  const int outputs = row.train ? kOutputs : kAb;  // a plain row has no ab
+  // 3 × the precision's base bound whatever the row's bound: a bound widened past 3× (as `+ C·u/2` on dW
+  // was at ≥ 16 chunks) misses it; the training pair's 1.5× does not.
+  if (inject_error)
+    for (int i = 0; i < outputs; ++i) inject(s, i, base_bound(row.p), ref.out[i], got.out[i]);
+  std::string failed, cells;
+  int failed_outputs = 0, nonempty = 0;
+  for (int i = 0; i < kOutputs; ++i) {
+    const double err = i < outputs ? output_error(s, i, got.out[i], ref.out[i]) : NAN;
+    cells += " " + error_cell(err, i < outputs);
+    if (i >= outputs) continue;
+    nonempty += ref.out[i].empty() ? 0 : 1;
+    if (!(err <= bound)) failed += std::string(failed.empty() ? "" : ",") + kOutputNames[i], ++failed_outputs;
+  }
+  const bool ok = failed.empty() && got.deterministic;
+  tally->failures += ok ? 0 : 1;
+  ++tally->rows;
+  if (inject_error && failed_outputs == nonempty) ++tally->caught;
+  // Useful FLOPs: 3 GEMMs forward, 6 backward (2·T·d·f each per segment); recompute and merge not counted.
+  const double gemm = 2.0 * s.G * s.T * s.d * s.f;
+  const double ideal = 1.0 + double(s.E) / (2.0 * double(s.T));
+  std::string verdict = ok ? "ok" : "FAIL";
+  if (!failed.empty()) verdict += " (" + failed + ")";
+  if (!got.deterministic) verdict += " (bits differ between runs)";
+  if (lay.plan.chunks > 1)
+    verdict += " [" + std::to_string(lay.plan.chunks) + " bwd chunks" + (lay.has_dw_acc ? ", float32 dW state" : "") + "]";
+  std::printf("%-22s %-7s %-5s %-8s %-8s %8.1e%s %8.1e %-4s %8.3f %8.3f %7.2f %7.2f %8.3f %8.3f %6.2f %6.2f %6.3f  %s\n",
+              row.shape.c_str(), row.kernel, row.train ? "train" : "plain", dtype_name(row.p),
+              row.float64_reference ? "float64" : "cpu-fast", row.e32, cells.c_str(), bound,
+              got.deterministic ? "same" : "DIFF", got.fwd_ms, got.bwd_ms, 3 * gemm / got.fwd_ms / 1e9,
+              6 * gemm / got.bwd_ms / 1e9, row.dense_f, row.dense_b, got.fwd_ms / row.dense_f,
+              got.bwd_ms / row.dense_b, ideal, verdict.c_str());
+  std::fflush(stdout);
+}
+
+// AdamWUpdate (float32 only, like the CPU op): n elements at `offset` floats past an aligned boundary
+// (≠ 0: the GPU's element-by-element path and the CPU's ordinary stores), with hyper set `hyper`.
+struct AdamWCase {
+  long long n;
+  int offset, hyper;
+};
+// Empty; one element; a tail only; float4 vectors + a tail of 2; the same unaligned; 2^20 + 3.
+const AdamWCase kAdamWCases[] = {{0, 0, 0}, {1, 0, 0}, {7, 0, 1}, {197842, 0, 0}, {197842, 1, 1}, {1048579, 0, 1}};
+struct NamedHyper {
+  const char* name;
+  AdamWHyper h;
+};
+// (decay, step_size, bc2_sqrt, grad_scale, β₁, β₂, ε) as src/graph/optim/adamw.ts computes them: step 2 of
+// lr 3e-4, weight decay 0.1, gradients clipped by 0.7 (moe_kernel_test's); step 1 of lr 1e-3, no clipping.
+const NamedHyper kAdamWHypers[2] = {
+    {"step2,clip", {1.f - 3e-4f * 0.1f, 3e-4f / (1.f - 0.9f * 0.9f), std::sqrt(1.f - 0.95f * 0.95f), 0.7f, 0.9f, 0.95f, 1e-8f}},
+    {"step1", {1.f - 1e-3f * 0.1f, 1e-3f / (1.f - 0.9f), std::sqrt(1.f - 0.95f), 1.f, 0.9f, 0.95f, 1e-8f}},
+};
+// Each output sums two terms: m' = β₁m + (1−β₁)g, v' = β₂v + (1−β₂)g² (g scaled by grad_scale),
+// p' = p·decay − δ with δ = step_size·m'/(√v'/bc2_sqrt + ε). The error of element i is measured relative to
+// the scale its rounding errors have (their first-order bound over u): |β₁m| + |(1−β₁)g| for m', the same
+// for v', and |p·decay| + step_size·scale(m')/(√v'/bc2_sqrt + ε) for p' (δ inherits m''s error), maximised
+// over the elements. Relative to the result itself, cancellation (p·decay ≈ δ, β₁m ≈ −(1−β₁)g) would make
+// one ulp look huge; relative to the largest δ (moe_kernel_test's p' − p), one ulp of p' fails whenever
+// few elements make that δ small. The float32 kernel rounds a few times per term (≲ 6u of the scale), so
+// 1e-6 (≈ 17u) bounds all three, while an error of η in δ shows as ≈ η wherever |p| ≲ |δ|.
+constexpr double kAdamWBound = 1e-6;
+
+struct AdamWTensors {
+  std::vector<float> p, g, m, v;
+};
+struct AdamWOut {
+  std::vector<float> p, m, v;
+  double ms = 0;
+  bool deterministic = true;
+};
+
+AdamWTensors adamw_inputs(long long n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  AdamWTensors t;
+  for (long long i = 0; i < n; ++i) {
+    t.p.push_back(u(rng));
+    t.g.push_back(0.1f * u(rng));
+    t.m.push_back(0.01f * u(rng));
+    t.v.push_back(1e-4f * (1.f + u(rng)));  // second moments are non-negative
+  }
+  return t;
+}
+
+// Per element, the scales of the errors of p', m', v' (see kAdamWBound), from the inputs and the reference v'.
+struct AdamWScales {
+  std::vector<double> p, m, v;
+};
+AdamWScales adamw_scales(const AdamWTensors& in, const AdamWHyper& h, const std::vector<double>& v_ref) {
+  AdamWScales sc;
+  for (size_t i = 0; i < in.p.size(); ++i) {
+    const double g = double(in.g[i]) * h.grad_scale;
+    sc.m.push_back(std::abs(h.beta1 * double(in.m[i])) + std::abs((1.0 - h.beta1) * g));
+    sc.v.push_back(std::abs(h.beta2 * double(in.v[i])) + (1.0 - h.beta2) * g * g);
+    const double denom = std::sqrt(v_ref[i]) / h.bc2_sqrt + h.eps;
+    sc.p.push_back(std::abs(double(in.p[i]) * h.decay) + std::abs(double(h.step_size)) * sc.m.back() / denom);
+  }
+  return sc;
+}
+
+// max_i |got − ref| / scale_i (a NaN gives infinity; a zero scale is floored at 1e-30).
+double scaled_error(const std::vector<float>& got, const std::vector<double>& ref, const std::vector<double>& scale) {
+  double worst = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = std::abs(double(got[i]) - ref[i]) / std::max(scale[i], 1e-30);
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+  }
+  return worst;
+}
+
+bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+bool same_adamw(const AdamWOut& a, const AdamWOut& b) { return same_floats(a.p, b.p) && same_floats(a.m, b.m) && same_floats(a.v, b.v); }
+
+// The CPU kernel (adamw.h), outputs `offset` floats past a 64-byte boundary, NaN-filled before each run.
+AdamWOut run_cpu_adamw(const AdamWTensors& in, const AdamWHyper& h, int offset, int threads, int repeats) {
+  const long long n = (long long)in.p.size();
+  std::vector<float> storage[3];
+  float* out[3];
+  for (int i = 0; i < 3; ++i) {
+    storage[i].assign(size_t(n + offset + 16), NAN);
+    const uintptr_t at = (reinterpret_cast<uintptr_t>(storage[i].data()) + 63) & ~uintptr_t(63);
+    out[i] = reinterpret_cast<float*>(at) + offset;
+  }
+  const ParallelFor par = thread_for(threads);
+  auto once = [&] {
+    for (int i = 0; i < 3; ++i) std::fill_n(out[i], n, NAN);
+    adamw_update(n, in.p.data(), in.g.data(), in.m.data(), in.v.data(), h, out[0], out[1], out[2], par);
+    return AdamWOut{{out[0], out[0] + n}, {out[1], out[1] + n}, {out[2], out[2] + n}};
+  };
+  AdamWOut o = once();
+  o.ms = median_ms(repeats, [&] { return wall_ms([&] { once(); }); });
+  o.deterministic = same_adamw(o, once());
+  return o;
+}
+
+#ifdef LORY_WITH_CUDA
+// The GPU kernel (adamw_cuda.h) on one stream: first run, timed runs, then a last run into NaN-filled
+// outputs whose bits must equal the first's.
+AdamWOut run_cuda_adamw(const AdamWTensors& in, const AdamWHyper& h, int offset, int repeats) {
+  const long long n = (long long)in.p.size();
+  const size_t bytes = size_t(n + offset) * sizeof(float);
+  DeviceBuffer buf[7] = {DeviceBuffer(bytes), DeviceBuffer(bytes), DeviceBuffer(bytes), DeviceBuffer(bytes),
+                         DeviceBuffer(bytes), DeviceBuffer(bytes), DeviceBuffer(bytes)};
+  float* at[7];
+  for (int i = 0; i < 7; ++i) at[i] = static_cast<float*>(buf[i].p) + offset;
+  const std::vector<float>* src[4] = {&in.p, &in.g, &in.m, &in.v};
+  for (int i = 0; i < 4; ++i) CUDA_OK(cudaMemcpy(at[i], src[i]->data(), size_t(n) * sizeof(float), cudaMemcpyHostToDevice));
+  const float hv[7] = {h.decay, h.step_size, h.bc2_sqrt, h.grad_scale, h.beta1, h.beta2, h.eps};
+  DeviceBuffer hyper(sizeof hv);
+  CUDA_OK(cudaMemcpy(hyper.p, hv, sizeof hv, cudaMemcpyHostToDevice));
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreate(&stream));
+  cudaEvent_t start, stop;
+  CUDA_OK(cudaEventCreate(&start));
+  CUDA_OK(cudaEventCreate(&stop));
+  auto run = [&] {
+    const std::string err = cuda_adamw_update(n, at[0], at[1], at[2], at[3], static_cast<const float*>(hyper.p), at[4],
+                                              at[5], at[6], stream);
+    if (!err.empty()) { std::fprintf(stderr, "%s\n", err.c_str()); std::exit(3); }
+  };
+  auto download = [&] {
+    CUDA_OK(cudaStreamSynchronize(stream));
+    AdamWOut o;
+    std::vector<float>* dst[3] = {&o.p, &o.m, &o.v};
+    for (int i = 0; i < 3; ++i) {
+      dst[i]->resize(size_t(n));
+      CUDA_OK(cudaMemcpy(dst[i]->data(), at[4 + i], size_t(n) * sizeof(float), cudaMemcpyDeviceToHost));
+    }
+    return o;
+  };
+  auto poison = [&] {
+    for (int i = 4; i < 7; ++i) CUDA_OK(cudaMemset(buf[i].p, 0xFF, bytes));
+  };
+  poison();
+  run();
+  const AdamWOut first = download();
+  const double ms = median_ms(repeats, [&] {
+    CUDA_OK(cudaEventRecord(start, stream));
+    run();
+    CUDA_OK(cudaEventRecord(stop, stream));
+    CUDA_OK(cudaEventSynchronize(stop));
+    float t = 0;
+    CUDA_OK(cudaEventElapsedTime(&t, start, stop));
+    return double(t);
+  });
+  poison();
+  run();
+  AdamWOut last = download();
+  last.deterministic = same_adamw(first, last);
+  last.ms = ms;
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaStreamDestroy(stream);
+  return last;
+}
+#endif
+
+// One AdamWUpdate row: the device's result (the CPU kernel in --cpu-only) against the float64 reference,
+// two runs bit-identical, and on a GPU the CPU kernel's bits (the same float32 operations in the same
+// order, adamw_cuda.h).
+void check_adamw_row(const AdamWCase& c, const Args& args, int threads, Tally* tally) {
+  const NamedHyper& hy = kAdamWHypers[c.hyper];
+  const AdamWTensors in = adamw_inputs(c.n, 29u + unsigned(c.n));
+  const int repeats = args.repeats ? args.repeats : 3;
+  const size_t n = size_t(c.n);
+  std::vector<double> pr(n), mr(n), vr(n);
+  adamw_update_reference(c.n, in.p.data(), in.g.data(), in.m.data(), in.v.data(), hy.h, pr.data(), mr.data(), vr.data());
+  const AdamWOut cpu = run_cpu_adamw(in, hy.h, c.offset, threads, args.cpu_only ? repeats : 1);
+  AdamWOut got = cpu;
+#ifdef LORY_WITH_CUDA
+  if (!args.cpu_only) got = run_cuda_adamw(in, hy.h, c.offset, repeats);
+#endif
+  const bool cpu_bits = same_adamw(got, cpu);
+  const AdamWScales sc = adamw_scales(in, hy.h, vr);
+  std::vector<float>* outs[3] = {&got.p, &got.m, &got.v};
+  const std::vector<double>* refs[3] = {&pr, &mr, &vr};
+  const std::vector<double>* scales[3] = {&sc.p, &sc.m, &sc.v};
+  const char* const names[3] = {"p", "m", "v"};
+  std::string failed;
+  int failed_outputs = 0;
+  double errs[3];
+  for (int i = 0; i < 3; ++i) {
+    // --inject-error: 3 × the bound at the middle element, in units of its scale.
+    if (args.inject_error && n) (*outs[i])[n / 2] += float(3 * kAdamWBound * std::max((*scales[i])[n / 2], 1e-30));
+    errs[i] = scaled_error(*outs[i], *refs[i], *scales[i]);
+    if (!(errs[i] <= kAdamWBound)) failed += std::string(failed.empty() ? "" : ",") + names[i], ++failed_outputs;
+  }
+  const bool ok = failed.empty() && got.deterministic && cpu_bits;
+  tally->failures += ok ? 0 : 1;
+  ++tally->rows;
+  if (args.inject_error && failed_outputs == (n ? 3 : 0)) ++tally->caught;
+  std::string verdict = ok ? "ok" : "FAIL";
+  if (!failed.empty()) verdict += " (" + failed + ")";
+  if (!got.deterministic) verdict += " (bits differ between runs)";
+  if (!cpu_bits) verdict += " (bits differ from the CPU kernel)";
+  std::printf("AdamWUpdate %9lld %6d %-10s %8.1e %8.1e %8.1e %8.1e %-4s %-4s %8.3f %7.1f  %s\n", c.n, c.offset,
+              hy.name, errs[0], errs[1], errs[2], kAdamWBound, got.deterministic ? "same" : "DIFF",
+              cpu_bits ? "same" : "DIFF", got.ms, got.ms > 0 ? 28.0 * double(c.n) / got.ms / 1e6 : 0.0, verdict.c_str());
+  std::fflush(stdout);
+}
+
+void print_adamw_header() {
+  std::printf("%-11s %9s %6s %-10s %8s %8s %8s %8s %-4s %-4s %8s %7s  %s\n", "op", "n", "offset", "hyper", "p'", "m'",
+              "v'", "bound", "bits", "cpu", "ms", "GB/s", "verdict");
 }
 
 }  // namespace
@@ -473,10 +786,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "this check binary was built without CUDA (no nvcc at build time): only --cpu-only runs\n");
     return 2;
   }
+  Tally tally;
 #else
   if (args.cublas_search) return cublas_search();
   std::unique_ptr<DenseCublas> cublas;
-  int failures = 0;
+  Tally tally;
   if (!args.cpu_only) {
     int devices = 0;
     if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
@@ -494,38 +808,40 @@ int main(int argc, char** argv) {
     }
     // Not with --shape: under compute-sanitizer (gpu-run --sanitize) the probe's deliberate cudaMalloc
     // failure would count as an API error.
-    if (args.shapes.empty() && !pending_error_probe()) ++failures;
+    if (args.shapes.empty() && !pending_error_probe()) ++tally.failures;
   }
-#endif
-#ifndef LORY_WITH_CUDA
-  int failures = 0;
 #endif
   const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
   const size_t kDefault = MoeCudaOptions{}.scratch_budget_bytes;
   std::vector<CudaKernel> kernels = args.kernels;
   if (args.cpu_only) kernels = {CudaKernel::tile};  // one device stand-in
 
-  std::printf("%-22s %-7s %-8s %-8s %8s %8s %8s %8s %8s %8s %8s %8s %-4s %8s %8s %7s %7s %8s %8s %6s %6s %6s  %s\n",
-              "shape G,T,d,f,E", "kernel", "dtype", "ref", "e32", "y", "dx", "de", "dW_gate", "dW_up", "dW_down",
-              "bound", "bits", "fwd ms", "bwd ms", "fwd TF", "bwd TF", "dense f", "dense b", "x fwd", "x bwd",
+  std::printf("%-22s %-7s %-5s %-8s %-8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %-4s %8s %8s %7s %7s %8s %8s %6s %6s "
+              "%6s  %s\n",
+              "shape G,T,d,f,E", "kernel", "op", "dtype", "ref", "e32", "y", "dx", "de", "dW_gate", "dW_up", "dW_down",
+              "ab", "bound", "bits", "fwd ms", "bwd ms", "fwd TF", "bwd TF", "dense f", "dense b", "x fwd", "x bwd",
               "ideal", "verdict");
-  int rows = 0, caught = 0;
   for (const Case& c : cases) {
     const MoeShape& s = c.s;
     const Tensors in = random_tensors(s, 17u + unsigned(s.G + s.d), c.live_ends);
-    const Outputs ref = c.float64_reference ? run_reference(s, in) : run_cpu_fast(s, in, 1, threads, kDefault);
+    const Outputs ref =
+        c.float64_reference ? run_reference(s, in, c.train) : run_cpu_fast(s, in, 1, threads, kDefault, c.train);
     const int repeats = args.repeats ? args.repeats : c.repeats;
-    // The fast CPU kernel (float32) against the float64 reference: the error the bounds are built on.
+    // The fast CPU kernel (float32) against the float64 reference: the error the bounds are built on. In
+    // --cpu-only mode the same results (of the pair a row runs) stand in for the device's.
     double e32 = NAN;
-    Outputs cpu;
+    Outputs cpu[2];  // plain pair, training pair
     if ((c.float64_reference || args.cpu_only) && !empty_dimension(s)) {  // the CPU kernel takes no empty one
-      cpu = run_cpu_fast(s, in, args.cpu_only ? repeats : 1, threads, c.budget);
+      for (int op = 0; op < (c.train ? 2 : 1); ++op)
+        cpu[op] = run_cpu_fast(s, in, args.cpu_only ? repeats : 1, threads, c.budget, op == 1);
       if (c.float64_reference) {
         e32 = 0;
-        for (int i = 0; i < kOutputs; ++i) e32 = std::max(e32, output_error(s, i, cpu.out[i], ref.out[i]));
+        for (int op = 0; op < (c.train ? 2 : 1); ++op)
+          for (int i = 0; i < kOutputs; ++i)
+            if (!cpu[op].out[i].empty()) e32 = std::max(e32, output_error(s, i, cpu[op].out[i], ref.out[i]));
         if (!(e32 <= base_bound(CudaDType::f32) / 8)) {
           std::printf("  float32 reference error %.2e exceeds bound/8: the float32 bound no longer holds\n", e32);
-          ++failures;
+          ++tally.failures;
         }
       }
     }
@@ -543,56 +859,30 @@ int main(int argc, char** argv) {
       for (CudaKernel k : kernels) {
         // float32 runs the tile kernel under every switch (moe_cuda_plan.h): one float32 row per shape.
         if (p == CudaDType::f32 && k != kernels.front()) continue;
-        MoeCudaOptions opt;
-        opt.kernel = k;
-        opt.scratch_budget_bytes = c.budget;
-        Outputs got;
-        if (args.cpu_only) {
-          got = cpu;  // storage rounding of the type; the compute-path roundings only happen on a GPU
-          for (auto& v : got.out)
-            for (float& a : v) a = round_to(p, a);
-        }
+        for (int op = 0; op < (c.train ? 2 : 1); ++op) {
+          const bool train = op == 1;
+          MoeCudaOptions opt;
+          opt.kernel = k;
+          opt.scratch_budget_bytes = c.budget;
+          Outputs got;
+          if (args.cpu_only) {
+            got = cpu[op];  // storage rounding of the type; the compute-path roundings only happen on a GPU
+            for (auto& v : got.out)
+              for (float& a : v) a = round_to(p, a);
+          }
 #ifdef LORY_WITH_CUDA
-        else got = run_cuda(s, in, p, opt, repeats);
+          else got = run_cuda(s, in, p, opt, repeats, train);
 #endif
-        const BackwardLayout lay = plan_backward(s, p, c.budget);
-        // One bound for every output, chunked or not. The injected error is 3 × that bound whatever a row's
-        // bound were, so a bound widened past 3× (as `+ C·u/2` on dW was at ≥ 16 chunks) misses it.
-        const double bound = base_bound(p);
-        if (args.inject_error)
-          for (int i = 0; i < kOutputs; ++i) inject(s, i, bound, ref.out[i], got.out[i]);
-        std::string failed;
-        double errs[kOutputs];
-        int failed_outputs = 0, nonempty = 0;
-        for (int i = 0; i < kOutputs; ++i) {
-          errs[i] = output_error(s, i, got.out[i], ref.out[i]);
-          nonempty += ref.out[i].empty() ? 0 : 1;
-          if (!(errs[i] <= bound)) failed += std::string(failed.empty() ? "" : ",") + kOutputNames[i], ++failed_outputs;
+          MoeRow row{shape, args.cpu_only ? "cpu" : kernel_name(k), train, p, c.float64_reference, e32};
+          row.dense_f = dense_f, row.dense_b = dense_b;
+          check_moe_row(s, row, ref, std::move(got), plan_backward(s, p, c.budget), args.inject_error, &tally);
         }
-        const bool ok = failed.empty() && got.deterministic;
-        failures += ok ? 0 : 1;
-        ++rows;
-        if (args.inject_error && failed_outputs == nonempty) ++caught;
-        // Useful FLOPs: 3 GEMMs forward, 6 backward (2·T·d·f each per segment); recompute and merge not counted.
-        const double gemm = 2.0 * s.G * s.T * s.d * s.f;
-        const double ideal = 1.0 + double(s.E) / (2.0 * double(s.T));
-        std::string verdict = ok ? "ok" : "FAIL";
-        if (!failed.empty()) verdict += " (" + failed + ")";
-        if (!got.deterministic) verdict += " (bits differ between runs)";
-        if (lay.plan.chunks > 1) verdict += " [" + std::to_string(lay.plan.chunks) + " bwd chunks" +
-                                            (lay.has_dw_acc ? ", float32 dW state" : "") + "]";
-        std::printf(
-            "%-22s %-7s %-8s %-8s %8.1e %8.1e %8.1e %8.1e %8.1e %8.1e %8.1e %8.1e %-4s %8.3f %8.3f %7.2f %7.2f %8.3f "
-            "%8.3f %6.2f %6.2f %6.3f  %s\n",
-            shape.c_str(), args.cpu_only ? "cpu" : kernel_name(k), dtype_name(p), c.float64_reference ? "float64" : "cpu-fast",
-            e32, errs[0], errs[1], errs[2], errs[3], errs[4], errs[5], bound, got.deterministic ? "same" : "DIFF",
-            got.fwd_ms, got.bwd_ms, 3 * gemm / got.fwd_ms / 1e9, 6 * gemm / got.bwd_ms / 1e9, dense_f, dense_b,
-            got.fwd_ms / dense_f, got.bwd_ms / dense_b, ideal, verdict.c_str());
-        std::fflush(stdout);
       }
     }
   }
-  if (args.inject_error) std::printf("injected errors caught in every output: %d of %d rows\n", caught, rows);
-  std::printf(failures ? "%d row(s) FAILED\n" : "all within bounds\n", failures);
-  return failures ? 1 : 0;
+  print_adamw_header();
+  for (const AdamWCase& ac : kAdamWCases) check_adamw_row(ac, args, threads, &tally);
+  if (args.inject_error) std::printf("injected errors caught in every output: %d of %d rows\n", tally.caught, tally.rows);
+  std::printf(tally.failures ? "%d row(s) FAILED\n" : "all within bounds\n", tally.failures);
+  return tally.failures ? 1 : 0;
 }

@@ -11,6 +11,8 @@
 // Memory: per chunk of Gc segments the forward keeps only h [Gc,T,f] (SwiGLU runs in the epilogue of
 // the fused gate/up GEMM); the backward keeps h, da, db (the recompute of a, b and dh = dy·W̄dᵀ share
 // one kernel whose epilogue applies the SwiGLU backward), plus `de` partials per weight-gradient tile.
+// The training pair writes a, b from the forward's epilogue to its `saved` output, and its backward's
+// first kernel computes only dh and reads a, b back in the epilogue.
 // Determinism: no float atomics; every sum has a fixed order (see weight_grad_kernel, de_reduce_kernel).
 #include <mma.h>
 
@@ -284,11 +286,6 @@ template <> constexpr CudaDType dtype_of<float>() { return CudaDType::f32; }
 template <> constexpr CudaDType dtype_of<__half>() { return CudaDType::f16; }
 template <> constexpr CudaDType dtype_of<__nv_bfloat16>() { return CudaDType::bf16; }
 
-unsigned elementwise_blocks(long long n) {
-  const long long b = (n + 255) / 256;
-  return unsigned(b < 8192 ? (b > 0 ? b : 1) : 8192);
-}
-
 template <typename T>
 cudaError_t launch_weight_grad(const Phase<T>& prod, long long segments, int M, int N, int E, const T* e, const T* w,
                                T* dw, float* acc, bool first, bool last, float* de_partial, long long tile_offset,
@@ -343,16 +340,6 @@ struct CudaBackend {
   }
 };
 
-// An error left pending on this thread by earlier, unrelated work would be cleared by the
-// cudaGetLastError after our launches and reported as ours. So it is peeked at (not cleared) before
-// anything is launched and reported as what it is; after that, cudaGetLastError sees only our launches.
-std::string pending_error(const char* op) {
-  const cudaError_t err = cudaPeekAtLastError();
-  if (err == cudaSuccess) return "";
-  return std::string(op) + "a CUDA error was pending before this call launched anything (left by earlier work on "
-         "this thread; not cleared): " + cudaGetErrorString(err);
-}
-
 }  // namespace
 
 size_t moe_cuda_forward_scratch_bytes(const MoeShape& s, CudaDType t, const MoeCudaOptions& opt) {
@@ -396,24 +383,29 @@ template cudaError_t launch_tile_gemm<__nv_bfloat16>(const SegmentJob<__nv_bfloa
 
 template <typename T>
 static std::string forward_typed(const MoeShape& s, const void* x, const void* e, const void* wg, const void* wu,
-                                 const void* wd, void* y, void* scratch, void* stream, const MoeCudaOptions& opt) {
-  if (std::string err = pending_error("LoryMoEFFN (CUDA): "); !err.empty()) return err;
+                                 const void* wd, void* y, void* saved, void* scratch, void* stream,
+                                 const MoeCudaOptions& opt) {
+  if (std::string err = pending_error(saved ? "LoryMoEFFNTrain (CUDA): " : "LoryMoEFFN (CUDA): "); !err.empty())
+    return err;
   CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel};
   return orchestrate_forward<T>(be, dtype_of<T>(), s, static_cast<const T*>(x), static_cast<const T*>(e),
                                 static_cast<const T*>(wg), static_cast<const T*>(wu), static_cast<const T*>(wd),
-                                static_cast<T*>(y), scratch, opt);
+                                static_cast<T*>(y), static_cast<T*>(saved), scratch, opt);
 }
 
 template <typename T>
 static std::string backward_typed(const MoeShape& s, const void* x, const void* e, const void* wg, const void* wu,
-                                  const void* wd, const void* dy, void* dx, void* de, void* dwg, void* dwu, void* dwd,
-                                  void* scratch, void* stream, const MoeCudaOptions& opt) {
-  if (std::string err = pending_error("LoryMoEFFNGrad (CUDA): "); !err.empty()) return err;
+                                  const void* wd, const void* dy, const void* saved, void* dx, void* de, void* dwg,
+                                  void* dwu, void* dwd, void* scratch, void* stream, const MoeCudaOptions& opt) {
+  if (std::string err = pending_error(saved ? "LoryMoEFFNTrainGrad (CUDA): " : "LoryMoEFFNGrad (CUDA): ");
+      !err.empty())
+    return err;
   CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel};
   return orchestrate_backward<T>(be, dtype_of<T>(), s, static_cast<const T*>(x), static_cast<const T*>(e),
                                  static_cast<const T*>(wg), static_cast<const T*>(wu), static_cast<const T*>(wd),
-                                 static_cast<const T*>(dy), static_cast<T*>(dx), static_cast<T*>(de),
-                                 static_cast<T*>(dwg), static_cast<T*>(dwu), static_cast<T*>(dwd), scratch, opt);
+                                 static_cast<const T*>(dy), static_cast<const T*>(saved), static_cast<T*>(dx),
+                                 static_cast<T*>(de), static_cast<T*>(dwg), static_cast<T*>(dwu), static_cast<T*>(dwd),
+                                 scratch, opt);
 }
 
 template <typename T>
@@ -449,17 +441,17 @@ static std::string swiglu_backward_typed(long long n, const void* a, const void*
 }
 
 std::string moe_cuda_forward(const MoeShape& s, CudaDType t, const void* x, const void* e, const void* w_gate,
-                             const void* w_up, const void* w_down, void* y, void* scratch, void* stream,
+                             const void* w_up, const void* w_down, void* y, void* saved, void* scratch, void* stream,
                              const MoeCudaOptions& opt) {
-  LORY_DISPATCH(t, forward_typed, s, x, e, w_gate, w_up, w_down, y, scratch, stream, opt)
+  LORY_DISPATCH(t, forward_typed, s, x, e, w_gate, w_up, w_down, y, saved, scratch, stream, opt)
 }
 
 std::string moe_cuda_backward(const MoeShape& s, CudaDType t, const void* x, const void* e, const void* w_gate,
-                              const void* w_up, const void* w_down, const void* dy, void* dx, void* de,
-                              void* dw_gate, void* dw_up, void* dw_down, void* scratch, void* stream,
+                              const void* w_up, const void* w_down, const void* dy, const void* saved, void* dx,
+                              void* de, void* dw_gate, void* dw_up, void* dw_down, void* scratch, void* stream,
                               const MoeCudaOptions& opt) {
-  LORY_DISPATCH(t, backward_typed, s, x, e, w_gate, w_up, w_down, dy, dx, de, dw_gate, dw_up, dw_down, scratch,
-                stream, opt)
+  LORY_DISPATCH(t, backward_typed, s, x, e, w_gate, w_up, w_down, dy, saved, dx, de, dw_gate, dw_up, dw_down,
+                scratch, stream, opt)
 }
 
 std::string cuda_fill_uniform(CudaDType t, long long n, unsigned long long seed, float scale, void* p, void* stream) {

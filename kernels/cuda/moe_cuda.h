@@ -19,16 +19,19 @@ size_t moe_cuda_backward_scratch_bytes(const MoeShape& s, CudaDType t, const Moe
 
 // All pointers are device pointers of element type t; stream is a cudaStream_t. Returns "" on success,
 // otherwise the CUDA error text. Asynchronous: nothing waits for the stream. The scratch must have the
-// size the matching *_scratch_bytes returns for the same options.
+// size the matching *_scratch_bytes returns for the same options (the same with or without `saved`).
+// `saved` [2, G, T, f] (a = x·W̄g, then b = x·W̄u, in type t), as the CPU kernel's moe_forward /
+// moe_backward: null for the plain pair (LoryMoEFFN / LoryMoEFFNGrad), where the backward recomputes
+// a and b; the training pair (LoryMoEFFNTrain / LoryMoEFFNTrainGrad) has the forward write them there
+// and the backward read them instead of running those two GEMMs.
 std::string moe_cuda_forward(const MoeShape& s, CudaDType t, const void* x, const void* e, const void* w_gate,
-                             const void* w_up, const void* w_down, void* y, void* scratch, void* stream,
+                             const void* w_up, const void* w_down, void* y, void* saved, void* scratch, void* stream,
                              const MoeCudaOptions& opt = {});
 
-// Recomputes a = x·W̄g and b = x·W̄u (as the CPU kernel does) instead of saving them in the forward.
 // Deterministic: the same inputs give the same bits (no float atomics; fixed reduction orders).
 std::string moe_cuda_backward(const MoeShape& s, CudaDType t, const void* x, const void* e, const void* w_gate,
-                              const void* w_up, const void* w_down, const void* dy, void* dx, void* de,
-                              void* dw_gate, void* dw_up, void* dw_down, void* scratch, void* stream,
+                              const void* w_up, const void* w_down, const void* dy, const void* saved, void* dx,
+                              void* de, void* dw_gate, void* dw_up, void* dw_down, void* scratch, void* stream,
                               const MoeCudaOptions& opt = {});
 
 // Every call above first reports an error already pending on the calling thread (cudaPeekAtLastError,

@@ -1,11 +1,12 @@
-// Device-side pieces shared by the two GEMM kernels of the CUDA merged-expert FFN (moe_cuda.cu: the
-// tile kernel; moe_cuda_segment.cu: the segment kernel): element conversions, writing the fused
-// epilogues (the job description itself is moe_cuda_job.h), and the launchers.
+// Pieces shared by the CUDA units (moe_cuda.cu: the tile kernel; moe_cuda_segment.cu, moe_cuda_group.cu:
+// the wide kernels; adamw_cuda.cu): element conversions, writing the fused epilogues (the job description
+// itself is moe_cuda_job.h), the launchers, and the host-side launch helpers every entry point uses.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <string>
 #include <type_traits>
 
 #include "moe_cuda_group.h"
@@ -41,9 +42,27 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float* out) {
 template <typename T>
 __device__ __forceinline__ void apply_epilogue(const SegmentJob<T>& job, long long s, int gm, int gn, const float* v) {
   const long long at = s * job.out_seg + (long long)gm * job.out_ld + gn;
-  float out[3];
-  const int n = epilogue_values(job.epi, v, out);
+  float out[3], saved[2] = {};
+  if (epilogue_reads_saved(job.epi)) saved[0] = to_f(job.in[0][at]), saved[1] = to_f(job.in[1][at]);
+  const int n = epilogue_values(job.epi, v, saved, out);
   for (int i = 0; i < n; ++i) job.out[i][at] = from_f<T>(out[i]);
+}
+
+// Blocks of 256 threads for a grid-stride loop over n elements (at least 1, at most 8192).
+inline unsigned elementwise_blocks(long long n) {
+  const long long b = (n + 255) / 256;
+  return unsigned(b < 8192 ? (b > 0 ? b : 1) : 8192);
+}
+
+// An error left pending on this thread by earlier, unrelated work would be cleared by the
+// cudaGetLastError after our launches and reported as ours. So every entry point peeks at it (not
+// clearing it) before anything is launched and reports it as what it is; after that, cudaGetLastError
+// sees only our launches.
+inline std::string pending_error(const char* op) {
+  const cudaError_t err = cudaPeekAtLastError();
+  if (err == cudaSuccess) return "";
+  return std::string(op) + "a CUDA error was pending before this call launched anything (left by earlier work on "
+         "this thread; not cleared): " + cudaGetErrorString(err);
 }
 
 // Launchers (host). Return the launch error, if any; asynchronous on `stream`.

@@ -40,21 +40,28 @@ struct Phase {
 };
 
 // What a job does with its accumulators (slot values v0, v1, v2 of one output element):
-//   store:       out0 = v0                                   (y, dx)
-//   swiglu:      out0 = h = silu(v0)·v1                     (forward gate/up: v0 = x·W̄g, v1 = x·W̄u)
-//   swiglu_grad: v0 = a, v1 = b, v2 = dh → out0 = h, out1 = da, out2 = db
-enum class Epilogue { store, swiglu, swiglu_grad };
+//   store:             out0 = v0                             (y, dx)
+//   swiglu:            out0 = h = silu(v0)·v1               (forward gate/up: v0 = x·W̄g, v1 = x·W̄u)
+//   swiglu_save:       as swiglu, and out1 = a = v0, out2 = b = v1   (the training forward saves a, b)
+//   swiglu_grad:       v0 = a, v1 = b, v2 = dh → out0 = h, out1 = da, out2 = db
+//   swiglu_grad_saved: as swiglu_grad with a = in0, b = in1 (the forward's saved values) and dh = v0
+enum class Epilogue { store, swiglu, swiglu_save, swiglu_grad, swiglu_grad_saved };
 
 // One per-segment GEMM job over `segments` segments: C_s[M,N] per slot, then the epilogue. Pointers
-// are already offset to the first segment of the chunk.
+// are already offset to the first segment of the chunk. `in` (swiglu_grad_saved only) is read at the
+// positions `out` is written to: element (m, n) of segment s at s*out_seg + m*out_ld + n.
 template <typename T>
 struct SegmentJob {
   Phase<T> ph[2];
   int n_ph, slots, M, N;
   Epilogue epi;
   T* out[3];
+  const T* in[2];
   long long out_seg, out_ld;
 };
+
+// Whether the epilogue reads the job's `in` tensors (the caller converts them to float for it).
+LORY_HOST_DEVICE inline bool epilogue_reads_saved(Epilogue epi) { return epi == Epilogue::swiglu_grad_saved; }
 
 LORY_HOST_DEVICE inline float lory_sigmoid(float a) {
 #ifdef __CUDA_ARCH__
@@ -64,18 +71,27 @@ LORY_HOST_DEVICE inline float lory_sigmoid(float a) {
 #endif
 }
 
+// h, da, db from a, b and dh.
+LORY_HOST_DEVICE inline void swiglu_backward_values(float a, float b, float dh, float* out) {
+  const float sg = lory_sigmoid(a), silu = a * sg;
+  out[0] = silu * b;
+  out[1] = dh * b * sg * (1.f + a * (1.f - sg));
+  out[2] = dh * silu;
+}
+
 // The epilogue's values (before rounding to the output type); returns how many outputs it writes.
-LORY_HOST_DEVICE inline int epilogue_values(Epilogue epi, const float* v, float* out) {
+// `saved` holds (a, b) from the job's `in` tensors when epilogue_reads_saved(epi), else it is unused.
+LORY_HOST_DEVICE inline int epilogue_values(Epilogue epi, const float* v, const float* saved, float* out) {
   switch (epi) {
     case Epilogue::store: out[0] = v[0]; return 1;
     case Epilogue::swiglu: out[0] = v[0] * lory_sigmoid(v[0]) * v[1]; return 1;
-    default: {
-      const float a = v[0], b = v[1], dh = v[2], sg = lory_sigmoid(a), silu = a * sg;
-      out[0] = silu * b;
-      out[1] = dh * b * sg * (1.f + a * (1.f - sg));
-      out[2] = dh * silu;
+    case Epilogue::swiglu_save:
+      out[0] = v[0] * lory_sigmoid(v[0]) * v[1];
+      out[1] = v[0];
+      out[2] = v[1];
       return 3;
-    }
+    case Epilogue::swiglu_grad: swiglu_backward_values(v[0], v[1], v[2], out); return 3;
+    default: swiglu_backward_values(saved[0], saved[1], v[0], out); return 3;
   }
 }
 

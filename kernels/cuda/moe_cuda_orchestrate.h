@@ -46,28 +46,47 @@ std::string zero_outputs(Backend& be, std::initializer_list<std::pair<T*, long l
   return "";
 }
 
+// The saved pre-activations ab [2, G, T, f] of the training pair: a of segment `first`, and b of it.
+template <typename T>
+struct SavedAt {
+  T* a;
+  T* b;
+};
+template <typename T>
+SavedAt<T> saved_at(T* ab, const MoeShape& sh, long long first) {
+  const long long per = sh.T * sh.f;
+  return SavedAt<T>{ab + first * per, ab + (sh.G + first) * per};
+}
+
+// y = W̄d(silu(x·W̄g) ⊙ x·W̄u) per segment; with `saved` (the training forward, LoryMoEFFNTrain) also
+// a = x·W̄g, b = x·W̄u into saved [2, G, T, f], written by the same epilogue that computes h.
 template <typename T, typename Backend>
 std::string orchestrate_forward(Backend& be, CudaDType dtype, const MoeShape& sh, const T* x, const T* e,
-                                const T* wg, const T* wu, const T* wd, T* y, void* scratch,
+                                const T* wg, const T* wu, const T* wd, T* y, T* saved, void* scratch,
                                 const MoeCudaOptions& opt) {
   const long long Tn = sh.T, d = sh.d, f = sh.f;
   const int E = int(sh.E);
   const ForwardLayout lay = plan_forward(sh, dtype, opt.scratch_budget_bytes);
   T* h = reinterpret_cast<T*>(static_cast<char*>(scratch) + lay.h);
-  const std::string op = "LoryMoEFFN (CUDA): ";
-  if (degenerate(sh)) {
-    const std::string err = zero_outputs<T>(be, {{y, sh.x_elems()}});
+  const std::string op = saved ? "LoryMoEFFNTrain (CUDA): " : "LoryMoEFFN (CUDA): ";
+  if (degenerate(sh)) {  // a, b are sums over an empty width or no experts when d or E is 0
+    const std::string err = zero_outputs<T>(be, {{y, sh.x_elems()}, {saved, saved ? 2 * sh.G * Tn * f : 0}});
     return err.empty() ? "" : op + err;
   }
   for (long long c = 0; c < lay.plan.chunks; ++c) {
     const ChunkRange r = chunk_range(lay.plan, c);
     const T* xg = x + r.first * Tn * d;
     const T* eg = e + r.first * E;
-    SegmentJob<T> up{};  // h = silu(x·W̄g) ⊙ (x·W̄u)
-    up.n_ph = 1, up.slots = 2, up.M = int(Tn), up.N = int(f), up.epi = Epilogue::swiglu;
+    SegmentJob<T> up{};  // h = silu(x·W̄g) ⊙ (x·W̄u), and a, b when saving
+    up.n_ph = 1, up.slots = 2, up.M = int(Tn), up.N = int(f);
     up.ph[0] = Phase<T>{View<T>{xg, Tn * d, d, 1}, int(d), 2,
                         {merged_operand(wg, d * f, f, 1, eg, E, 0), merged_operand(wu, d * f, f, 1, eg, E, 1)}};
     up.out[0] = h, up.out_seg = Tn * f, up.out_ld = f;
+    up.epi = saved ? Epilogue::swiglu_save : Epilogue::swiglu;
+    if (saved) {
+      const SavedAt<T> at = saved_at(saved, sh, r.first);
+      up.out[1] = at.a, up.out[2] = at.b;
+    }
     std::string err = be.gemm(up, r.count);
     if (err.empty()) {  // y = h·W̄d
       SegmentJob<T> down{};
@@ -81,10 +100,12 @@ std::string orchestrate_forward(Backend& be, CudaDType dtype, const MoeShape& sh
   return "";
 }
 
+// Gradients of ⟨y, dy⟩. Without `saved` pass A recomputes a, b beside dh (LoryMoEFFNGrad); with it (the
+// training pair's LoryMoEFFNTrainGrad) pass A computes only dh = dy·W̄dᵀ and its epilogue reads a, b.
 template <typename T, typename Backend>
 std::string orchestrate_backward(Backend& be, CudaDType dtype, const MoeShape& sh, const T* x, const T* e,
-                                 const T* wg, const T* wu, const T* wd, const T* dy, T* dx, T* de, T* dwg, T* dwu,
-                                 T* dwd, void* scratch, const MoeCudaOptions& opt) {
+                                 const T* wg, const T* wu, const T* wd, const T* dy, const T* saved, T* dx, T* de,
+                                 T* dwg, T* dwu, T* dwd, void* scratch, const MoeCudaOptions& opt) {
   const long long Tn = sh.T, d = sh.d, f = sh.f;
   const int E = int(sh.E);
   const BackwardLayout lay = plan_backward(sh, dtype, opt.scratch_budget_bytes);
@@ -95,7 +116,7 @@ std::string orchestrate_backward(Backend& be, CudaDType dtype, const MoeShape& s
   float* de_partial = reinterpret_cast<float*>(base + lay.de_partial);
   float* acc = lay.has_dw_acc ? reinterpret_cast<float*>(base + lay.dw_acc) : nullptr;
   const long long w_elems = sh.w_elems();
-  const std::string op = "LoryMoEFFNGrad (CUDA): ";
+  const std::string op = saved ? "LoryMoEFFNTrainGrad (CUDA): " : "LoryMoEFFNGrad (CUDA): ";
   // G = 0 runs no chunk, yet dW = 0 (a sum over no segments); the other outputs are empty then.
   if (degenerate(sh) || lay.plan.chunks == 0) {
     const std::string err = zero_outputs<T>(
@@ -108,13 +129,22 @@ std::string orchestrate_backward(Backend& be, CudaDType dtype, const MoeShape& s
     const T* xg = x + r.first * Tn * d;
     const T* dyg = dy + r.first * Tn * d;
     const T* eg = e + r.first * E;
-    // a = x·W̄g, b = x·W̄u (recomputed), dh(t,j) = Σ_c dy(t,c)·W̄d(j,c); epilogue: h, da, db.
+    // dh(t,j) = Σ_c dy(t,c)·W̄d(j,c) and a = x·W̄g, b = x·W̄u (recomputed, or read from `saved`);
+    // epilogue: h, da, db.
     SegmentJob<T> pa{};
-    pa.n_ph = 2, pa.slots = 3, pa.M = int(Tn), pa.N = int(f), pa.epi = Epilogue::swiglu_grad;
-    pa.ph[0] = Phase<T>{View<T>{xg, Tn * d, d, 1}, int(d), 2,
-                        {merged_operand(wg, d * f, f, 1, eg, E, 0), merged_operand(wu, d * f, f, 1, eg, E, 1)}};
-    pa.ph[1] = Phase<T>{View<T>{dyg, Tn * d, d, 1}, int(d), 1, {merged_operand(wd, f * d, 1, d, eg, E, 2)}};
+    pa.M = int(Tn), pa.N = int(f);
     pa.out[0] = h, pa.out[1] = da, pa.out[2] = db, pa.out_seg = Tn * f, pa.out_ld = f;
+    if (saved) {
+      const SavedAt<const T> at = saved_at(saved, sh, r.first);
+      pa.n_ph = 1, pa.slots = 1, pa.epi = Epilogue::swiglu_grad_saved;
+      pa.ph[0] = Phase<T>{View<T>{dyg, Tn * d, d, 1}, int(d), 1, {merged_operand(wd, f * d, 1, d, eg, E, 0)}};
+      pa.in[0] = at.a, pa.in[1] = at.b;
+    } else {
+      pa.n_ph = 2, pa.slots = 3, pa.epi = Epilogue::swiglu_grad;
+      pa.ph[0] = Phase<T>{View<T>{xg, Tn * d, d, 1}, int(d), 2,
+                          {merged_operand(wg, d * f, f, 1, eg, E, 0), merged_operand(wu, d * f, f, 1, eg, E, 1)}};
+      pa.ph[1] = Phase<T>{View<T>{dyg, Tn * d, d, 1}, int(d), 1, {merged_operand(wd, f * d, 1, d, eg, E, 2)}};
+    }
     std::string err = be.gemm(pa, n);
     if (err.empty()) {  // dx(t,c) = Σ_j da(t,j)·W̄g(c,j) + db(t,j)·W̄u(c,j): one accumulator, K = 2f
       SegmentJob<T> pb{};

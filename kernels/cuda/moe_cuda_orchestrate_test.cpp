@@ -5,7 +5,10 @@
 // and in an emulated bfloat16, with budgets that force several chunks (float32 dW accumulated in place;
 // 16-bit dW in the float32 accumulator, up to 64 chunks), empty dimensions (T, d, f, E or G = 0: zero
 // outputs, no GEMM launched), and that nothing is written outside the planned scratch. The backend
-// refuses what a CUDA launch refuses (an empty grid dimension).
+// refuses what a CUDA launch refuses (an empty grid dimension). Every case runs both pairs: the plain
+// one and the training pair (LoryMoEFFNTrain / LoryMoEFFNTrainGrad: the forward's epilogue saves a, b
+// [2,G,T,f], checked against the float64 reference too; the backward's first GEMM computes only dh and
+// reads them back), which in float32 must reproduce the plain pair's bits.
 // What it cannot check: the CUDA kernels' own tiling, shared memory and synchronisation (GPU only).
 #include <algorithm>
 #include <cmath>
@@ -31,6 +34,14 @@ void expect(bool ok, const std::string& what) {
   std::printf("%s %s\n", ok ? "ok  " : "FAIL", what.c_str());
   if (!ok) ++failures;
 }
+
+// y, dx, de, dW_gate, dW_up, dW_down, and the training pair's ab [2, G, T, f].
+constexpr int kOutputs = 7;
+int64_t output_elems(const MoeShape& s, int i) {
+  return i < 2 ? s.x_elems() : i == 2 ? s.e_elems() : i < 6 ? s.w_elems() : 2 * s.G * s.T * s.f;
+}
+// Blocks of the per-segment metric: y, dx, de per segment, ab per segment of a and of b, dW one block.
+size_t output_segments(const MoeShape& s, int i) { return i < 3 ? size_t(s.G) : i == 6 ? size_t(2 * s.G) : 1; }
 
 // bfloat16 on the host: round to nearest even, as __float2bfloat16_rn.
 struct Bf16 {
@@ -62,6 +73,7 @@ template <typename T>
 struct HostBackend {
   CudaKernel kernel = CudaKernel::tile;
   int gemm_calls = 0, weight_grad_calls = 0, zero_calls = 0, group_calls = 0, group_fallbacks = 0;
+  int merged_products = 0;  // A·B̄ products over all GEMM calls (phases × operands)
 
   static float a_at(const View<T>& a, long long s, long long m, long long k) {
     return to_f(a.p[s * a.seg + m * a.rs + k * a.cs]);
@@ -116,10 +128,12 @@ struct HostBackend {
     }
     for (int m = 0; m < job.M; ++m)
       for (int n = 0; n < job.N; ++n) {
-        float v[3], out[3];
+        const long long at = s * job.out_seg + m * job.out_ld + n;
+        float v[3], out[3], saved[2] = {};
         for (int q = 0; q < 3; ++q) v[q] = acc[size_t(q) * job.M * job.N + size_t(m) * job.N + n];
-        const int outs = epilogue_values(job.epi, v, out);
-        for (int i = 0; i < outs; ++i) job.out[i][s * job.out_seg + m * job.out_ld + n] = from_f<T>(out[i]);
+        if (epilogue_reads_saved(job.epi)) saved[0] = to_f(job.in[0][at]), saved[1] = to_f(job.in[1][at]);
+        const int outs = epilogue_values(job.epi, v, saved, out);
+        for (int i = 0; i < outs; ++i) job.out[i][at] = from_f<T>(out[i]);
       }
   }
 
@@ -157,6 +171,7 @@ struct HostBackend {
     bool empty = segments < 1 || job.M < 1 || job.N < 1;
     for (int p = 0; p < job.n_ph; ++p) empty = empty || job.ph[p].K < 1;
     if (empty) return "gemm: empty grid or K (a CUDA launch would fail)";
+    for (int p = 0; p < job.n_ph; ++p) merged_products += job.ph[p].n_b;
     if (kernel == CudaKernel::group) {
       VectorFlags flags;
       if (wide_kernel_takes(job, sizeof(T) == 2, segment_group_count(segments, kGroupSegments), &flags))
@@ -233,9 +248,15 @@ struct HostBackend {
 
 float round_bf16(float v) { return to_f(from_f<Bf16>(v)); }
 
+// Random inputs of a case in type T and the float64 references of every output.
 template <typename T>
-BackwardLayout run_case(const MoeShape& s, CudaDType dtype, size_t budget, const char* what,
-                        CudaKernel kernel = CudaKernel::tile) {
+struct CaseData {
+  std::vector<T> x, e, wg, wu, wd, dy;
+  std::vector<double> ref[kOutputs];  // y, dx, de, dW_gate, dW_up, dW_down, ab
+};
+
+template <typename T>
+CaseData<T> make_case(const MoeShape& s) {
   std::mt19937 rng(unsigned(s.G * 131 + s.d));
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   auto fill = [&](int64_t n, float scale, float shift) {
@@ -254,22 +275,37 @@ BackwardLayout run_case(const MoeShape& s, CudaDType dtype, size_t budget, const
                            wu = fill(s.w_elems(), 1.7f / std::sqrt(float(s.d)), 0.f),
                            wd = fill(s.w_elems(), 1.7f / std::sqrt(float(s.f)), 0.f),
                            dy = by_segment(fill(s.x_elems(), 1.f, 0.f));
-  std::vector<double> ref[6] = {std::vector<double>(s.x_elems()), std::vector<double>(s.x_elems()),
-                                std::vector<double>(s.e_elems()), std::vector<double>(s.w_elems()),
-                                std::vector<double>(s.w_elems()), std::vector<double>(s.w_elems())};
-  moe_forward_reference(s, x.data(), e.data(), wg.data(), wu.data(), wd.data(), ref[0].data());
-  moe_backward_reference(s, x.data(), e.data(), wg.data(), wu.data(), wd.data(), dy.data(), ref[1].data(),
-                         ref[2].data(), ref[3].data(), ref[4].data(), ref[5].data());
-
+  CaseData<T> c;
+  for (int i = 0; i < kOutputs; ++i) c.ref[i].resize(size_t(output_elems(s, i)));
+  moe_forward_reference(s, x.data(), e.data(), wg.data(), wu.data(), wd.data(), c.ref[0].data());
+  moe_backward_reference(s, x.data(), e.data(), wg.data(), wu.data(), wd.data(), dy.data(), c.ref[1].data(),
+                         c.ref[2].data(), c.ref[3].data(), c.ref[4].data(), c.ref[5].data());
+  moe_saved_reference(s, x.data(), e.data(), wg.data(), wu.data(), c.ref[6].data());
   auto conv = [](const std::vector<float>& v) {
     std::vector<T> out(v.size());
     for (size_t i = 0; i < v.size(); ++i) out[i] = from_f<T>(v[i]);
     return out;
   };
-  const std::vector<T> tx = conv(x), te = conv(e), twg = conv(wg), twu = conv(wu), twd = conv(wd), tdy = conv(dy);
-  const T nan = from_f<T>(NAN);
-  std::vector<T> y(s.x_elems(), nan), dx(s.x_elems(), nan), de(s.e_elems(), nan), dwg(s.w_elems(), nan),
-      dwu(s.w_elems(), nan), dwd(s.w_elems(), nan);
+  c.x = conv(x), c.e = conv(e), c.wg = conv(wg), c.wu = conv(wu), c.wd = conv(wd), c.dy = conv(dy);
+  return c;
+}
+
+// One run of a pair through the orchestration: outputs as float (ab empty for the plain pair) and what the
+// backend saw.
+struct PairRun {
+  std::vector<float> out[kOutputs];
+  std::string err;
+  bool canary_ok = false;
+  int fwd_gemms = 0, bwd_gemms = 0, weight_grads = 0, fwd_products = 0, bwd_products = 0;
+  bool group_ok = true;
+};
+
+template <typename T>
+PairRun run_pair(const MoeShape& s, CudaDType dtype, size_t budget, CudaKernel kernel, const CaseData<T>& in,
+                 bool train) {
+  const T nan = from_f<T>(NAN);  // every element must be written
+  std::vector<T> out[kOutputs];
+  for (int i = 0; i < kOutputs; ++i) out[i].assign(i == 6 && !train ? 0 : size_t(output_elems(s, i)), nan);
   MoeCudaOptions opt;
   opt.scratch_budget_bytes = budget;
   const ForwardLayout fl = plan_forward(s, dtype, budget);
@@ -281,49 +317,81 @@ BackwardLayout run_case(const MoeShape& s, CudaDType dtype, size_t budget, const
   std::fill(base + bytes, base + bytes + canary, 0x5A);
   HostBackend<T> be;
   be.kernel = kernel;
-  std::string err = orchestrate_forward<T>(be, dtype, s, tx.data(), te.data(), twg.data(), twu.data(), twd.data(),
-                                           y.data(), base, opt);
-  const int fwd_calls = be.gemm_calls;
-  if (err.empty())
-    err = orchestrate_backward<T>(be, dtype, s, tx.data(), te.data(), twg.data(), twu.data(), twd.data(), tdy.data(),
-                                  dx.data(), de.data(), dwg.data(), dwu.data(), dwd.data(), base, opt);
-  const bool canary_ok = std::all_of(base + bytes, base + bytes + canary, [](unsigned char c) { return c == 0x5A; });
-
-  auto back = [](const std::vector<T>& v) {
-    std::vector<float> out(v.size());
-    for (size_t i = 0; i < v.size(); ++i) out[i] = to_f(v[i]);
-    return out;
-  };
-  const std::vector<float> got[6] = {back(y), back(dx), back(de), back(dwg), back(dwu), back(dwd)};
-  const double u16 = 0x1p-8;
-  const bool sixteen = dtype != CudaDType::f32;
-  double worst = 0, worst_ratio = 0;
-  bool ok = err.empty() && canary_ok;
-  const double bound = !sixteen ? 1e-5 : 4 * u16;  // as the check program's (check_main.cpp), every output
-  for (int i = 0; i < 6; ++i) {
-    const size_t segments = i < 3 ? size_t(s.G) : 1;  // y, dx, de per segment; dW one block
-    const double r = segment_relative_error(got[i].data(), ref[i].data(), got[i].size(), segments);
-    worst = std::max(worst, r);
-    worst_ratio = std::max(worst_ratio, r / bound);
-    ok = ok && r <= bound;
-  }
+  T* saved = train ? out[6].data() : nullptr;
+  PairRun r;
+  r.err = orchestrate_forward<T>(be, dtype, s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(),
+                                 out[0].data(), saved, base, opt);
+  r.fwd_gemms = be.gemm_calls, r.fwd_products = be.merged_products;
+  if (r.err.empty())
+    r.err = orchestrate_backward<T>(be, dtype, s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(),
+                                    in.dy.data(), saved, out[1].data(), out[2].data(), out[3].data(), out[4].data(),
+                                    out[5].data(), base, opt);
+  r.bwd_gemms = be.gemm_calls - r.fwd_gemms, r.bwd_products = be.merged_products - r.fwd_products;
+  r.weight_grads = be.weight_grad_calls;
+  r.canary_ok = std::all_of(base + bytes, base + bytes + canary, [](unsigned char c) { return c == 0x5A; });
   // group: every GEMM grouped when it takes the job (16-bit, E ≤ 64), none otherwise.
   const bool grouped = kernel == CudaKernel::group && dtype != CudaDType::f32 && s.E <= kWideKernelMaxTerms;
-  const bool group_ok = kernel != CudaKernel::group || degenerate(s) ||
-                        (grouped ? be.group_calls == be.gemm_calls && be.group_fallbacks == 0
-                                 : be.group_calls == 0 && be.group_fallbacks == be.gemm_calls);
-  const bool calls_ok = group_ok && degenerate(s) ? be.gemm_calls == 0 && be.weight_grad_calls == 0
-                                      : fwd_calls == 2 * fl.plan.chunks && be.gemm_calls == fwd_calls + 2 * bl.plan.chunks &&
-                                            be.weight_grad_calls == 3 * bl.plan.chunks;
-  char msg[400];
-  std::snprintf(msg, sizeof msg,
-                "%s%s G,T,d,f,E=%lld,%lld,%lld,%lld,%lld %s: %lld fwd / %lld bwd chunks%s, max error %.2e (%.2f of "
-                "bound)%s%s%s",
-                kernel == CudaKernel::group ? (grouped ? "[group] " : "[group → tile] ") : "", what, (long long)s.G, (long long)s.T, (long long)s.d, (long long)s.f, (long long)s.E,
-                dtype_name(dtype), (long long)fl.plan.chunks, (long long)bl.plan.chunks,
-                bl.has_dw_acc ? ", float32 dW accumulator" : "", worst, worst_ratio, err.empty() ? "" : (" error: " + err).c_str(),
-                canary_ok ? "" : " WROTE PAST THE SCRATCH", calls_ok ? "" : " wrong number of kernel calls");
-  expect(ok && calls_ok, msg);
+  r.group_ok = kernel != CudaKernel::group || degenerate(s) ||
+               (grouped ? be.group_calls == be.gemm_calls && be.group_fallbacks == 0
+                        : be.group_calls == 0 && be.group_fallbacks == be.gemm_calls);
+  for (int i = 0; i < kOutputs; ++i) {
+    r.out[i].resize(out[i].size());
+    for (size_t j = 0; j < out[i].size(); ++j) r.out[i][j] = to_f(out[i][j]);
+  }
+  return r;
+}
+
+// Both pairs on one case, each against the float64 references, with the calls each must make: per chunk
+// the forward runs 2 GEMMs (3 merged products), the backward 2 GEMMs and 3 weight-gradient calls; the
+// plain backward's first GEMM has 3 merged products (a, b recomputed, dh), the training pair's only dh.
+// float32: the training pair's outputs are the plain pair's bits (a, b saved exactly, consumed as recomputed).
+template <typename T>
+BackwardLayout run_case(const MoeShape& s, CudaDType dtype, size_t budget, const char* what,
+                        CudaKernel kernel = CudaKernel::tile) {
+  const CaseData<T> in = make_case<T>(s);
+  const ForwardLayout fl = plan_forward(s, dtype, budget);
+  const BackwardLayout bl = plan_backward(s, dtype, budget);
+  const bool sixteen = dtype != CudaDType::f32;
+  const bool grouped = kernel == CudaKernel::group && sixteen && s.E <= kWideKernelMaxTerms;
+  std::vector<float> plain_bits[kOutputs];
+  for (const bool train : {false, true}) {
+    // As the check program's (check_main.cpp), every output: float32 1e-5; 16-bit 4u, the training pair 6u
+    // (its backward's h, da, db also carry the roundings of the saved a, b).
+    const double bound = !sixteen ? 1e-5 : (train ? 6 : 4) * 0x1p-8;
+    const PairRun r = run_pair<T>(s, dtype, budget, kernel, in, train);
+    double worst = 0, worst_ratio = 0;
+    bool ok = r.err.empty() && r.canary_ok;
+    for (int i = 0; i < kOutputs; ++i) {
+      if (i == 6 && !train) continue;
+      const double e = segment_relative_error(r.out[i].data(), in.ref[i].data(), r.out[i].size(), output_segments(s, i));
+      worst = std::max(worst, e);
+      worst_ratio = std::max(worst_ratio, e / bound);
+      ok = ok && e <= bound;
+    }
+    const long long fc = fl.plan.chunks, bc = bl.plan.chunks;
+    const bool calls_ok =
+        r.group_ok && (degenerate(s) ? r.fwd_gemms == 0 && r.bwd_gemms == 0 && r.weight_grads == 0
+                                     : r.fwd_gemms == 2 * fc && r.bwd_gemms == 2 * bc && r.weight_grads == 3 * bc &&
+                                           r.fwd_products == 3 * fc && r.bwd_products == (train ? 3 : 5) * bc);
+    bool same_as_plain = true;
+    if (!train)
+      for (int i = 0; i < 6; ++i) plain_bits[i] = r.out[i];
+    else if (!sixteen)
+      for (int i = 0; i < 6; ++i)
+        same_as_plain = same_as_plain && plain_bits[i].size() == r.out[i].size() &&
+                        std::memcmp(plain_bits[i].data(), r.out[i].data(), r.out[i].size() * sizeof(float)) == 0;
+    char msg[512];
+    std::snprintf(msg, sizeof msg,
+                  "%s%s%s G,T,d,f,E=%lld,%lld,%lld,%lld,%lld %s: %lld fwd / %lld bwd chunks%s, max error %.2e (%.2f of "
+                  "bound)%s%s%s%s",
+                  kernel == CudaKernel::group ? (grouped ? "[group] " : "[group → tile] ") : "",
+                  train ? "[train] " : "", what, (long long)s.G, (long long)s.T, (long long)s.d, (long long)s.f,
+                  (long long)s.E, dtype_name(dtype), fc, bc, bl.has_dw_acc ? ", float32 dW accumulator" : "", worst,
+                  worst_ratio, r.err.empty() ? "" : (" error: " + r.err).c_str(),
+                  r.canary_ok ? "" : " WROTE PAST THE SCRATCH", calls_ok ? "" : " wrong number of kernel calls",
+                  same_as_plain ? (train && !sixteen ? ", bits of the plain pair" : "") : " BITS DIFFER FROM THE PLAIN PAIR");
+    expect(ok && calls_ok && same_as_plain, msg);
+  }
   return bl;
 }
 

@@ -1,12 +1,13 @@
 /**
- * The CUDA merged-expert FFN (kernels/cuda) on a machine without a GPU: its host-side scratch planner,
- * its orchestration of the passes run against a host backend (everything but the kernels' insides),
- * its check program's CPU mode (every precision within its bound, injected errors caught in every
- * output of every precision, two runs bit-identical), the GPU-run script's time limit and sanitizer
- * verdicts (against stand-in sanitizers), and, where nvcc exists, that the CUDA sources were compiled
- * by the native build (npm ci / bin/setup) for sm_90 and are reused, not rebuilt, where the dense
- * baseline looks for cuBLAS, and that the GPU check passes where a device exists and says there is
- * none where it does not.
+ * The CUDA ops (kernels/cuda: the merged-expert FFN's plain and training pairs, AdamWUpdate) on a machine
+ * without a GPU: the FFN's host-side scratch planner, its orchestration of the passes (both pairs) run
+ * against a host backend (everything but the kernels' insides), the check program's CPU mode (every
+ * precision within its bound, injected errors caught in every output of every precision and op, two runs
+ * bit-identical), the GPU-run script's time limit and sanitizer verdicts (against stand-in sanitizers),
+ * and, where nvcc exists, that the CUDA sources were compiled by the native build (npm ci / bin/setup)
+ * for sm_90 and are reused, not rebuilt, that the CUDA library's op registrations agree with the CPU
+ * ops', where the dense baseline looks for cuBLAS, and that the GPU check passes where a device exists
+ * and says there is none where it does not.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,7 +15,10 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import * as G from '../graph/index.js';
+import { loadModel } from '../graph/testing/execute.js';
 import { PROJECT_ROOT } from '../runtime/index.js';
+import { moeFfn } from './moe.js';
 
 const BUILD = join(PROJECT_ROOT, 'kernels', 'build', 'lory-ops');
 const CHECK = join(PROJECT_ROOT, 'kernels', 'cuda', 'check');
@@ -56,25 +60,53 @@ function hasCudaDevice(): boolean {
 
 interface Row {
   shape: string;
+  op: string;
   dtype: string;
+  ab: string;
   bound: string;
   verdict: string;
   bits: string;
 }
 
-// Result rows of the check program: shape, kernel, dtype, ref, 7 error columns, bound, bits, ..., verdict.
+// FFN rows of the check program: shape, kernel, op, dtype, ref, e32, 7 error columns (ab last), bound,
+// bits, 9 timing columns, verdict.
 function rows(stdout: string): Row[] {
   return stdout
     .split('\n')
     .filter((l) => /^\d+,\d+,\d+,\d+,\d+\s/.test(l))
     .map((l) => {
       const f = l.trim().split(/\s+/);
-      return { shape: f[0]!, dtype: f[2]!, bound: f[11]!, bits: f[12]!, verdict: f.slice(22).join(' ') };
+      return { shape: f[0]!, op: f[2]!, dtype: f[3]!, ab: f[12]!, bound: f[13]!, bits: f[14]!, verdict: f.slice(24).join(' ') };
     });
 }
 
-// One bound per precision for every output, chunked or not (4u for 16-bit types; kernels/cuda/check_main.cpp).
-const BOUND: Record<string, string> = { float32: '1.0e-05', float16: '2.0e-03', bfloat16: '1.6e-02' };
+interface AdamWRow {
+  n: number;
+  errors: number[];
+  bound: string;
+  bits: string;
+  cpuBits: string;
+  verdict: string;
+}
+
+// AdamWUpdate rows: op, n, offset, hyper, p', m', v', bound, bits, cpu, ms, GB/s, verdict.
+function adamwRows(stdout: string): AdamWRow[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith('AdamWUpdate '))
+    .map((l) => {
+      const f = l.trim().split(/\s+/);
+      return { n: Number(f[1]), errors: f.slice(4, 7).map(Number), bound: f[7]!, bits: f[8]!, cpuBits: f[9]!, verdict: f.slice(12).join(' ') };
+    });
+}
+
+// One bound per precision and op for every output, chunked or not (kernels/cuda/check_main.cpp): 4u for
+// 16-bit types, 6u for the training pair's (its ab is rounded to the type before the backward reads it).
+const BOUND: Record<string, Record<string, string>> = {
+  plain: { float32: '1.0e-05', float16: '2.0e-03', bfloat16: '1.6e-02' },
+  train: { float32: '1.0e-05', float16: '2.9e-03', bfloat16: '2.3e-02' },
+};
+const ALL_OUTPUTS: Record<string, string> = { plain: 'y,dx,de,dW_gate,dW_up,dW_down', train: 'y,dx,de,dW_gate,dW_up,dW_down,ab' };
 
 describe('the CUDA kernel\'s host-side checks', { skip }, () => {
   it('plans chunks that cover every segment once and keep scratch within the budget, paper scale included', () => {
@@ -101,16 +133,37 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     assert.doesNotMatch(r.stdout, /FAIL/);
   });
 
-  it('passes the check program in CPU mode for float32, float16 and bfloat16, with identical bits on two runs', () => {
+  it('runs the training pair\'s orchestration (a, b saved by the forward, read by the backward) within the float64 bounds', () => {
+    const r = run(join(BUILD, 'moe_cuda_orchestrate_test'));
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    // Every case runs both pairs: as many [train] lines as plain ones, and the backward's first GEMM
+    // computes only dh (the host backend counts the merged products: a wrong count fails the line).
+    const lines = r.stdout.split('\n').filter((l) => / G,T,d,f,E=/.test(l));
+    const train = lines.filter((l) => l.includes('[train] '));
+    assert.ok(train.length > 20 && train.length * 2 === lines.length, r.stdout);
+    // float32: a, b are saved exactly, so the pair gives the plain pair's bits.
+    for (const l of train.filter((t) => / float32:/.test(t))) assert.match(l, /^ok {3}.*, bits of the plain pair$/, l);
+    assert.match(r.stdout, /ok {3}\[train\] 1 KiB budget, 64 chunks G,T,d,f,E=64,4,24,40,4 bfloat16: 32 fwd \/ 64 bwd chunks, float32 dW accumulator/);
+    assert.match(r.stdout, /ok {3}\[group\] \[train\] G = 13: 3 groups \+ 1 /);
+    for (const dim of ['T', 'd', 'f', 'E', 'G'])
+      for (const dtype of ['float32', 'bfloat16'])
+        assert.match(r.stdout, new RegExp(`ok {3}\\[train\\] ${dim} = 0 G,T,d,f,E=[0-9,]+ ${dtype}:`), `${dim} = 0, ${dtype}`);
+  });
+
+  it('passes the check program in CPU mode for float32, float16 and bfloat16, both pairs, with identical bits on two runs', () => {
     const r = run(CHECK, '--cpu-only', '--quick');
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const got = rows(r.stdout);
     assert.deepEqual([...new Set(got.map((g) => g.dtype))].sort(), ['bfloat16', 'float16', 'float32']);
-    assert.equal(got.length, 6, r.stdout);
+    assert.equal(got.length, 12, r.stdout);
+    for (const op of ['plain', 'train']) assert.equal(got.filter((g) => g.op === op).length, 6, `${op} rows`);
     for (const g of got) {
       assert.match(g.verdict, /^ok/, JSON.stringify(g));
       assert.equal(g.bits, 'same');
-      assert.equal(g.bound, BOUND[g.dtype], `${g.shape} ${g.dtype}: no bound widened by the chunk count`);
+      assert.equal(g.bound, BOUND[g.op]![g.dtype], `${g.shape} ${g.op} ${g.dtype}: no bound widened by the chunk count`);
+      // The training pair's ab is checked against its float64 reference; a plain row has none.
+      if (g.op === 'train') assert.ok(Number(g.ab) <= Number(g.bound), JSON.stringify(g));
+      else assert.equal(g.ab, '-');
     }
     for (const dtype of ['float16', 'bfloat16'])
       assert.ok(
@@ -122,9 +175,11 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
   it('runs exactly the shapes --shape names, and refuses one not in its table or needing a GPU', () => {
     const r = run(CHECK, '--cpu-only', '--shape', '2,300,24,40,3', '--shape', '2,5,16,24,65');
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.deepEqual(rows(r.stdout).map((g) => `${g.shape} ${g.dtype}`), [
-      '2,300,24,40,3 float32', '2,300,24,40,3 float16', '2,300,24,40,3 bfloat16',
-      '2,5,16,24,65 float32', '2,5,16,24,65 float16', '2,5,16,24,65 bfloat16',
+    assert.deepEqual(rows(r.stdout).map((g) => `${g.shape} ${g.op} ${g.dtype}`), [
+      '2,300,24,40,3 plain float32', '2,300,24,40,3 train float32', '2,300,24,40,3 plain float16',
+      '2,300,24,40,3 train float16', '2,300,24,40,3 plain bfloat16', '2,300,24,40,3 train bfloat16',
+      '2,5,16,24,65 plain float32', '2,5,16,24,65 train float32', '2,5,16,24,65 plain float16',
+      '2,5,16,24,65 train float16', '2,5,16,24,65 plain bfloat16', '2,5,16,24,65 train bfloat16',
     ]);
     const unknown = run(CHECK, '--cpu-only', '--shape', '1,2,3,4,5');
     assert.equal(unknown.status, 2);
@@ -134,23 +189,42 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     assert.equal(gpuOnly.stderr, "--shape '2,0,8,8,2': runs on a GPU only\n");
   });
 
-  it('catches an injected error in every output of every precision', () => {
+  it('catches an injected error in every output of every precision and op, AdamWUpdate\'s included', () => {
     const r = run(CHECK, '--cpu-only', '--quick', '--inject-error');
     assert.equal(r.status, 1, 'a wrong result must fail the check');
     const got = rows(r.stdout);
-    assert.equal(got.length, 6, r.stdout);
-    for (const g of got) assert.match(g.verdict, /^FAIL \(y,dx,de,dW_gate,dW_up,dW_down\)/, `${g.dtype}: ${g.verdict}`);
-    assert.match(r.stdout, /injected errors caught in every output: 6 of 6 rows/);
+    assert.equal(got.length, 12, r.stdout);
+    for (const g of got) assert.equal(g.verdict.split(' ').slice(0, 2).join(' '), `FAIL (${ALL_OUTPUTS[g.op]})`, `${g.op} ${g.dtype}: ${g.verdict}`);
+    const adamw = adamwRows(r.stdout);
+    assert.equal(adamw.length, 6, r.stdout);
+    for (const a of adamw) assert.equal(a.verdict, a.n === 0 ? 'ok' : 'FAIL (p,m,v)', JSON.stringify(a));
+    assert.match(r.stdout, /injected errors caught in every output: 18 of 18 rows/);
+  });
+
+  it('checks AdamWUpdate against its float64 reference, empty, tail-only, vector + tail and unaligned', () => {
+    const r = run(CHECK, '--cpu-only', '--quick');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const adamw = adamwRows(r.stdout);
+    assert.deepEqual(adamw.map((a) => a.n), [0, 1, 7, 197842, 197842, 1048579]);
+    for (const a of adamw) {
+      assert.equal(a.verdict, 'ok', JSON.stringify(a));
+      assert.equal(a.bound, '1.0e-06');
+      assert.ok(a.errors.every((e) => e <= 1e-6), JSON.stringify(a));
+      assert.equal(a.bits, 'same');
+      assert.equal(a.cpuBits, 'same');
+    }
+    assert.ok(adamw.some((a) => a.errors[0]! > 0), 'the p\' errors are measured, not zero');
   });
 
   it('catches an error confined to the smallest of 4 segment scales, and to a segment past grid.z\'s 65535', () => {
     // (40,33,96,160,8): segments at 1, 1/2, 1/4, 1/8 scale; the injection (3x the bound, relative to the
     // smallest segment) is 3/8 of the bound relative to the whole output, so only a per-segment metric sees it.
     // (65537,2,16,16,2): segments 8 … 65528 are exactly zero; the injection lands in one of them.
-    for (const shape of ['40,33,96,160,8', '65537,2,16,16,2']) {
+    // Rows: 3 precisions × both pairs (the plain one only at G = 65537), and the 6 AdamWUpdate rows.
+    for (const [shape, n] of [['40,33,96,160,8', 12], ['65537,2,16,16,2', 9]] as const) {
       const r = run(CHECK, '--cpu-only', '--shape', shape, '--inject-error');
       assert.equal(r.status, 1, r.stdout + r.stderr);
-      assert.match(r.stdout, /injected errors caught in every output: 3 of 3 rows/, r.stdout);
+      assert.match(r.stdout, new RegExp(`injected errors caught in every output: ${n} of ${n} rows`), r.stdout);
       const clean = run(CHECK, '--cpu-only', '--shape', shape);
       assert.equal(clean.status, 0, clean.stdout + clean.stderr);
     }
@@ -220,7 +294,7 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     assert.ok(existsSync(bin), `nvcc is at ${nvcc} but the native build made no ${bin}`);
     assert.ok(existsSync(join(BUILD, 'liblory_ops_cuda.so')) || !existsSync(join(BUILD, 'liblory_ops.so')), 'liblory_ops_cuda.so is built beside liblory_ops.so');
     const image = readFileSync(bin).toString('latin1');
-    for (const kernel of ['tile_gemm_kernel', 'segment_gemm_kernel', 'group_gemm_kernel', 'weight_grad_kernel', 'de_reduce_kernel'])
+    for (const kernel of ['tile_gemm_kernel', 'segment_gemm_kernel', 'group_gemm_kernel', 'weight_grad_kernel', 'de_reduce_kernel', 'adamw_kernel'])
       assert.ok(image.includes(kernel), `${kernel} is in the GPU check program`);
     const built = run(CHECK, '--build-only');
     assert.equal(built.status, 0, built.stderr);
@@ -243,6 +317,23 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     }
     const harness = run(bin, '--cpu-only', '--quick');
     assert.equal(harness.status, 0, harness.stdout + harness.stderr);
+  });
+
+  // A CPU session that loads the CUDA library: ORT builds one schema per op from all of the domain's
+  // registrations (CPU and CUDA) and refuses a library whose overloads of an op differ in their numbers
+  // of inputs or outputs; a bfloat16 LoryMoEFFNTrain node then passes the schema (only the CUDA
+  // registration takes bfloat16) and fails for want of a CPU kernel. With the CPU library alone (or a CUDA
+  // library without the training pair) bfloat16 is not in the schema at all.
+  it('registers the training pair for CUDA in 16-bit types, with the CPU ops\' inputs and outputs', { skip: !existsSync(join(BUILD, 'liblory_ops_cuda.so')) && 'liblory_ops_cuda.so is not built (no nvcc)' }, async () => {
+    const trainForward = (library: string) => {
+      const g = new G.Graph();
+      const ins = [g.input('x', 'bfloat16', [2, 3, 4]), g.input('e', 'bfloat16', [2, 2]), g.input('wg', 'bfloat16', [2, 4, 5]),
+        g.input('wu', 'bfloat16', [2, 4, 5]), g.input('wd', 'bfloat16', [2, 5, 4])] as const;
+      const y = moeFfn('custom', ...ins, { training: true });
+      return loadModel(G.exportModel(g, { outputs: { y }, inputs: [...ins] }).bytes, { customOpLibraries: [library], intraOpThreads: 1 });
+    };
+    await assert.rejects(trainForward(join(BUILD, 'liblory_ops_cuda.so')), /Could not find an implementation for LoryMoEFFNTrain\(1\) node/);
+    await assert.rejects(trainForward(join(BUILD, 'liblory_ops.so')), /Type 'tensor\(bfloat16\)' of input parameter \(x\) of operator \(LoryMoEFFNTrain\)/);
   });
 
   it('looks for cuBLAS beyond the loader: CUDA toolkits\' lib64 and Python\'s nvidia/cublas/lib', { skip: !nvcc && 'no nvcc on this machine' }, () => {

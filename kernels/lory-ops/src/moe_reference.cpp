@@ -1,6 +1,7 @@
 // Naive float64 loops that follow the math line by line; no blocking, no threads.
 #include "lory/moe_reference.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -62,6 +63,19 @@ void forward(const MoeShape& s, const In* x, const In* e, const In* w_gate, cons
 void moe_forward_reference(const MoeShape& s, const float* x, const float* e, const float* w_gate,
                            const float* w_up, const float* w_down, double* y) {
   forward(s, x, e, w_gate, w_up, w_down, y);
+}
+
+void moe_saved_reference(const MoeShape& s, const float* x, const float* e, const float* w_gate, const float* w_up,
+                         double* ab) {
+  std::vector<double> wg, wu, a, b;
+  const int64_t per = s.T * s.f;
+  for (int64_t g = 0; g < s.G; ++g) {
+    merge(s, e + g * s.E, w_gate, s.d, s.f, wg);
+    merge(s, e + g * s.E, w_up, s.d, s.f, wu);
+    gate_and_up(s, x + g * s.T * s.d, wg, wu, a, b);
+    std::copy(a.begin(), a.end(), ab + g * per);
+    std::copy(b.begin(), b.end(), ab + (s.G + g) * per);
+  }
 }
 
 void moe_forward_reference_f64(const MoeShape& s, const double* x, const double* e, const double* w_gate,

@@ -12,18 +12,8 @@
 namespace lory {
 namespace {
 
-// The four ops: forward or gradient, each plain or in the training variant that passes a, b along.
-struct OpKind {
-  bool grad, saves;
-  const char* name() const {
-    return grad ? (saves ? kTrainGradOpName : kGradOpName) : (saves ? kTrainForwardOpName : kForwardOpName);
-  }
-  size_t inputs() const { return grad ? (saves ? 7 : 6) : 5; }
-  size_t outputs() const { return grad ? 5 : (saves ? 2 : 1); }
-};
-
 struct CpuKernel {
-  OpKind kind;
+  MoeOpKind kind;
 };
 
 struct ParallelCall {
@@ -52,7 +42,7 @@ OrtStatus* allocate_scratch(OrtKernelContext* ctx, size_t floats, Scratch* scrat
   return g_ort->AllocatorAlloc(scratch->allocator, floats * sizeof(float), &scratch->data);
 }
 
-OrtStatus* compute(const OpKind& kind, OrtKernelContext* ctx) {
+OrtStatus* compute(const MoeOpKind& kind, OrtKernelContext* ctx) {
   const char* op_name = kind.name();
   OpInputs in;
   MoeShape s;
@@ -89,7 +79,7 @@ OrtStatus* compute(const OpKind& kind, OrtKernelContext* ctx) {
 // ORT calls these through plain function pointers, so each op's kind is a template argument.
 template <bool Grad, bool Saves>
 OrtCustomOp make_op() {
-  static constexpr OpKind kKind{Grad, Saves};
+  static constexpr MoeOpKind kKind{Grad, Saves};
   OrtCustomOp op;
   init_custom_op(&op);
   op.GetName = [](const OrtCustomOp*) { return kKind.name(); };
@@ -103,7 +93,7 @@ OrtCustomOp make_op() {
     return nullptr;
   };
   op.KernelComputeV2 = [](void* k, OrtKernelContext* ctx) -> OrtStatus* {
-    const OpKind& kind = static_cast<CpuKernel*>(k)->kind;
+    const MoeOpKind& kind = static_cast<CpuKernel*>(k)->kind;
     try {
       return compute(kind, ctx);
     } catch (const std::exception& ex) {

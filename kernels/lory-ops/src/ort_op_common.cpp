@@ -2,9 +2,17 @@
 
 #include <cstring>
 
+#include "lory/adamw.h"
+
 namespace lory {
 
 const OrtApi* g_ort = nullptr;
+
+static std::string dims_text(const std::vector<int64_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
+  return s + "]";
+}
 
 static std::string type_name(ONNXTensorElementDataType t) {
   switch (t) {
@@ -44,6 +52,44 @@ OrtStatus* read_moe_inputs(OrtKernelContext* ctx, const char* op_name, OpInputs*
                         type_name(in->types[0]) + "; all inputs must share one type");
   const std::string problem = infer_moe_shape(op_name, in->dims, shape);
   return problem.empty() ? nullptr : make_error(problem);
+}
+
+OrtStatus* read_adamw_inputs(OrtKernelContext* ctx, AdamWInputs* out) {
+  static const char* const kNames[5] = {"p", "g", "m", "v", "hyper"};
+  const OrtValue* in[5] = {};
+  std::vector<int64_t> dims[5];
+  for (size_t i = 0; i < 5; ++i) {
+    LORY_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(ctx, i, &in[i]));
+    if (!in[i]) return make_error(std::string(kAdamWOpName) + ": input '" + kNames[i] + "' is missing");
+    OrtTensorTypeAndShapeInfo* info = nullptr;
+    LORY_RETURN_IF_ERROR(g_ort->GetTensorTypeAndShape(in[i], &info));
+    size_t rank = 0;
+    OrtStatus* st = g_ort->GetDimensionsCount(info, &rank);
+    if (!st) {
+      dims[i].resize(rank);
+      st = g_ort->GetDimensions(info, dims[i].data(), rank);
+    }
+    g_ort->ReleaseTensorTypeAndShapeInfo(info);
+    if (st) return st;
+  }
+  for (size_t i = 1; i < 4; ++i)
+    if (dims[i] != dims[0])
+      return make_error(std::string(kAdamWOpName) + ": input '" + kNames[i] + "' has shape " + dims_text(dims[i]) +
+                        ", expected the shape of 'p' " + dims_text(dims[0]));
+  int64_t n = 1, hyper_n = 1;
+  for (int64_t d : dims[0]) n *= d;
+  for (int64_t d : dims[4]) hyper_n *= d;
+  if (hyper_n != kAdamWHyperCount)
+    return make_error(std::string(kAdamWOpName) + ": input 'hyper' has shape " + dims_text(dims[4]) + ", expected " +
+                      std::to_string(kAdamWHyperCount) + " values (decay, step_size, bc2_sqrt, grad_scale, beta1, beta2, eps)");
+  for (size_t i = 0; i < 5; ++i) {
+    const void* p = nullptr;
+    LORY_RETURN_IF_ERROR(g_ort->GetTensorData(in[i], &p));
+    out->data[i] = static_cast<const float*>(p);
+  }
+  out->dims = dims[0];
+  out->n = n;
+  return nullptr;
 }
 
 OrtStatus* make_output(OrtKernelContext* ctx, size_t index, const std::vector<int64_t>& dims, void** data) {

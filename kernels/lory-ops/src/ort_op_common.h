@@ -16,7 +16,7 @@ constexpr const char* kDomain = "ai.lory";
 constexpr const char* kForwardOpName = "LoryMoEFFN";
 constexpr const char* kGradOpName = "LoryMoEFFNGrad";
 // The training pair: the forward also returns a, b [2,G,T,f]; the gradient takes them instead of
-// recomputing them (CPU only; the CUDA library registers the pair above).
+// recomputing them.
 constexpr const char* kTrainForwardOpName = "LoryMoEFFNTrain";
 constexpr const char* kTrainGradOpName = "LoryMoEFFNTrainGrad";
 constexpr const char* kAdamWOpName = "AdamWUpdate";
@@ -33,6 +33,17 @@ inline OrtStatus* make_error(const std::string& message) {
   return g_ort->CreateStatus(ORT_INVALID_ARGUMENT, message.c_str());
 }
 
+// The four merged-FFN ops: forward or gradient, each plain or in the training variant that passes a, b
+// along (its forward has the second output ab [2,G,T,f], its gradient the seventh input ab).
+struct MoeOpKind {
+  bool grad, saves;
+  const char* name() const {
+    return grad ? (saves ? kTrainGradOpName : kGradOpName) : (saves ? kTrainForwardOpName : kForwardOpName);
+  }
+  size_t inputs() const { return grad ? (saves ? 7 : 6) : 5; }
+  size_t outputs() const { return grad ? 5 : (saves ? 2 : 1); }
+};
+
 struct OpInputs {
   std::vector<const OrtValue*> values;
   std::vector<std::vector<int64_t>> dims;
@@ -41,6 +52,16 @@ struct OpInputs {
 
 // Reads all inputs, checks they share one element type, and derives the MoE shape.
 OrtStatus* read_moe_inputs(OrtKernelContext* ctx, const char* op_name, OpInputs* in, MoeShape* shape);
+
+// AdamWUpdate's inputs (p, g, m, v, hyper; float32, which ORT checks against the registration), with
+// p, g, m, v of one shape of n elements and hyper of 7 values. Pointers are where the op's provider keeps
+// its inputs (host memory on CPU, device memory on CUDA).
+struct AdamWInputs {
+  std::vector<int64_t> dims;  // of p
+  int64_t n = 0;
+  const float* data[5] = {};
+};
+OrtStatus* read_adamw_inputs(OrtKernelContext* ctx, AdamWInputs* in);
 
 // Allocates output `index` with `dims` and returns its data pointer.
 OrtStatus* make_output(OrtKernelContext* ctx, size_t index, const std::vector<int64_t>& dims, void** data);
