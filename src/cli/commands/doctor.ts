@@ -2,6 +2,10 @@
 import type { Command } from 'commander';
 import { diagnose, type DiagnosticsReport } from '../../runtime/diagnostics.js';
 import { startProgress } from '../progress.js';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { MPI_ADDON_PATH } from '../../parallel/mpi.js';
+import { findMpirun } from '../launch-ranks.js';
 
 function formatReport(r: DiagnosticsReport): string {
   const yes = (b: boolean) => (b ? 'yes' : 'no');
@@ -25,6 +29,18 @@ function formatReport(r: DiagnosticsReport): string {
   return lines.join('\n');
 }
 
+/** Multi-process training: mpirun on PATH (and its version), lory's MPI binding built. */
+function probeMpi(): { mpirun: string | null; version: string | null; binding: boolean } {
+  const mpirun = findMpirun() ?? null;
+  const version = mpirun ? (spawnSync(mpirun, ['--version'], { encoding: 'utf8' }).stdout ?? '').split('\n')[0]!.trim() || null : null;
+  return { mpirun, version, binding: existsSync(MPI_ADDON_PATH) };
+}
+
+function formatMpi(m: ReturnType<typeof probeMpi>): string {
+  const launcher = m.mpirun ? `${m.version ?? 'mpirun'} (${m.mpirun})` : 'mpirun not on PATH';
+  return `mpi             ${launcher}; lory's binding ${m.binding ? 'built' : `not built (${MPI_ADDON_PATH})`}${m.mpirun && m.binding ? ': `mpirun -np N lory train` works' : ''}`;
+}
+
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
@@ -33,12 +49,12 @@ export function registerDoctor(program: Command): void {
     .addHelpText('after', '\nExamples:\n  $ lory doctor\n  $ lory doctor --json | jq .customOpLibraries')
     .action(async (options: { json?: boolean }) => {
       const progress = options.json ? undefined : startProgress('probing the runtime');
-      const report = await diagnose();
+      const report = { ...(await diagnose()), mpi: probeMpi() };
       if (options.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else {
         progress?.succeed('runtime probed');
-        process.stdout.write(`${formatReport(report)}\n`);
+        process.stdout.write(`${formatReport(report)}\n${formatMpi(report.mpi)}\n`);
       }
       if (!report.ok) process.exitCode = 1;
     });
