@@ -85,6 +85,7 @@ describe('the lory command line', () => {
       customOpLibraries: Array<{ name: string; loads: boolean; built: boolean }>;
       threads: { availableParallelism: number };
       cuda: { deviceCount: number };
+      mpi: { mpirun: string | null; version: string | null; binding: boolean };
     };
     assert.match(report.ort.version, /^1\.\d+\.\d+$/);
     assert.equal(report.providers.find((p) => p.name === 'cpu')?.usable, true);
@@ -93,6 +94,9 @@ describe('the lory command line', () => {
     for (const lib of report.customOpLibraries) if (lib.built && lib.name !== 'lory-ops-cuda') assert.equal(lib.loads, true, lib.name);
     assert.ok(report.threads.availableParallelism >= 1);
     assert.equal(typeof report.cuda.deviceCount, 'number');
+    // bin/setup installs Open MPI and builds the binding: multi-process training is ready.
+    assert.equal(report.mpi.binding, true);
+    assert.match(report.mpi.version ?? '', /Open/);
   });
 
   it('prints a readable doctor report', () => {
