@@ -5,6 +5,7 @@ import { log } from './log.js';
 import { guardOutput, outputFailure } from './output.js';
 import { applyUsageConventions, buildProgram } from './program.js';
 import { currentWorld, raisedOnAllRanks } from '../parallel/world.js';
+import { launchFromEnv } from '../parallel/mpi.js';
 
 /**
  * A rank leaves MPI cleanly (MPI_Finalize waits for every rank) when all ranks end alike: success,
@@ -39,7 +40,8 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
       return error.exitCode === 0 ? EXIT.ok : EXIT.user;
     }
     // An error every rank raised alike is rank 0's to print.
-    const quiet = raisedOnAllRanks(error) && currentWorld()?.isRoot === false;
+    const rank = currentWorld()?.rank ?? launchFromEnv()?.rank ?? 0;
+    const quiet = raisedOnAllRanks(error) && rank !== 0;
     if (isUserError(error)) {
       if (!quiet) log.error((error as Error).message);
       return EXIT.user;

@@ -16,6 +16,9 @@ import { registerEval } from './commands/eval.js';
 import { registerInspectExperts } from './commands/inspect-experts.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerReport } from './commands/report.js';
+import { launchFromEnv } from '../parallel/mpi.js';
+import { markAllRanks } from '../parallel/world.js';
+import { InputError } from '../artifacts/index.js';
 import { log, LOG_LEVELS, type LogLevel } from './log.js';
 
 export function packageVersion(): string {
@@ -46,9 +49,10 @@ Examples:
 
 Docs: README.md; the method and design: docs/ and DESIGN notes.`,
     )
-    .hook('preAction', (command) => {
+    .hook('preAction', (command, action) => {
       const opts = command.optsWithGlobals() as GlobalOptions;
       log.level = opts.quiet ? 'error' : opts.debug ? 'debug' : opts.logLevel;
+      refuseUnderRanks(action.name());
     });
   registerDoctor(program);
   registerPrepare(program);
@@ -89,4 +93,14 @@ function commandPath(command: Command): string {
   const names: string[] = [];
   for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
   return names.join(' ');
+}
+
+/** Commands that divide their work among the ranks of `mpirun -np N` (N > 1); others would run N times over one output. */
+const RANKED_COMMANDS = new Set(['train', 'embed', 'params', 'doctor']);
+
+function refuseUnderRanks(command: string): void {
+  const launch = launchFromEnv();
+  if (!launch || launch.size < 2 || RANKED_COMMANDS.has(command)) return;
+  const hint = command === 'run' ? ': run the pipeline in one process and train its runs with `mpirun -np N lory train`' : '';
+  throw markAllRanks(new InputError(`lory ${command} runs in one process; under mpirun only train and embed divide their work among the ${launch.size} ranks${hint}`));
 }

@@ -183,6 +183,12 @@ describe('data-parallel training (mpirun -np 2)', { concurrency: false }, () => 
       assert.ok(!existsSync(out), 'nothing written');
     });
 
+    it('a command that does not divide its work among ranks (lory run)', () => {
+      const r = spawnSync('mpirun', ['-np', '2', LORY, 'run', exact()], { encoding: 'utf8', env });
+      assert.equal(r.status, 2, r.stderr);
+      assert.deepEqual(loryLines(r.stderr), ['error: lory run runs in one process; under mpirun only train and embed divide their work among the 2 ranks: run the pipeline in one process and train its runs with `mpirun -np N lory train`']);
+    });
+
     it('--ranks without mpirun on PATH', () => {
       const bin = join(root, 'path-without-mpirun');
       mkdirSync(bin, { recursive: true });

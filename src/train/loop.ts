@@ -23,7 +23,7 @@ import { ConfigError, checkTrainingSequenceLength, countFlops, denseToMoe, initP
 import { runIdentity } from '../pipeline/load.js';
 import { firstNonFinite, listCheckpoints, readCheckpoint, writeCheckpoint, pruneCheckpoints, type CheckpointState, type DataCursor } from './checkpoint.js';
 import { InstanceReader, openBatches, type BatchesInfo, type MicroBatch } from './data.js';
-import { checkTrainingMemory, estimateTrainingMemory } from './memory.js';
+import { availableMemory, checkTrainingMemory, estimateTrainingMemory } from './memory.js';
 import { convertMoments, makeModelTrainer, readState, runSessionOptions, runUpdate, validate, type ModelTrainer, type RankSetup, type TrainState } from './model-trainer.js';
 import type { World } from '../parallel/mpi.js';
 import { gatherMoments, shareUpdatedParams } from '../parallel/shard.js';
@@ -188,7 +188,12 @@ const STATUSES: RunDirStatus[] = ['fresh', 'continue', 'extend', 'done'];
 async function trainOnRanks(o: TrainOptions, world: World, started: number): Promise<TrainResult> {
   const run = await together(world, () => {
     const inputs = openInputs(o);
-    if (o.memoryCheck !== false) checkTrainingMemory(memoryOf(o, inputs.seq));
+    if (o.memoryCheck !== false) {
+      // The ranks on one machine share its memory.
+      const machine = availableMemory();
+      const n = world.localSize;
+      checkTrainingMemory(memoryOf(o, inputs.seq), n > 1 ? { bytes: machine.bytes / n, source: `${machine.source}: a 1/${n} share for each of the ${n} ranks on this machine` } : machine);
+    }
     return inputs;
   });
   await checkSameRun(world, run.identity, o.train.accumulation);

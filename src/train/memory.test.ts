@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { countParams, resolveModelConfig } from '../model/index.js';
-import { estimateTrainingMemory, gigabytes } from './memory.js';
+import { estimateTrainingMemory, gigabytes, largestShard } from './memory.js';
 
 describe('the training memory estimate', () => {
   it('adds up the parts for a dense model, worked by hand', () => {
@@ -30,6 +30,22 @@ describe('the training memory estimate', () => {
     // Per layer the FFN differs by 256·(4f − 2f − d) tokens·elements, plus 8 segments × 3·d·f merged weights.
     const perLayer = 256 * (4 * 256 - 2 * 256 - 64) + 8 * 3 * 64 * 256;
     assert.equal(standard.activations - fused.activations, 1.5 * 4 * 3 * perLayer);
+  });
+
+  it('per rank: accumulators always, and sharded AdamW state = the busiest rank of the shard plan, worked by hand', () => {
+    // The dense model above: tensors tok_emb and lm_head 64,000 each, per layer wq/wk/wv/wo 4,096, w_gate/w_up/w_down 16,384, 2 norms 64; final norm 64.
+    const model = resolveModelConfig({ vocabSize: 1000, dModel: 64, nLayers: 2, nHeads: 4, dFf: 256, contextLength: 128 });
+    const P = 259_392;
+    const one = estimateTrainingMemory(model, { microBatch: 2, seq: 128, accumulation: 1, ranks: 2 });
+    assert.equal(one.gradients, 3 * P * 4, 'a rank of a data-parallel run accumulates');
+    assert.equal(one.optimizer, 4 * P * 4);
+    // Largest first to the emptier rank: 64,000 | 64,000, then six 16,384 alternate (98 k each), then
+    // eight 4,096 alternate, then the 64-element norms: the two loads differ by at most one norm.
+    const shard = largestShard(model, 2);
+    assert.ok(shard >= P / 2 && shard <= P / 2 + 64, `busiest rank ${shard} of ${P}`);
+    const sharded = estimateTrainingMemory(model, { microBatch: 2, seq: 128, accumulation: 1, ranks: 2, shardOptimizer: true });
+    assert.equal(sharded.optimizer, 4 * shard * 4);
+    assert.equal(sharded.total, one.total - one.optimizer + sharded.optimizer);
   });
 
   it('prints sizes readably', () => {

@@ -101,3 +101,15 @@ test('lory params prints the training memory per rank, the same estimate `lory t
   const t = lory('params', 'pipelines/demo.yaml', 'pipelines/paper-0.3b-8e.yaml');
   assert.match(t.stdout, /train memory\/rank\n.*~0\.\d\d GB\n.*~0\.\d\d GB\n.*~\d+ GB\n/);
 });
+
+test('lory params --ranks N prints the memory per rank with the AdamW state whole and sharded', () => {
+  const r = lory('params', '--ranks', '8', 'pipelines/paper-0.3b-32e.yaml');
+  assert.equal(r.status, 0, r.stderr);
+  // Every rank: AdamW state 109 GB; sharded, the busiest of 8 ranks keeps 13.8 GB (whole tensors, ~1/8).
+  assert.match(r.stdout, /on 8 ranks\s+~\d+ GB per rank \(AdamW state 109 GB on every rank\); ~\d+ GB with train\.shard_optimizer \(AdamW state 13\.8 GB on the busiest rank\)/);
+  const j = JSON.parse(lory('params', '--json', '--ranks', '8', 'pipelines/paper-0.3b-32e.yaml').stdout) as Array<{ ranks: { count: number; unsharded: { total: number; optimizer: number }; sharded: { total: number; optimizer: number } } }>;
+  const { unsharded, sharded } = j[0]!.ranks;
+  assert.equal(unsharded.total - sharded.total, unsharded.optimizer - sharded.optimizer, 'sharding changes the AdamW state only');
+  const bad = lory('params', '--ranks', '0', 'pipelines/demo.yaml');
+  assert.equal(bad.status, 2);
+});
