@@ -3,7 +3,8 @@
  * 2 threads (`lory train`, threads: 2), on the same cores, data and global batch (micro_batch ×
  * accumulation 2). For tiny and small models, dense and Lory: tokens/s (median over steps after the
  * first five, then over rounds) and, for the ranks, the time in the gradient allreduce per step and
- * its share of the step. Rounds alternate the two modes so machine load hits both alike.
+ * its share of the step (rank 0's, waiting for the other rank included), and the allreduce alone
+ * (bench/allreduce-probe.ts: after a barrier). Rounds alternate the two modes so load hits both alike.
  *
  * Run: npm run bench:parallel   (or: node dist/bench/data-parallel.js [rounds] [steps])
  */
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   await prepare({ inputs: [FIXTURE_TRAIN], out: tokens, vocabSize: 2048 });
   await buildBatches({ tokens, out: batches, strategy: 'random', seqLen: 256, validFraction: 0.05, dedup: false });
   console.log(`${rounds} rounds × ${steps} steps; global batch 4 × 2 × 256 = 2,048 tokens; medians over steps 6..${steps}, then over rounds`);
-  console.log('model           1 rank × 2 threads   2 ranks × 1 thread   ratio   allreduce/step   share of step');
+  console.log('model           1 rank × 2 threads   2 ranks × 1 thread   ratio   allreduce/step   share of step   allreduce alone (after a barrier)');
   for (const model of Object.keys(models)) {
     const a: Run[] = [];
     const b: Run[] = [];
@@ -70,8 +71,10 @@ async function main(): Promise<void> {
     const tb = median(b.map((r) => r.tokensPerSecond));
     const ar = median(b.map((r) => r.allreduceMs!));
     const share = median(b.map((r) => r.allreduceMs! / r.stepMs));
+    const probe = spawnSync('mpirun', ['-np', '2', '--oversubscribe', process.execPath, join(PROJECT_ROOT, 'dist', 'bench', 'allreduce-probe.js'), models[model]!], { encoding: 'utf8', env });
+    const alone = JSON.parse(probe.stdout.trim().split('\n').at(-1)!) as { tensors: number; bytes: number; ms: number };
     console.log(
-      `${model.padEnd(15)} ${`${ta.toFixed(0)} tok/s`.padStart(18)}   ${`${tb.toFixed(0)} tok/s`.padStart(18)}   ${(tb / ta).toFixed(2).padStart(5)}   ${`${ar.toFixed(2)} ms`.padStart(14)}   ${`${(100 * share).toFixed(1)}%`.padStart(13)}`,
+      `${model.padEnd(15)} ${`${ta.toFixed(0)} tok/s`.padStart(18)}   ${`${tb.toFixed(0)} tok/s`.padStart(18)}   ${(tb / ta).toFixed(2).padStart(5)}   ${`${ar.toFixed(2)} ms`.padStart(14)}   ${`${(100 * share).toFixed(1)}%`.padStart(13)}   ${`${alone.ms.toFixed(2)} ms`.padStart(9)} for ${(alone.bytes / 1e6).toFixed(1)} MB in ${alone.tensors} tensors (${(alone.bytes / 1e6 / alone.ms).toFixed(2)} GB/s)`,
     );
   }
 }
