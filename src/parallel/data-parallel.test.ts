@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { PROJECT_ROOT } from '../artifacts/index.js';
@@ -137,6 +137,39 @@ describe('data-parallel training (mpirun -np 2)', { concurrency: false }, () => 
       assert.deepEqual(records(run), records(straight), `resumed on ${ranks} rank(s)`);
       sameCheckpoints(straight, run, [120]);
     }
+  });
+
+  /** Starts a long run, waits for its third step, sends `signal` (to `target`), and returns its exit code and stderr. */
+  async function stopAtStep3(name: string, command: string[], after: string[], target: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; stderr: string; run: string }> {
+    const cfg = config(name, 'steps: 300, micro_batch: 2, accumulation: 2, valid_every: 0, checkpoint_every: 100');
+    const run = join(root, name);
+    const child = spawn(command[0]!, [...command.slice(1), 'train', batches, '-o', run, '--config', cfg, ...after], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const metrics = join(run, 'metrics.jsonl');
+    while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').includes('"step":3,'))) await new Promise((r) => setTimeout(r, 5));
+    target(child);
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    return { code, stderr, run };
+  }
+
+  it('SIGTERM to every rank (as srun passes a Ctrl-C on): the ranks stop after one step, rank 0 writes one checkpoint', async () => {
+    const { code, stderr, run } = await stopAtStep3('term-ranks', ['mpirun', '-np', '2', LORY], [], (child) => {
+      for (const pid of spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')) process.kill(Number(pid), 'SIGTERM');
+    });
+    assert.notEqual(code, 0);
+    assert.equal(stderr.match(/training stopped after step/g)?.length, 1, `rank 0 alone says so: ${stderr}`);
+    const ck = readCheckpoint(run, { optimizer: true });
+    assert.ok(ck.step >= 3 && ck.step < 300);
+    assert.equal(readdirSync(join(run, 'checkpoints')).filter((n) => n.startsWith('step-')).length, 1, 'one checkpoint');
+  });
+
+  it('lory train --ranks 2: Ctrl-C stops every rank after the step with a checkpoint, exit 130, and names the command that resumes', async () => {
+    const { code, stderr, run } = await stopAtStep3('ctrl-c', [LORY], ['--ranks', '2'], (child) => child.kill('SIGINT'));
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /training stopped after step \d+ of 300; checkpoint saved in .*; run the same command again to resume: lory train .* --ranks 2/);
+    const ck = readCheckpoint(run, { optimizer: true });
+    assert.ok(ck.step >= 3 && ck.step < 300);
   });
 
   it('a rank killed with SIGKILL ends the job non-zero within seconds; the last checkpoint stays intact', async () => {
