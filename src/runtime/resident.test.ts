@@ -131,4 +131,30 @@ describe('resident values', () => {
     assert.throws(() => value.read(), /disposed/);
     assert.throws(() => value.write(new Float32Array(4)), /disposed/);
   });
+
+  it('view() shares the tensor memory without a copy, and keeps it alive past dispose()', async () => {
+    const v = runtime.tensor('float32', [5], Float32Array.of(1.5, -2, 3, 4, 5));
+    const view = v.view() as Float32Array;
+    assert.deepEqual(Array.from(view), [1.5, -2, 3, 4, 5]);
+    view[2] = 42; // written through the view: read() sees it
+    assert.deepEqual(Array.from(v.read() as Float32Array), [1.5, -2, 42, 4, 5]);
+    v.write(Float32Array.of(9, 8, 7, 6, 5)); // written natively: the view sees it
+    assert.deepEqual(Array.from(view), [9, 8, 7, 6, 5]);
+    v.dispose();
+    assert.equal(v.disposed, true);
+    assert.throws(() => v.view(), /disposed/);
+    // The memory stays valid while the view is reachable.
+    view[0] = 1;
+    assert.equal(view[0], 1);
+    assert.equal(runtime.tensor('int64', [0]).view().length, 0, 'an empty tensor gives an empty array');
+    // A view feeds a run like any value's memory: the session reads what was written through it.
+    const session = await runtime.createSession(stepModel(3), { intraOpThreads: 1 });
+    const state = runtime.tensor('float32', [3]);
+    (state.view() as Float32Array).set([1, 2, 3]);
+    const out = await session.run({ state, delta: { dtype: 'float32', shape: [3], data: Float32Array.of(10, 20, 30) }, count: { dtype: 'int64', shape: [], data: BigInt64Array.of(0n) } });
+    assert.deepEqual(Array.from(out.state_next!.read() as Float32Array), [11, 22, 33]);
+    for (const r of Object.values(out)) r.dispose();
+    state.dispose();
+    session.dispose();
+  });
 });

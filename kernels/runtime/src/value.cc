@@ -252,6 +252,13 @@ Napi::Value Value::View(const Napi::CallbackInfo& info) {
   OrtStatus* status = Api().GetTensorMutableData(value_, &data);
   if (status != nullptr) throw Napi::Error::New(env, "GetTensorMutableData: " + TakeErrorMessage(status));
   const size_t count = static_cast<size_t>(size());
+  if (count == 0) {
+    // Nothing to share: an empty array of the value's type, not a view.
+    napi_value empty;
+    napi_status made = napi_create_typedarray(env, dtype_->array, 0, Napi::ArrayBuffer::New(env, 0), 0, &empty);
+    NAPI_THROW_IF_FAILED(env, made, Napi::Value());
+    return Napi::Value(env, empty);
+  }
   auto* hold = new ViewHold{this, nullptr};
   napi_status made = napi_create_reference(env, info.This(), 1, &hold->object);
   napi_value buffer = nullptr;
