@@ -6,8 +6,7 @@
  * Prints markdown tables (pasted into docs/distributed-scaling.md).
  * Run: npx tsc -p tsconfig.json && node dist/bench/scaling-model.js [pipelines/paper-*.yaml ...]
  */
-import { basename } from 'node:path';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { PROJECT_ROOT } from '../src/artifacts/index.js';
 import { countFlops, type ModelConfig } from '../src/model/index.js';
 import {
