@@ -4,14 +4,20 @@
  * noise (384-d) — prepared, then batched by similarity and at random, each in a child process so its
  * peak memory is its own. Also: an approximate index (IVF) against exact search on the same vectors
  * (time, recall), and what the OpenBLAS kernel choice (OPENBLAS_CORETYPE) does to exact search.
+ * `--part scale` times the kNN, graph and traversal phases alone on synthetic vectors at several sizes
+ * (each run a child under /usr/bin/time for its peak RSS), to project build-batches to millions of
+ * documents (docs/distributed-scaling.md); `--index synthetic` skips FAISS and gives each document k
+ * random neighbours of its own topic, to time the graph and traversal where FAISS would take too long.
  * Run: npm run build && node dist/bench/data-batches.js [--docs 100000] [--part all|batches|ivf|blas]
+ *      node dist/bench/data-batches.js --part scale --sizes 25000,50000,100000 --index Flat [--param nprobe=8] [--repeats 3]
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mulberry32 } from '../src/batching/random.js';
+import { median } from './stats.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -97,6 +103,94 @@ async function blasChild(): Promise<void> {
   process.stdout.write(JSON.stringify({ seconds: (performance.now() - t) / 1000, core: blasInfo().coreName }));
 }
 
+const K = 10;
+const TOPICS = 200;
+
+/** k random members of each document's own topic (never itself): a kNN graph's shape without FAISS. */
+function topicNeighbours(n: number, seed: number): { neighbors: Int32Array; scores: Float32Array; n: number; k: number } {
+  const rand = mulberry32(seed);
+  const topic = Uint32Array.from({ length: n }, () => Math.floor(rand() * TOPICS));
+  const byTopic = Array.from({ length: TOPICS }, () => [] as number[]);
+  topic.forEach((t, i) => byTopic[t]!.push(i));
+  const neighbors = new Int32Array(n * K);
+  const scores = new Float32Array(n * K);
+  for (let i = 0; i < n; i++) {
+    const members = byTopic[topic[i]!]!;
+    const found: Array<[number, number]> = [];
+    while (found.length < K) {
+      const j = members[Math.floor(rand() * members.length)]!;
+      if (j !== i) found.push([j, 0.5 + 0.5 * rand()]);
+    }
+    found.sort((a, b) => b[1] - a[1]);
+    found.forEach(([j, s], r) => ((neighbors[i * K + r] = j), (scores[i * K + r] = s)));
+  }
+  return { neighbors, scores, n, k: K };
+}
+
+/** Child: generation, kNN, graph and traversal of n synthetic documents; prints seconds per phase as JSON. */
+async function scaleChild(n: number, index: string, params: Record<string, number>): Promise<void> {
+  const { allKnn } = await import('../src/batching/knn.js');
+  const { undirectedGraph } = await import('../src/batching/graph.js');
+  const { traverse } = await import('../src/batching/traverse.js');
+  const seconds: Record<string, number> = {};
+  const timed = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
+    const t = performance.now();
+    const r = await f();
+    seconds[name] = (performance.now() - t) / 1000;
+    return r;
+  };
+  let recall: number | null = null;
+  let knn;
+  if (index === 'synthetic') knn = await timed('generate', () => topicNeighbours(n, 1));
+  else {
+    const { vectors } = await timed('generate', () => unitRows(n, TOPICS, 1, 1.2));
+    const r = await timed('knn', () => allKnn(vectors, D, { k: K, index, params, recallSample: index === 'Flat' ? 0 : 1000 }));
+    recall = r.recall ?? null;
+    knn = r;
+  }
+  const graph = await timed('graph', () => undirectedGraph(knn));
+  const t = await timed('traverse', () => traverse(graph));
+  process.stdout.write(JSON.stringify({ seconds, recall, paths: t.paths, edges: graph.adj.length }));
+}
+
+/** Runs a scale child under /usr/bin/time; its peak RSS (kB, the last stderr line) joins its JSON. */
+function runScaleChild(n: number, index: string, params: Record<string, number>): { seconds: Record<string, number>; recall: number | null; paths: number; peakMB: number } {
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, self, '--scale-child', String(n), index, JSON.stringify(params)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`scale child (${n}, ${index}) failed: ${r.stderr}`);
+  const kb = Number(r.stderr.trim().split('\n').pop());
+  return { ...(JSON.parse(r.stdout) as { seconds: Record<string, number>; recall: number | null; paths: number }), peakMB: Math.round(kb / 1024) };
+}
+
+/** `--param name=value` (repeatable) as FAISS search parameters. */
+function searchParams(): Record<string, number> {
+  const out: Record<string, number> = {};
+  process.argv.forEach((a, i) => {
+    if (a !== '--param') return;
+    const [name, value] = process.argv[i + 1]!.split('=');
+    out[name!] = Number(value);
+  });
+  return out;
+}
+
+function scale(): void {
+  const sizes = arg('sizes', '25000,50000,100000').split(',').map(Number);
+  const index = arg('index', 'Flat');
+  const params = searchParams();
+  const repeats = Number(arg('repeats', '3'));
+  console.log(`phase seconds: median of ${repeats} (each run a fresh child); peak RSS: median, /usr/bin/time -f %M`);
+  console.log('documents  index                 generate      kNN    graph  traverse  peak RSS  recall@10  paths');
+  for (const n of sizes) {
+    const runs = Array.from({ length: repeats }, () => runScaleChild(n, index, params));
+    const m = (phase: string) => (runs[0]!.seconds[phase] === undefined ? '—' : median(runs.map((r) => r.seconds[phase]!)).toFixed(2));
+    const label = `${index}${Object.keys(params).length ? ` ${Object.entries(params).map(([k, v]) => `${k}=${v}`).join(',')}` : ''}`;
+    console.log(
+      `${n.toLocaleString('en').padStart(9)}  ${label.padEnd(20)} ${m('generate').padStart(9)} ${m('knn').padStart(8)} ${m('graph').padStart(8)} ${m('traverse').padStart(9)} ` +
+        `${`${median(runs.map((r) => r.peakMB))} MB`.padStart(9)}  ${(runs[0]!.recall === null ? (index === 'Flat' ? 'exact' : '—') : median(runs.map((r) => r.recall!)).toFixed(3)).padStart(9)}  ${runs[0]!.paths}` +
+        `   (kNN runs: ${runs.map((r) => (r.seconds.knn ?? 0).toFixed(1)).join(', ')})`,
+    );
+  }
+}
+
 function runChild(args: string[], env: Record<string, string | undefined> = {}): Record<string, unknown> {
   const out = execFileSync(process.execPath, [self, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 26 });
   return JSON.parse(out) as Record<string, unknown>;
@@ -105,10 +199,16 @@ function runChild(args: string[], env: Record<string, string | undefined> = {}):
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') return child(process.argv[3]!, process.argv[4] as 'similarity' | 'random');
   if (process.argv[2] === '--blas-child') return blasChild();
+  if (process.argv[2] === '--scale-child') return scaleChild(Number(process.argv[3]), process.argv[4]!, JSON.parse(process.argv[5]!) as Record<string, number>);
   const n = Number(arg('docs', '100000'));
   const part = arg('part', 'all');
   const dir = arg('dir', join(os.tmpdir(), `lory-bench-batches-${n}`));
-  console.log(`lory build-batches benchmark: ${os.availableParallelism()} cores, load ${os.loadavg()[0]!.toFixed(1)}, work dir ${dir}`);
+  console.log(`lory build-batches benchmark: ${os.availableParallelism()} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')}, ${new Date().toISOString()}, work dir ${dir}`);
+  if (part === 'scale') {
+    scale();
+    console.log(`load at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')}`);
+    return;
+  }
   if (part === 'all' || part === 'batches') {
     await setup(dir, n);
     for (const strategy of ['similarity', 'random'] as const) {
