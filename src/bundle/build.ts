@@ -107,7 +107,7 @@ function stageLory(staging: string): void {
   }
   if (!existsSync(join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js'))) throw new InputError(`${PROJECT_ROOT}/dist is not built: run bin/setup first`);
   cpSync(join(PROJECT_ROOT, 'dist', 'src'), join(lory, 'dist', 'src'), { recursive: true, filter: keep });
-  for (const path of ['bin/lory', 'bin/demo', 'package.json', 'pipelines', 'fixtures', 'kernels/cuda', 'kernels/lory-ops', ...NATIVE_OUTPUTS]) {
+  for (const path of ['bin/lory', 'bin/demo', 'package.json', 'pipelines', 'fixtures', 'kernels/cuda', 'kernels/lory-ops', 'bench/moe-layer', ...NATIVE_OUTPUTS]) {
     cpSync(join(PROJECT_ROOT, path), join(lory, path), { recursive: true });
   }
 }

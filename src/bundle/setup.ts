@@ -83,6 +83,10 @@ export function findNvcc(): string | undefined {
   return undefined;
 }
 
+function lastLines(text: string, n: number): string {
+  return text.trimEnd().split('\n').slice(-n).join('\n');
+}
+
 /** Builds liblory_ops_cuda.so as kernels/build.mjs does, against the bundled ORT headers. */
 export function buildCudaOps(dir: string, nvcc: string): { ok: boolean; detail: string } {
   const l = layout(dir);
@@ -94,7 +98,7 @@ export function buildCudaOps(dir: string, nvcc: string): { ok: boolean; detail: 
   for (const args of steps) {
     const r = spawnSync('cmake', args, { encoding: 'utf8' });
     if (r.error) return { ok: false, detail: `cmake not found (${r.error.message}): install cmake ≥ 3.22 and g++, then rerun this step` };
-    if (r.status !== 0) return { ok: false, detail: `cmake ${args.join(' ')} failed:\n${(r.stdout ?? '') + (r.stderr ?? '')}` };
+    if (r.status !== 0) return { ok: false, detail: `cmake ${args.join(' ')} failed:\n${lastLines((r.stdout ?? '') + (r.stderr ?? ''), 30)}` };
   }
   const lib = join(build, 'liblory_ops_cuda.so');
   return existsSync(lib) ? { ok: true, detail: lib } : { ok: false, detail: `cmake ran but ${lib} was not built (CUDA runtime headers not found?)` };
@@ -123,7 +127,9 @@ export function setup(root: string, installDir: string, options: { cudaBuild: bo
   const info = JSON.parse(readFileSync(infoPath, 'utf8')) as BundleInfo;
   const libraries = findLibrariesHere([...info.cudaRequired, ...info.cudaOptional]);
   const nvcc = options.cudaBuild ? findNvcc() : undefined;
-  const cudaBuild = !options.cudaBuild ? 'skipped' : nvcc ? buildCudaOps(root, nvcc) : 'no nvcc';
+  const built = nvcc ? buildCudaOps(root, nvcc) : undefined;
+  // Report the library where it will live, not in install.sh's temp folder.
+  const cudaBuild = !options.cudaBuild ? 'skipped' : built ? { ...built, detail: built.detail.split(root).join(installDir) } : 'no nvcc';
   const ldconfig = parseLdconfig(spawnSync('sh', ['-c', 'ldconfig -p 2>/dev/null || /sbin/ldconfig -p'], { encoding: 'utf8' }).stdout ?? '');
   const libraryPath = [...libraries.libraryPath, ...fallbackPath(installDir, info, ldconfig)];
   mkdirSync(join(root, 'bin'), { recursive: true });
