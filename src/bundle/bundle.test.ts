@@ -222,3 +222,21 @@ describe('install.sh', () => {
     assert.ok(manifest.parts.length >= 2);
   });
 });
+
+describe('bin/bundle and the setup step refuse bad input (exit 2, one line, before any download)', () => {
+  const rows: Array<[string, string[], RegExp]> = [
+    ['bin/bundle', ['--part-size', '60X'], /^lory bundle: --part-size: expected a positive size such as 60M, 1G or 512K, got '60X'$/],
+    ['bin/bundle', ['--out', root], /^lory bundle: --out \S+ already exists: give a new folder/],
+    ['bin/bundle', ['--colour'], /^lory bundle: unknown option --colour \(known: --out DIR, --part-size SIZE\)$/],
+    ['dist/src/bundle/setup.js', ['--root', root], /^lory bundle setup: \S+bundle\.json not found: --root must be an unpacked lory bundle$/],
+  ];
+  for (const [script, args, message] of rows) {
+    it(`${script} ${args.join(' ')}`, () => {
+      const r = spawnSync(process.execPath, [join(PROJECT_ROOT, script), ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr.trim(), message);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+      assert.equal(r.stdout, '');
+    });
+  }
+});
