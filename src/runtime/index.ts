@@ -42,15 +42,16 @@ export class Runtime {
     for (const lib of options.customOpLibraries ?? []) {
       if (!existsSync(lib)) throw new FeedError(`custom-op library not found: ${lib}`);
     }
-    if (options.executionProvider === 'cuda' && !this.info.availableProviders.includes('CUDAExecutionProvider')) {
-      throw new FeedError(
-        `the CUDA execution provider is not in this ONNX Runtime build (available: ${this.info.availableProviders.join(', ')})`,
-      );
-    }
     try {
       const native = await this.addon.createSession(model, { ...options });
       return new OrtSession(native, this.addon, label);
     } catch (error) {
+      // Tried, not judged by ORT's provider list: some builds load the CUDA provider from
+      // libonnxruntime_providers_cuda.so without listing it.
+      if (options.executionProvider === 'cuda') {
+        const said = String((error as Error).message).split('\n')[0];
+        throw new FeedError(`the CUDA execution provider does not load here: ${said} (this ONNX Runtime lists ${this.info.availableProviders.join(', ')})`);
+      }
       throw new OrtError(`cannot create a session from ${label}`, (error as Error).message);
     }
   }
