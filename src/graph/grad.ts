@@ -10,7 +10,7 @@ import { isFloat, type Graph, type Node, type Tensor } from './tensor.js';
 import { GraphError, fmt, sameShape } from './shape.js';
 import { addN } from './ops/elementwise.js';
 import { expand } from './ops/shape-ops.js';
-import { recomputeRegion } from './recompute.js';
+import { dataDependent, recomputeRegion } from './recompute.js';
 import type { Region } from './tensor.js';
 
 export interface GradOptions {
@@ -63,13 +63,15 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], options: GradOptions 
   }
 
   const recomputed = new Map<Region, Map<Node, Node>>();
+  let data: Set<Tensor> | undefined;
   // The node whose tensors a VJP reads: the recomputed copy inside a checkpoint region.
   const differentiated = (n: Node, grads: ReadonlyArray<Tensor | undefined>): Node => {
     const region = graph.regionOf(n);
     if (!region) return n;
     let clones = recomputed.get(region);
     if (!clones) {
-      clones = recomputeRegion(graph, region, active, grads.find((g) => g !== undefined)!);
+      data ??= dataDependent(graph);
+      clones = recomputeRegion(graph, region, data, grads.find((g) => g !== undefined)!);
       recomputed.set(region, clones);
     }
     return clones.get(n) ?? n;

@@ -15,7 +15,7 @@ import { reshape, slice, where } from './ops/shape-ops.js';
 import type { Graph, Node, Region, Tensor } from './tensor.js';
 
 /** Copies of the region's nodes that depend on a gated input, keyed by the forward node. */
-export function recomputeRegion(graph: Graph, region: Region, active: ReadonlySet<Tensor>, trigger: Tensor): Map<Node, Node> {
+export function recomputeRegion(graph: Graph, region: Region, dataDependent: ReadonlySet<Tensor>, trigger: Tensor): Map<Node, Node> {
   const inside = new Set<Tensor>(region.nodes.flatMap((n) => n.outputs));
   const copy = new Map<Tensor, Tensor>();
   const clones = new Map<Node, Node>();
@@ -27,11 +27,12 @@ export function recomputeRegion(graph: Graph, region: Region, active: ReadonlySe
     });
     return graph.withScopePath(['grad', 'recompute', region.name, 'gate'], () => where(reshape(gate!, t.shape.map(() => 1)), t, t));
   };
-  // Only activations are gated: parameters stay resident anyway, constants are folded.
+  // Only activations (values computed from inputs or parameters) are gated: parameters and inputs
+  // stay alive anyway, and values of constants alone (rope tables, masks) are folded by ORT.
   const source = (t: Tensor): Tensor => {
     const c = copy.get(t);
     if (c) return c;
-    if (inside.has(t) || t.kind !== 'value' || !active.has(t)) return t;
+    if (inside.has(t) || t.kind !== 'value' || !dataDependent.has(t)) return t;
     const g = gated(t);
     copy.set(t, g);
     return g;
@@ -47,4 +48,11 @@ export function recomputeRegion(graph: Graph, region: Region, active: ReadonlySe
     clones.set(n, clone);
   }
   return clones;
+}
+
+/** Tensors that depend on a graph input or parameter (in creation order, which is topological). */
+export function dataDependent(graph: Graph): Set<Tensor> {
+  const out = new Set<Tensor>([...graph.inputs, ...graph.params]);
+  for (const n of graph.nodes) if (n.inputs.some((t) => out.has(t))) for (const o of n.outputs) out.add(o);
+  return out;
 }

@@ -168,7 +168,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 }
 
 const memoryOf = (o: TrainOptions, seq: number) =>
-  estimateTrainingMemory(o.model, { microBatch: o.train.micro_batch, seq, accumulation: o.train.accumulation, ...(o.ranks ? { ranks: o.ranks.world.size, shardOptimizer: o.ranks.shard } : {}) });
+  estimateTrainingMemory(o.model, { microBatch: o.train.micro_batch, seq, accumulation: o.train.accumulation, recompute: o.train.recompute ?? false, ...(o.ranks ? { ranks: o.ranks.world.size, shardOptimizer: o.ranks.shard } : {}) });
 
 const runDirRequest = (o: TrainOptions, run: RunInputs) => ({
   out: o.out,
