@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import * as G from '../graph/index.js';
 import { loadRuntime, readProfile } from '../runtime/index.js';
 import { fusedOpAvailable, resolveModelConfig, type ModelConfig } from './config.js';
-import { buildLory } from './model.js';
+import { buildLory, loryTrainSpec } from './model.js';
+import { compileTrainStep } from '../graph/compile/train-step.js';
+import { Trainer } from '../train/trainer.js';
 import { modelSessionOptions } from './moe.js';
 import { initParams } from './params.js';
 import { modelRunner, randomTokens } from './testing.js';
@@ -52,6 +54,30 @@ for (const [name, c] of configs) {
     }
   });
 }
+
+test('the compiled train step with recompute (loryTrainSpec) updates the weights bit for bit as the plain one', async () => {
+  const c = configs[1]![1];
+  const ids = (v: number[]) => ({ dtype: 'int64' as const, shape: [B, S], data: BigInt64Array.from(v.map(BigInt)) });
+  const runs: Array<{ trace: number[]; params: string[] }> = [];
+  for (const recompute of [false, true]) {
+    const compiled = compileTrainStep(loryTrainSpec(c, { batch: B, seq: S, recompute }));
+    assert.equal(compiled.graph.nodes.some((n) => n.name.startsWith('grad/recompute/')), recompute);
+    const trainer = await Trainer.create(compiled, initParams(c, 5), { ...modelSessionOptions(c), intraOpThreads: 1 }, ['step']);
+    try {
+      const trace: number[] = [];
+      for (let step = 1; step <= 2; step++) {
+        const r = await trainer.step({ tokens: ids(randomTokens(B * S, 32, step)), targets: ids(randomTokens(B * S, 32, 50 + step)) }, 1e-2, step);
+        for (const v of Object.values(r.diagnostics)) v.dispose();
+        trace.push(r.loss, r.gradNorm!);
+      }
+      runs.push({ trace, params: compiled.params.map((p) => bits(trainer.read(p.name) as Float32Array)) });
+    } finally {
+      trainer.dispose();
+    }
+  }
+  assert.equal(bits(runs[1]!.trace), bits(runs[0]!.trace), 'losses and gradient norms');
+  assert.deepEqual(runs[1]!.params, runs[0]!.params, 'weights after two updates');
+});
 
 /** The model with parameter gradients, built plain or with recomputed layers. */
 function differentiated(c: ModelConfig, recompute: boolean) {
