@@ -3,11 +3,15 @@
  * order is topological), calls each op's VJP, and sums gradient contributions of tensors that feed
  * several consumers. Branches that do not reach the loss, or that no `wrt` reaches, get no backward
  * work; stop-gradient and integer tensors cut the flow. Backward nodes are named `grad/<forward scope>/…`.
+ * Nodes of a `Graph.checkpoint` region are differentiated through a recomputed copy (recompute.ts),
+ * built when the backward first reaches the region.
  */
 import { isFloat, type Graph, type Node, type Tensor } from './tensor.js';
 import { GraphError, fmt, sameShape } from './shape.js';
 import { addN } from './ops/elementwise.js';
 import { expand } from './ops/shape-ops.js';
+import { dataDependent, recomputeRegion } from './recompute.js';
+import type { Region } from './tensor.js';
 
 export interface GradOptions {
   /** Gradient of the final objective w.r.t. `loss` (default: ones). */
@@ -58,13 +62,29 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], options: GradOptions 
     push(loss, seed);
   }
 
+  const recomputed = new Map<Region, Map<Node, Node>>();
+  let data: Set<Tensor> | undefined;
+  // The node whose tensors a VJP reads: the recomputed copy inside a checkpoint region.
+  const differentiated = (n: Node, grads: ReadonlyArray<Tensor | undefined>): Node => {
+    const region = graph.regionOf(n);
+    if (!region) return n;
+    let clones = recomputed.get(region);
+    if (!clones) {
+      data ??= dataDependent(graph);
+      clones = recomputeRegion(graph, region, data, grads.find((g) => g !== undefined)!);
+      recomputed.set(region, clones);
+    }
+    return clones.get(n) ?? n;
+  };
+
   for (const n of relevantNodes) {
     const grads = n.outputs.map((o) => (relevant.has(o) ? total(o) : undefined));
     if (grads.every((g) => g === undefined)) continue;
     if (!n.def.vjp) throw new GraphError(`grad: op ${n.def.type} (${n.name}) has no gradient`);
     const needs = n.inputs.map((t) => relevant.has(t));
     const scope = ['grad', ...n.name.split('/').slice(0, -1)];
-    const inGrads = graph.withScopePath(scope, () => n.def.vjp!(n, grads, needs));
+    const d = differentiated(n, grads);
+    const inGrads = graph.withScopePath(scope, () => n.def.vjp!(d, grads, needs));
     n.inputs.forEach((t, i) => {
       const g = inGrads[i];
       if (g && needs[i]) push(t, g);

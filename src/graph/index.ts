@@ -1,5 +1,5 @@
 /** lory's tensor-graph builder, autodiff and ONNX export: the public surface of src/graph. */
-export { Graph, Tensor, type Node, type ParamOptions, type TensorKind } from './tensor.js';
+export { Graph, Tensor, type Node, type ParamOptions, type Region, type TensorKind } from './tensor.js';
 export { GraphError, broadcastShapes, type Shape } from './shape.js';
 export { apply, apply1, type OpDef, type LowerContext, type OutSpec, type Vjp } from './op.js';
 export * from './ops/elementwise.js';

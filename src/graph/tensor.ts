@@ -52,6 +52,15 @@ export interface ConstData {
   data: AnyTypedArray;
 }
 
+/**
+ * A recomputation region (`Graph.checkpoint`): the nodes built inside it. grad() differentiates them
+ * through a copy of the region rebuilt from its inputs, so the forward's intermediates are not kept.
+ */
+export interface Region {
+  readonly name: string;
+  readonly nodes: Node[];
+}
+
 const isFloat = (d: DType) => d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 export { isFloat };
 
@@ -68,6 +77,8 @@ export class Graph {
   private valueNames = new Set<string>();
   private scalarCache = new Map<string, Tensor>();
   private memo = new Map<string, Tensor>();
+  private region: Region | undefined;
+  private regions = new Map<number, Region>();
 
   private claimValueName(name: string): void {
     if (this.valueNames.has(name)) throw new GraphError(`graph: the name '${name}' is already used`);
@@ -124,7 +135,14 @@ export class Graph {
   shared(key: string, make: () => Tensor): Tensor {
     let t = this.memo.get(key);
     if (!t) {
-      t = this.withScopePath([], make);
+      // Outside any recomputation region too: a shared constant is built once, not per region.
+      const saved = this.region;
+      this.region = undefined;
+      try {
+        t = this.withScopePath([], make);
+      } finally {
+        this.region = saved;
+      }
       this.memo.set(key, t);
     }
     return t;
@@ -138,6 +156,26 @@ export class Graph {
     } finally {
       this.scopePath.pop();
     }
+  }
+
+  /**
+   * `scope(name, fn)` whose nodes grad() recomputes for the backward pass (gradient checkpointing):
+   * the backward keeps only the region's inputs and rebuilds the rest just before it needs it. A
+   * region inside a region belongs to the outer one.
+   */
+  checkpoint<T>(name: string, fn: () => T): T {
+    if (this.region) return this.scope(name, fn);
+    this.region = { name: [...this.scopePath, name].join('/'), nodes: [] };
+    try {
+      return this.scope(name, fn);
+    } finally {
+      this.region = undefined;
+    }
+  }
+
+  /** The recomputation region a node was built in, if any. */
+  regionOf(node: Node): Region | undefined {
+    return this.regions.get(node.id);
   }
 
   /** Replace the whole scope path while `fn` runs (grad() builds under `grad/<forward scope>`). */
@@ -172,6 +210,10 @@ export class Graph {
       node.outputs.push(new Tensor(this, this.nextId++, o.dtype, [...o.shape], 'value', outs.length === 1 ? name : `${name}:${i}`, node, i));
     });
     this.nodes.push(node);
+    if (this.region) {
+      this.region.nodes.push(node);
+      this.regions.set(node.id, this.region);
+    }
     return node;
   }
 }

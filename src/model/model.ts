@@ -42,6 +42,11 @@ export interface BuildOptions {
   skipOpLibraryCheck?: boolean;
   /** The graph will be differentiated (a train step): the fused FFN keeps what its backward needs. */
   training?: boolean;
+  /**
+   * Build each layer as a recomputation region (Graph.checkpoint): the backward keeps only the
+   * layer's input and recomputes the layer's forward (train.recompute).
+   */
+  recompute?: boolean;
 }
 
 export interface LoryModel {
@@ -146,8 +151,9 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
   };
 
   let h = g.scope('embed', () => G.embedding(p(PARAM.embed), tokens, { scatter })); //    [B,S,d]
+  const layerScope = o.recompute ? g.checkpoint.bind(g) : g.scope.bind(g);
   for (let l = 0; l < c.nLayers; l++) {
-    h = g.scope(`layer${l}`, () => {
+    h = layerScope(`layer${l}`, () => {
       const xa = G.rmsNorm(h, p(PARAM.attnNorm(l)), c.normEps); //                        [B,S,d]
       const h1 = G.add(h, g.scope('attn', () => attention(xa, p, l, c, rope))); //        [B,S,d]
       const xf = G.rmsNorm(h1, p(PARAM.ffnNorm(l)), c.normEps); //                        [B,S,d]   the FFN input; routing averages it
@@ -181,14 +187,14 @@ export const TOKEN_DIAG = {
  * The model as the train-step compiler wants it: the loss (plus, for token-level MoE, the weighted
  * auxiliary losses), with the routing weights of every Lory MoE layer or the token-level diagnostics.
  */
-export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
+export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number; recompute?: boolean }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
   checkTrainingSequenceLength(c, shape.seq);
   return {
     ...extra,
     // The fused AdamW op where lory's op library is built (modelSessionOptions registers it then).
     optimizer: { fused: usesFusedAdamW(c), ...extra.optimizer },
     build(g: Graph): ModelOutputs {
-      const m = buildLory(g, c, { ...shape, routing: 'segment', training: true });
+      const m = buildLory(g, c, { batch: shape.batch, seq: shape.seq, routing: 'segment', training: true, recompute: shape.recompute ?? false });
       const diagnostics: Record<string, Tensor> = { ...m.tokenDiagnostics };
       m.routing.forEach((w, l) => (diagnostics[ROUTING_DIAG(l)] = w));
       if (!m.auxLoss) return { loss: m.loss!, diagnostics };

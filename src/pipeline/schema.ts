@@ -73,6 +73,11 @@ export const trainSection = z.strictObject({
    * numbers are those of an unsharded run; only the memory per rank changes. Ignored by one process.
    */
   shard_optimizer: describe(z.boolean(), 'true or false').optional(),
+  /**
+   * Gradient checkpointing: the backward keeps only each layer's input and recomputes the layer's
+   * forward (about a third more compute per step, activations of one layer instead of all).
+   */
+  recompute: describe(z.boolean(), 'true or false').optional(),
 });
 
 const strategy = describe(z.enum(['similarity', 'random']), "'similarity' or 'random'");

@@ -130,8 +130,9 @@ function openInputs(o: TrainOptions): RunInputs {
   if (validBatches.seqLen !== seq) throw new InputError(`${o.valid}: sequence length ${validBatches.seqLen} differs from the training batches' ${seq}`);
   const inputs: InputRef[] = [artifactInput('batches', o.batches, batches.manifest)];
   if (o.valid) inputs.push(artifactInput('valid', o.valid, validBatches.manifest));
-  // Sharding the optimizer state changes where the numbers live, not what they are: a run moves between the two.
-  const { shard_optimizer: _sharded, ...train } = o.train;
+  // Sharding the optimizer state changes where the numbers live, recomputing layers when they are
+  // computed, not what they are: a run moves between the settings.
+  const { shard_optimizer: _sharded, recompute: _recompute, ...train } = o.train;
   const params = { ...runIdentity(o.config), model: modelConfigToYamlObject(o.model), train };
   const identity = fingerprint({ kind: RUN_KIND, formatVersion: RUN_VERSION, tool: { name: 'lory', version: toolVersion() }, inputs, params });
   return { batches, validBatches, seq, tokenizerPath: join(batches.tokensDir, 'tokenizer.json'), inputs, params, identity };
@@ -167,7 +168,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 }
 
 const memoryOf = (o: TrainOptions, seq: number) =>
-  estimateTrainingMemory(o.model, { microBatch: o.train.micro_batch, seq, accumulation: o.train.accumulation, ...(o.ranks ? { ranks: o.ranks.world.size, shardOptimizer: o.ranks.shard } : {}) });
+  estimateTrainingMemory(o.model, { microBatch: o.train.micro_batch, seq, accumulation: o.train.accumulation, recompute: o.train.recompute ?? false, ...(o.ranks ? { ranks: o.ranks.world.size, shardOptimizer: o.ranks.shard } : {}) });
 
 const runDirRequest = (o: TrainOptions, run: RunInputs) => ({
   out: o.out,

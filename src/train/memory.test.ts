@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { countParams, resolveModelConfig } from '../model/index.js';
-import { estimateTrainingMemory, gigabytes, largestShard } from './memory.js';
+import { describeMemory, estimateTrainingMemory, gigabytes, largestShard } from './memory.js';
 
 describe('the training memory estimate', () => {
   it('adds up the parts for a dense model, worked by hand', () => {
@@ -46,6 +46,22 @@ describe('the training memory estimate', () => {
     const sharded = estimateTrainingMemory(model, { microBatch: 2, seq: 128, accumulation: 1, ranks: 2, shardOptimizer: true });
     assert.equal(sharded.optimizer, 4 * shard * 4);
     assert.equal(sharded.total, one.total - one.optimizer + sharded.optimizer);
+  });
+
+  it('with recompute counts each layer\'s input and two layers\' activations, worked by hand', () => {
+    // The dense model above with 8 layers: the same 737,280 elements per layer at N = 256 tokens.
+    const model = resolveModelConfig({ vocabSize: 1000, dModel: 64, nLayers: 8, nHeads: 4, dFf: 256, contextLength: 128 });
+    const plain = estimateTrainingMemory(model, { microBatch: 2, seq: 128, accumulation: 1 });
+    const re = estimateTrainingMemory(model, { microBatch: 2, seq: 128, accumulation: 1, recompute: true });
+    const perLayer = 163_840 + 262_144 + 311_296;
+    const head = 817_152;
+    assert.equal(plain.activations, 1.5 * 4 * (9 * perLayer + head));
+    // 8 layer inputs of 256·64 + the layer being recomputed + the backward's working set + the head.
+    assert.equal(re.activations, 1.5 * 4 * (8 * 256 * 64 + 2 * perLayer + head));
+    assert.equal(re.total, plain.total - plain.activations + re.activations, 'only the activations change');
+    assert.equal(re.recompute, true);
+    assert.match(describeMemory(re), /activations [\d.]+ GB at micro-batch 2 × 128 tokens \(layers recomputed\)$/);
+    assert.doesNotMatch(describeMemory(plain), /recomputed/);
   });
 
   it('prints sizes readably', () => {

@@ -12,7 +12,9 @@
  *                        (gate, up, activation, product; token-level kinds per expert slot; Lory's
  *                        fused op saves 2·f) + the merged weights 3·d·f per segment when the
  *                        standard ops materialise them; one more layer for the backward's working
- *                        set; the head 3·N·V (logits, log-probabilities, their gradient)
+ *                        set; the head 3·N·V (logits, log-probabilities, their gradient). With
+ *                        train.recompute: each layer's input N·d, plus two layers (the one being
+ *                        recomputed and the backward's working set)
  *                      — times 1.5, measured: ONNX Runtime's arena holds more than the tensors
  *                      counted here (docs/training.md, "Memory")
  *   checkpoint   3·P   weights and moments copied into JS to write a checkpoint (the arena keeps
@@ -29,6 +31,8 @@ export interface MemoryEstimate {
   /** Tokens per micro-batch row (the training sequence length) and rows. */
   seq: number;
   microBatch: number;
+  /** Layers recomputed in the backward pass (train.recompute): their activations are not kept. */
+  recompute: boolean;
   weights: number;
   optimizer: number;
   gradients: number;
@@ -44,7 +48,7 @@ const RUNTIME_BYTES = 300e6;
 /** Peak RSS over the tensors counted, fitted on three configs (docs/training.md). */
 const ARENA_FACTOR = 1.5;
 
-export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: number; seq: number; accumulation: number; ranks?: number; shardOptimizer?: boolean }): MemoryEstimate {
+export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: number; seq: number; accumulation: number; ranks?: number; shardOptimizer?: boolean; recompute?: boolean }): MemoryEstimate {
   const bytes = model.dtype === 'float64' ? 8 : 4;
   const P = countParams(model).total;
   const { dModel: d, dFf: f, nLayers: L, nHeads: h, vocabSize: V } = model;
@@ -57,7 +61,9 @@ export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: numb
   const ffnPerToken = lory && model.ffnImpl === 'custom' ? 3 * d + 2 * f + d : 3 * d + slots * 4 * f;
   const merged = lory && model.ffnImpl !== 'custom' ? Math.ceil(S / model.segmentLength) * B * 3 * d * f : 0;
   const perLayer = attention + N * ffnPerToken + merged;
-  const activations = ARENA_FACTOR * bytes * ((L + 1) * perLayer + N * (3 * d + 3 * V));
+  const recompute = o.recompute ?? false;
+  const layers = recompute ? L * N * d + 2 * perLayer : (L + 1) * perLayer;
+  const activations = ARENA_FACTOR * bytes * (layers + N * (3 * d + 3 * V));
   const weights = 2 * P * bytes;
   // Sharded (ZeRO-1): a rank's moments are 1/N of them (whole tensors: about 1/N). A rank of a
   // data-parallel run always has accumulators, and copies for a checkpoint only on rank 0.
@@ -66,7 +72,7 @@ export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: numb
   const gradients = (o.accumulation > 1 || ranks > 1 ? 3 : 1) * P * bytes;
   const checkpointCopy = 3 * P * bytes;
   const total = weights + optimizer + gradients + activations + checkpointCopy + RUNTIME_BYTES;
-  return { seq: S, microBatch: B, weights, optimizer, gradients, activations, checkpointCopy, runtime: RUNTIME_BYTES, total };
+  return { seq: S, microBatch: B, recompute, weights, optimizer, gradients, activations, checkpointCopy, runtime: RUNTIME_BYTES, total };
 }
 
 /** Parameters whose AdamW state the busiest rank keeps when it is sharded (whole tensors, balanced by size). */
@@ -106,7 +112,7 @@ export function gigabytes(n: number): string {
 
 /** The parts, for messages and `lory params`. */
 export function describeMemory(m: MemoryEstimate): string {
-  return `weights ${gigabytes(m.weights)}, AdamW state ${gigabytes(m.optimizer)}, gradients ${gigabytes(m.gradients)}, activations ${gigabytes(m.activations)} at micro-batch ${m.microBatch} × ${m.seq} tokens`;
+  return `weights ${gigabytes(m.weights)}, AdamW state ${gigabytes(m.optimizer)}, gradients ${gigabytes(m.gradients)}, activations ${gigabytes(m.activations)} at micro-batch ${m.microBatch} × ${m.seq} tokens${m.recompute ? ' (layers recomputed)' : ''}`;
 }
 
 /** Refuses (exit 2) a run that would not fit, before anything is allocated or written. */
@@ -114,6 +120,6 @@ export function checkTrainingMemory(m: MemoryEstimate, available = availableMemo
   if (m.total <= available.bytes) return;
   throw new InputError(
     `training needs ~${gigabytes(m.total)} (${describeMemory(m)}), this machine has ${gigabytes(available.bytes)} (${available.source}); ` +
-      'shrink the model or train.micro_batch (raise train.accumulation to keep the batch), or pass --no-memory-check to try anyway',
+      `shrink the model or train.micro_batch (raise train.accumulation to keep the batch)${m.recompute ? '' : ', set train.recompute: true'}, or pass --no-memory-check to try anyway`,
   );
 }

@@ -44,7 +44,7 @@ export const runSessionOptions = (model: ModelConfig, t: TrainSettings, rankThre
 export async function makeModelTrainer(model: ModelConfig, t: TrainSettings, seq: number, params: ParamValues, adam?: TrainState['adam'], ranks?: RankSetup): Promise<ModelTrainer> {
   const plan = ranks?.shard ? planShards(paramSpecs(model), ranks.world.size) : undefined;
   const owns = plan ? (name: string) => plan.get(name) === ranks!.world.rank : undefined;
-  const compiled = compileTrainStep(loryTrainSpec(model, { batch: t.micro_batch, seq }, { optimizer: optimizerConfig(t), accumulation: t.accumulation > 1 || ranks !== undefined, ...(owns ? { owns } : {}) }));
+  const compiled = compileTrainStep(loryTrainSpec(model, { batch: t.micro_batch, seq, recompute: t.recompute ?? false }, { optimizer: optimizerConfig(t), accumulation: t.accumulation > 1 || ranks !== undefined, ...(owns ? { owns } : {}) }));
   const graphs = ranks ? (['eval', 'accumulate', 'apply'] as const) : undefined;
   const trainer = await Trainer.create(compiled, params, runSessionOptions(model, t, ranks?.threads), graphs);
   if (adam) {

@@ -26,6 +26,8 @@ export interface TrainSettings {
   threads?: number | undefined;
   /** Shard the AdamW state across ranks (ZeRO-1); only under mpirun. */
   shard_optimizer?: boolean | undefined;
+  /** Recompute each layer's forward in the backward pass instead of keeping its activations. */
+  recompute?: boolean | undefined;
 }
 
 export type Phase = 'dense' | 'moe';

@@ -102,6 +102,25 @@ test('lory params prints the training memory per rank, the same estimate `lory t
   assert.match(t.stdout, /train memory\/rank\n.*~0\.\d\d GB\n.*~0\.\d\d GB\n.*~\d+ GB\n/);
 });
 
+test('lory params counts train.recompute: the activations of one layer input per layer instead of every layer', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lory-params-'));
+  const common = 'model:\n  d_model: 1024\n  n_layers: 24\n  n_heads: 16\n  context_length: 4096\nbatches:\n  seq_len: 4096\n';
+  writeFileSync(join(dir, 'plain.yaml'), `${common}train: {micro_batch: 1}\n`);
+  writeFileSync(join(dir, 're.yaml'), `${common}train: {micro_batch: 1, recompute: true}\n`);
+  const [plain, re] = ['plain', 're'].map((n) => JSON.parse(lory('params', '--json', join(dir, `${n}.yaml`)).stdout)[0].memory as { activations: number; total: number; recompute: boolean });
+  assert.equal(plain!.recompute, false);
+  assert.equal(re!.recompute, true);
+  assert.ok(re!.activations < plain!.activations / 5, `recompute ${re!.activations} vs ${plain!.activations}`);
+  assert.equal(plain!.total - re!.total, plain!.activations - re!.activations);
+  const r = lory('params', join(dir, 're.yaml'));
+  assert.match(r.stdout, /activations [\d.]+ GB at micro-batch 1 × 4096 tokens \(layers recomputed\)/);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, `${common}train: {recompute: 'yes'}\n`);
+  const b = lory('params', bad);
+  assert.equal(b.status, 2);
+  assert.match(b.stderr.trim(), /^error: .*bad\.yaml.*train\.recompute.*true or false[^\n]*$/);
+});
+
 test('lory params --ranks N prints the memory per rank with the AdamW state whole and sharded', () => {
   const r = lory('params', '--ranks', '8', 'pipelines/paper-0.3b-32e.yaml');
   assert.equal(r.status, 0, r.stderr);

@@ -35,7 +35,7 @@ function load(file: string, seq: number | undefined, ranks: number | undefined):
     if (seq !== undefined) checkSequenceLength(run.model, seq);
     const name = loaded.pipeline.runs ? `${file} (${run.name})` : file;
     const trainSeq = seq ?? Math.min(loaded.pipeline.batches.seq_len, run.model.contextLength);
-    const shape = { microBatch: run.train.micro_batch, seq: trainSeq, accumulation: run.train.accumulation };
+    const shape = { microBatch: run.train.micro_batch, seq: trainSeq, accumulation: run.train.accumulation, recompute: run.train.recompute ?? false };
     const memory = estimateTrainingMemory(run.model, shape);
     const perRanks = ranks
       ? { count: ranks, unsharded: estimateTrainingMemory(run.model, { ...shape, ranks }), sharded: estimateTrainingMemory(run.model, { ...shape, ranks, shardOptimizer: true }) }
