@@ -43,4 +43,21 @@ describe('a run is its model, settings and inputs, not the name of its pipeline 
     writeFileSync(join(dir, 'r.yaml'), PIPELINE.replace('steps: 6', 'steps: 6, lr: 1.0e-3'));
     await assert.rejects(trainFrom(join(dir, 'r.yaml'), out), { name: 'InputError', message: /holds a run of another config/ });
   });
+
+  it('train.recompute and train.shard_optimizer are not part of it: switched on at a resume, the run continues to the straight run\'s weights', async () => {
+    const dir = tempDir('run-identity-switches');
+    const plain = join(dir, 'plain.yaml');
+    const switched = join(dir, 'switched.yaml');
+    writeFileSync(plain, PIPELINE);
+    writeFileSync(switched, PIPELINE.replace('threads: 1', 'threads: 1, recompute: true, shard_optimizer: false'));
+    const straight = join(dir, 'straight');
+    await trainFrom(plain, straight);
+    const out = join(dir, 'run');
+    await assert.rejects(trainFrom(plain, out, { stopAfter: 3 }), { name: 'InterruptedError' });
+    const resumed = await trainFrom(switched, out);
+    assert.equal(resumed.start?.type === 'start' && resumed.start.step, 3, 'resumed, not refused as another config');
+    const weights = (run: string) => readFileSync(join(run, 'checkpoints', 'step-000000006', 'model.safetensors'));
+    assert.ok(weights(out).equals(weights(straight)), 'recomputing changes no bit');
+    assert.equal((await trainFrom(plain, out)).result.skipped, true, 'and the plain config finds it up to date');
+  });
 });
