@@ -22,31 +22,7 @@ OrtStatus* compute_adamw(OrtKernelContext* ctx) {
   return nullptr;
 }
 
-OrtCustomOp make_adamw_op() {
-  OrtCustomOp op;
-  init_custom_op(&op);
-  op.GetName = [](const OrtCustomOp*) { return kAdamWOpName; };
-  op.GetExecutionProviderType = [](const OrtCustomOp*) { return "CPUExecutionProvider"; };
-  op.GetInputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
-  op.GetOutputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
-  op.GetInputTypeCount = [](const OrtCustomOp*) -> size_t { return 5; };
-  op.GetOutputTypeCount = [](const OrtCustomOp*) -> size_t { return 3; };
-  op.CreateKernelV2 = [](const OrtCustomOp*, const OrtApi*, const OrtKernelInfo*, void** k) -> OrtStatus* {
-    *k = nullptr;  // stateless
-    return nullptr;
-  };
-  op.KernelComputeV2 = [](void*, OrtKernelContext* ctx) -> OrtStatus* {
-    try {
-      return compute_adamw(ctx);
-    } catch (const std::exception& ex) {
-      return g_ort->CreateStatus(ORT_RUNTIME_EXCEPTION, (std::string("AdamWUpdate (CPU): ") + ex.what()).c_str());
-    }
-  };
-  op.KernelDestroy = [](void*) {};
-  return op;
-}
-
-const OrtCustomOp kAdamWOp = make_adamw_op();
+const OrtCustomOp kAdamWOp = make_adamw_custom_op<compute_adamw, kCpuProvider>();
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <onnxruntime_c_api.h>
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -68,5 +69,35 @@ OrtStatus* make_output(OrtKernelContext* ctx, size_t index, const std::vector<in
 
 // Fills the parts of an OrtCustomOp that are the same for every lory op; the caller sets the rest.
 void init_custom_op(OrtCustomOp* op);
+
+inline constexpr char kCpuProvider[] = "CPUExecutionProvider";
+inline constexpr char kCudaProvider[] = "CUDAExecutionProvider";
+
+// AdamWUpdate's registration on one execution provider (the CPU and CUDA libraries differ only in
+// `Compute`): float32 p, g, m, v, hyper → p', m', v', stateless; errors name the op and `Provider`.
+template <OrtStatus* (*Compute)(OrtKernelContext*), const char* Provider>
+OrtCustomOp make_adamw_custom_op() {
+  OrtCustomOp op;
+  init_custom_op(&op);
+  op.GetName = [](const OrtCustomOp*) { return kAdamWOpName; };
+  op.GetExecutionProviderType = [](const OrtCustomOp*) { return Provider; };
+  op.GetInputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
+  op.GetOutputType = [](const OrtCustomOp*, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
+  op.GetInputTypeCount = [](const OrtCustomOp*) -> size_t { return 5; };
+  op.GetOutputTypeCount = [](const OrtCustomOp*) -> size_t { return 3; };
+  op.CreateKernelV2 = [](const OrtCustomOp*, const OrtApi*, const OrtKernelInfo*, void** k) -> OrtStatus* {
+    *k = nullptr;  // stateless
+    return nullptr;
+  };
+  op.KernelComputeV2 = [](void*, OrtKernelContext* ctx) -> OrtStatus* {
+    try {
+      return Compute(ctx);
+    } catch (const std::exception& ex) {
+      return g_ort->CreateStatus(ORT_RUNTIME_EXCEPTION, (std::string(kAdamWOpName) + " (" + Provider + "): " + ex.what()).c_str());
+    }
+  };
+  op.KernelDestroy = [](void*) {};
+  return op;
+}
 
 }  // namespace lory
