@@ -45,6 +45,8 @@ export interface StageContext {
   progress(text: string): void;
   /** Training events (per step), for a caller that shows or streams them. */
   onTrainEvent?(run: string, event: TrainEvent): void;
+  /** A warning to show (a run's latest checkpoint unusable, an earlier one read instead). */
+  warn?(message: string): void;
 }
 
 export interface StageOutcome {
@@ -229,6 +231,7 @@ function evalStage(p: LoadedPipeline): PlannedStage {
         out: outputs(p).eval,
         force: ctx.force,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(ctx.warn ? { onWarn: ctx.warn } : {}),
         onProgress: (x) => ctx.progress(`eval-perplexity: ${x.checkpoint} [${x.routing}] ${x.windowsDone}/${x.windowsTotal} windows`),
       });
       return { skipped: r.skipped, output: outputs(p).eval, stats: r.report };
@@ -270,6 +273,7 @@ function evalTasksStage(p: LoadedPipeline): PlannedStage {
         out: outputs(p).evalTasks,
         force: ctx.force,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(ctx.warn ? { onWarn: ctx.warn } : {}),
         onProgress: (x) => ctx.progress(`eval-tasks: ${x.checkpoint} [${x.routing}] ${x.task} ${x.shots}-shot, ${x.done}/${x.total} sequences`),
       });
       return { skipped: r.skipped, output: outputs(p).evalTasks, stats: r.report };
@@ -295,6 +299,7 @@ function inspectStage(p: LoadedPipeline, run: ResolvedRun): PlannedStage {
         out: outputs(p).experts(run.name),
         force: ctx.force,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(ctx.warn ? { onWarn: ctx.warn } : {}),
         onProgress: (done, total) => ctx.progress(`inspect-${run.name}: ${done}/${total} windows`),
       });
       return { skipped: r.skipped, output: r.dir, stats: r.report };
@@ -321,6 +326,7 @@ function trainStage(p: LoadedPipeline, run: ResolvedRun): PlannedStage {
         memoryCheck: ctx.memoryCheck ?? true,
         restartHint: `rerun with --from train-${run.name} --force to start it over`,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(ctx.warn ? { onWarn: ctx.warn } : {}),
         onEvent: (e) => ctx.onTrainEvent?.(run.name, e),
       });
       return { skipped: r.skipped, output: outputs(p).run(run.name), stats: r.manifest?.stats as TrainStats | undefined };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FIXTURE_HELDOUT, FIXTURE_TRAIN, tempDir } from '../../data/testing.js';
@@ -75,6 +75,12 @@ describe('lory run', () => {
     assert.equal(JSON.parse(forced.stdout.trim().split('\n').at(-1)!).report, join(out, 'report', 'report.html'));
     assert.deepEqual(summary().map((r) => r.run), ['dense', 'lory'], 'retraining one run still reports both');
     assert.equal(readFileSync(join(out, 'runs', 'dense', 'metrics.jsonl'), 'utf8'), metrics, 'the dense run is untouched');
+
+    // kill -9 between a checkpoint's rename and its pointer write: the stages read the newest intact one, and say so.
+    rmSync(join(out, 'runs', 'lory', 'checkpoints', 'latest'));
+    const fallback = lory('run', file, '--from', 'eval-perplexity', '--until', 'eval-perplexity', '--force');
+    assert.equal(fallback.status, 0, fallback.stderr);
+    assert.match(fallback.stderr, /warning: .*latest.*; using .*runs\/lory\/checkpoints\/step-/);
   });
 
   it('finds a run up to date named through ./p.yaml, a copy, or from another working directory with equivalent paths; lory train on ../ paths too', () => {

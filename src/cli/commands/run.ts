@@ -65,6 +65,7 @@ Examples:
               memoryCheck: flags.memoryCheck ?? true,
               signal: stop.signal,
               progress: (text) => progress.update(`[${i + 1}/${stages.length}] ${text}`),
+              warn: (m) => log.warn(m),
               onTrainEvent: (run, e) => {
                 if (!reporters.has(run)) reporters.set(run, trainReporter(run, progress, flags.json ?? false));
                 reporters.get(run)!(e);
