@@ -7,6 +7,7 @@
  */
 import { parse } from 'yaml';
 import { paramSpecs } from '../src/model/index.js';
+import { sizeOf } from '../src/graph/shape.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { launchFromEnv, World } from '../src/parallel/mpi.js';
 import { loadRuntime } from '../src/runtime/index.js';
@@ -16,7 +17,7 @@ const model = parseModelConfig(parse(`{ ${process.argv[2]} }`));
 const repeats = Number(process.argv[3] ?? 20);
 const world = World.join(launchFromEnv()!);
 const rt = loadRuntime();
-const values = paramSpecs(model).map((s) => rt.tensor('float32', [...s.shape], Float32Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, () => Math.random())));
+const values = paramSpecs(model).map((s) => rt.tensor('float32', [...s.shape], Float32Array.from({ length: sizeOf(s.shape) }, () => Math.random())));
 const views = values.map((v) => v.view());
 const times: number[] = [];
 for (let k = 0; k < repeats; k++) {

@@ -7,6 +7,7 @@
 import type { ParamArray, ParamValues } from '../model/index.js';
 import type { ModelTrainer, TrainState } from '../train/model-trainer.js';
 import type { World } from './mpi.js';
+import { sizeOf } from '../graph/shape.js';
 
 /** Parameter name → the rank that owns its optimizer state. */
 export type ShardPlan = Map<string, number>;
@@ -16,8 +17,7 @@ export type ShardPlan = Map<string, number>;
  * then the parameter order): deterministic, so every rank computes the same plan.
  */
 export function planShards(params: ReadonlyArray<{ name: string; shape: readonly number[] }>, ranks: number): ShardPlan {
-  const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-  const order = params.map((p, i) => ({ name: p.name, size: size(p.shape), i })).sort((a, b) => b.size - a.size || a.i - b.i);
+  const order = params.map((p, i) => ({ name: p.name, size: sizeOf(p.shape), i })).sort((a, b) => b.size - a.size || a.i - b.i);
   const load = new Array<number>(ranks).fill(0);
   const plan: ShardPlan = new Map();
   for (const p of order) {
@@ -61,7 +61,7 @@ export async function gatherMoments(world: World, phase: ModelTrainer, plan: Sha
     for (const [slot, into] of [[M(s.name), m], [V(s.name), v]] as const) {
       const mine = owner === world.rank;
       const here = mine ? phase.trainer.resident(slot)!.view() : undefined;
-      const size = s.shape.reduce((a, b) => a * b, 1);
+      const size = sizeOf(s.shape);
       let buffer: ParamArray;
       if (here) buffer = here as ParamArray;
       else if (keep) buffer = (phase.model.dtype === 'float64' ? new Float64Array(size) : new Float32Array(size)) as ParamArray;

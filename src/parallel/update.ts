@@ -6,7 +6,7 @@
  * Losses and routing diagnostics are gathered and summed in micro-batch order, so they are the
  * 1-rank run's bit for bit; the gradient sum is too where each rank holds one term (N = accumulation).
  */
-import { feeds, type ModelTrainer, type UpdateResult } from '../train/model-trainer.js';
+import { feeds, validationBatchLoss, validationRows, type ModelTrainer, type UpdateResult } from '../train/model-trainer.js';
 import { StepDiagnostics } from '../train/diagnostics.js';
 import type { InstanceReader, MicroBatch } from '../train/data.js';
 import type { TrainSettings } from '../train/settings.js';
@@ -100,23 +100,13 @@ export async function runDataParallelUpdate(world: World, phase: ModelTrainer, t
  * i mod N) and summed in batch order: the 1-rank figure exactly.
  */
 export async function validateAcrossRanks(world: World, phase: ModelTrainer, t: TrainSettings, seq: number, reader: InstanceReader): Promise<number | undefined> {
-  const total = reader.count;
-  if (total === 0) return undefined;
-  const B = t.micro_batch;
-  const limit = t.valid_batches > 0 ? Math.min(total, t.valid_batches * B) : total;
-  const batches = Math.ceil(limit / B);
+  const rows = validationRows(t, reader);
+  if (rows === 0) return undefined;
+  const batches = Math.ceil(rows / t.micro_batch);
   const weighted = new Float64Array(batches);
-  for (let i = world.rank; i < batches; i += world.size) {
-    const start = i * B;
-    const n = Math.min(B, limit - start);
-    const r = await phase.trainer.eval(feeds(reader.slice(start, n, B), B, seq));
-    const lmLoss = r.diagnostics['diag/lm_loss'];
-    const loss = lmLoss ? Number(lmLoss.read()[0]) : r.loss;
-    for (const v of Object.values(r.diagnostics)) v.dispose();
-    weighted[i] = loss * n;
-  }
-  const rows = await world.gatherRows(weighted);
+  for (let i = world.rank; i < batches; i += world.size) weighted[i] = await validationBatchLoss(phase, t, seq, reader, i, rows);
+  const gathered = await world.gatherRows(weighted);
   let sum = 0;
-  for (let i = 0; i < batches; i++) sum += rows[i % world.size]![i]!;
-  return sum / limit;
+  for (let i = 0; i < batches; i++) sum += gathered[i % world.size]![i]!;
+  return sum / rows;
 }

@@ -26,6 +26,7 @@ import { totalmem } from 'node:os';
 import { InputError } from '../artifacts/index.js';
 import { countParams, expertSlotsPerToken, isLoryMoe, paramSpecs, type ModelConfig } from '../model/index.js';
 import { planShards } from '../parallel/shard.js';
+import { sizeOf } from '../graph/shape.js';
 
 export interface MemoryEstimate {
   /** Tokens per micro-batch row (the training sequence length) and rows. */
@@ -79,7 +80,7 @@ export function estimateTrainingMemory(model: ModelConfig, o: { microBatch: numb
 export function largestShard(model: ModelConfig, ranks: number): number {
   const specs = paramSpecs(model);
   const load = new Array<number>(ranks).fill(0);
-  const size = new Map(specs.map((s) => [s.name, s.shape.reduce((a, b) => a * b, 1)]));
+  const size = new Map(specs.map((s) => [s.name, sizeOf(s.shape)]));
   for (const [name, rank] of planShards(specs, ranks)) load[rank]! += size.get(name)!;
   return Math.max(...load);
 }

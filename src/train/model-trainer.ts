@@ -138,23 +138,27 @@ export async function runUpdate(phase: ModelTrainer, t: TrainSettings, seq: numb
   return { loss: sum / t.accumulation, gradNorm: r.gradNorm ?? NaN, diagnostics };
 }
 
-/** Mean LM loss over the validation instances (`valid_batches` micro-batches; 0: all); undefined when there are none. */
-export async function validate(phase: ModelTrainer, t: TrainSettings, seq: number, reader: InstanceReader): Promise<number | undefined> {
-  const total = reader.count;
-  if (total === 0) return undefined;
+/** The validation instances a pass reads: `valid_batches` micro-batches of them (0: all). */
+export const validationRows = (t: TrainSettings, reader: InstanceReader): number => (t.valid_batches > 0 ? Math.min(reader.count, t.valid_batches * t.micro_batch) : reader.count);
+
+/** Validation micro-batch `i` (of a pass over `rows` instances): its mean LM loss times its real rows. */
+export async function validationBatchLoss(phase: ModelTrainer, t: TrainSettings, seq: number, reader: InstanceReader, i: number, rows: number): Promise<number> {
   const B = t.micro_batch;
-  const limit = t.valid_batches > 0 ? Math.min(total, t.valid_batches * B) : total;
+  const start = i * B;
+  const n = Math.min(B, rows - start);
+  const r = await phase.trainer.eval(feeds(reader.slice(start, n, B), B, seq));
+  // Token-level MoE kinds train on LM loss + auxiliary terms; validation compares the LM loss alone.
+  const lmLoss = r.diagnostics['diag/lm_loss'];
+  const loss = lmLoss ? Number(lmLoss.read()[0]) : r.loss;
+  for (const v of Object.values(r.diagnostics)) v.dispose();
+  return loss * n; // the mean over this batch's n real rows (padding rows are ignored: label -100)
+}
+
+/** Mean LM loss over the validation instances; undefined when there are none. */
+export async function validate(phase: ModelTrainer, t: TrainSettings, seq: number, reader: InstanceReader): Promise<number | undefined> {
+  const rows = validationRows(t, reader);
+  if (rows === 0) return undefined;
   let sum = 0;
-  let rows = 0;
-  for (let start = 0; start < limit; start += B) {
-    const n = Math.min(B, limit - start);
-    const r = await phase.trainer.eval(feeds(reader.slice(start, n, B), B, seq));
-    // Token-level MoE kinds train on LM loss + auxiliary terms; validation compares the LM loss alone.
-    const lmLoss = r.diagnostics['diag/lm_loss'];
-    const loss = lmLoss ? Number(lmLoss.read()[0]) : r.loss;
-    for (const v of Object.values(r.diagnostics)) v.dispose();
-    sum += loss * n; // the mean over this batch's n real rows (padding rows are ignored: label -100)
-    rows += n;
-  }
+  for (let i = 0; i * t.micro_batch < rows; i++) sum += await validationBatchLoss(phase, t, seq, reader, i, rows);
   return sum / rows;
 }
