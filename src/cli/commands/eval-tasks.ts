@@ -9,7 +9,7 @@ import { log } from '../log.js';
 import { duration } from '../progress.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
-import { routingModes } from './eval.js';
+import { addReportOptions, routingModes } from './eval.js';
 
 interface Flags {
   tasks: string[];
@@ -45,7 +45,7 @@ function describe(p: TasksProgress): string {
 }
 
 export function registerEvalTasks(evalCommand: Command): void {
-  evalCommand
+  const tasks = evalCommand
     .command('tasks')
     .description('accuracy on multiple-choice tasks (by log-likelihood) and generative tasks (greedy, exact match), for one or more checkpoints side by side')
     .argument('<checkpoints...>', 'checkpoints (<run>/checkpoints/step-N) or run directories (made by `lory train`); the first is the baseline for relative change')
@@ -54,13 +54,9 @@ export function registerEvalTasks(evalCommand: Command): void {
     .option('--seed <n>', 'seeds the few-shot draws (the same seed gives the same prompts)', nonNegativeInt, 0)
     .addOption(new Option('--routing <mode>', "Lory routing: 'prompt' (decided on the context, the paper's inference mode), 'segment' (causal, as in training) or 'both'").default(['segment', 'prompt'], 'both').argParser(routingModes))
     .option('--max-new-tokens <n>', 'generative tasks: tokens generated at most', positiveInt, 32)
-    .option('--limit <n>', 'score only the first n items of each task', positiveInt)
-    .addOption(new Option('--which <checkpoint>', 'checkpoint of a run directory').choices(['latest', 'best']).default('latest'))
-    .option('--batch <n>', 'sequences per forward pass', positiveInt, 8)
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt)
-    .option('--json', 'print JSON instead of Markdown')
-    .option('-o, --out <dir>', `also write ${TASKS_FILES.json} and ${TASKS_FILES.markdown} to this directory`)
-    .option('--force', 'with --out: evaluate again even when the report is up to date')
+    .option('--limit <n>', 'score only the first n items of each task', positiveInt);
+  addReportOptions(tasks, 'sequences', TASKS_FILES);
+  tasks
     .addHelpText(
       'after',
       `

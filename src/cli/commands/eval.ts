@@ -37,9 +37,20 @@ export function routingModes(value: string): EvalRouting[] {
   throw new InvalidArgumentError("must be 'segment', 'prompt' or 'both'");
 }
 
+/** The options every eval command shares: which checkpoint, batching, threads, and the report's form and folder. */
+export function addReportOptions(command: Command, perBatch: string, files: { json: string; markdown: string }): void {
+  command
+    .addOption(new Option('--which <checkpoint>', 'checkpoint of a run directory').choices(['latest', 'best']).default('latest'))
+    .option('--batch <n>', `${perBatch} per forward pass`, positiveInt, 8)
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt)
+    .option('--json', 'print JSON instead of Markdown')
+    .option('-o, --out <dir>', `also write ${files.json} and ${files.markdown} to this directory`)
+    .option('--force', 'with --out: evaluate again even when the report is up to date');
+}
+
 export function registerEval(program: Command): void {
   const evalCommand = program.command('eval').description('evaluate checkpoints (perplexity per domain, accuracy on tasks)');
-  evalCommand
+  const perplexity = evalCommand
     .command('perplexity')
     .description('perplexity, mean NLL and bits per byte per domain of held-out data, for one or more checkpoints side by side')
     .argument('<checkpoints...>', 'checkpoints (<run>/checkpoints/step-N) or run directories (made by `lory train`); the first is the baseline for relative change')
@@ -48,13 +59,9 @@ export function registerEval(program: Command): void {
     .option('--window <n>', "tokens per window (default: the model's context length)", positiveInt)
     .option('--stride <n>', 'start windows this many tokens apart (default: the window, no overlap); smaller gives every token more context', positiveInt)
     .addOption(new Option('--routing <mode>', "Lory routing: 'segment' (causal, as in training), 'prompt' (one decision per window from its first tokens, then fixed: the paper's inference mode) or 'both'").default(['segment', 'prompt'], 'both').argParser(routingModes))
-    .option('--prompt-tokens <n>', 'prompt routing: tokens that decide the routing (default: one segment)', positiveInt)
-    .addOption(new Option('--which <checkpoint>', 'checkpoint of a run directory').choices(['latest', 'best']).default('latest'))
-    .option('--batch <n>', 'windows per forward pass', positiveInt, 8)
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt)
-    .option('--json', 'print JSON instead of Markdown')
-    .option('-o, --out <dir>', `also write ${PERPLEXITY_FILES.json} and ${PERPLEXITY_FILES.markdown} to this directory`)
-    .option('--force', 'with --out: evaluate again even when the report is up to date')
+    .option('--prompt-tokens <n>', 'prompt routing: tokens that decide the routing (default: one segment)', positiveInt);
+  addReportOptions(perplexity, 'windows', PERPLEXITY_FILES);
+  perplexity
     .addHelpText(
       'after',
       `
