@@ -12,6 +12,7 @@
         "src/value.cc",
         "src/session.cc",
         "src/cuda_probe.cc",
+        "src/cuda_memory.cc",
         "src/dtype.cc"
       ],
       "include_dirs": [

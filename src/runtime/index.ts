@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { FeedError, OrtError } from './errors.js';
 import { bundledOrtLibraryPath, loadAddon, type NativeAddon } from './native.js';
 import { OrtSession } from './session.js';
-import type { AnyTypedArray, DType, ResidentValue, RuntimeInfo, Session, SessionOptions } from './types.js';
+import type { AnyTypedArray, DeviceName, DType, ResidentValue, RuntimeInfo, Session, SessionOptions } from './types.js';
 
 export * from './types.js';
 export { FeedError, OrtError } from './errors.js';
@@ -20,6 +20,13 @@ export interface CudaDevices {
   driverLoaded: boolean;
   deviceCount: number;
   detail: string;
+  /** The CUDA runtime library lory's device memory goes through, or why there is none. */
+  runtime: string;
+}
+
+/** The CUDA ordinal of a device name, or -1 for host memory. */
+export function deviceOrdinal(device: DeviceName): number {
+  return device === 'cpu' ? -1 : Number(device.slice('cuda:'.length));
 }
 
 export class Runtime {
@@ -56,9 +63,14 @@ export class Runtime {
     }
   }
 
-  /** A resident tensor: copies `data` in, or zero-fills when no data is given. */
-  tensor(dtype: DType, shape: readonly number[], data?: AnyTypedArray): ResidentValue {
-    return this.addon.tensor(dtype, [...shape], data) as unknown as ResidentValue;
+  /** A resident tensor on `device` (default host memory): copies `data` in, or zero-fills when no data is given. */
+  tensor(dtype: DType, shape: readonly number[], data?: AnyTypedArray, device: DeviceName = 'cpu'): ResidentValue {
+    try {
+      return this.addon.tensor(dtype, [...shape], data, deviceOrdinal(device)) as unknown as ResidentValue;
+    } catch (error) {
+      if (device === 'cpu') throw error;
+      throw new OrtError(`allocating a [${shape.join(',')}] ${dtype} tensor on ${device}`, (error as Error).message);
+    }
   }
 
   /** Count and bytes of resident values not yet released (a leak check). */

@@ -24,6 +24,7 @@ export interface NativeValue {
   readonly shape: number[];
   readonly size: number;
   readonly disposed: boolean;
+  readonly device: string;
   read(): AnyTypedArray;
   view(): AnyTypedArray;
   write(data: AnyTypedArray): void;
@@ -49,8 +50,9 @@ export interface NativeAddon {
   ResidentValue: abstract new (...args: never[]) => NativeValue;
   init(libraryPath: string, logLevel: string): { version: string; apiVersion: number; path: string };
   availableProviders(): string[];
-  probeCuda(): { driverLoaded: boolean; deviceCount: number; detail: string };
-  tensor(dtype: string, shape: number[], data?: AnyTypedArray): NativeValue;
+  probeCuda(): { driverLoaded: boolean; deviceCount: number; detail: string; runtime: string };
+  /** device: -1 for host memory, else a CUDA ordinal. */
+  tensor(dtype: string, shape: number[], data?: AnyTypedArray, device?: number): NativeValue;
   createSession(model: Uint8Array | string, options: object): Promise<NativeSession>;
   liveValues(): { count: number; bytes: number };
 }

@@ -157,4 +157,32 @@ describe('resident values', () => {
     state.dispose();
     session.dispose();
   });
+
+  it('runs through an I/O binding: output targets are written in place (no copy), other outputs come back in host memory', async () => {
+    const session = await runtime.createSession(stepModel(4), { intraOpThreads: 1 });
+    const state = runtime.tensor('float32', [4], Float32Array.of(1, 2, 3, 4));
+    const target = runtime.tensor('float32', [4]);
+    const seen = target.view() as Float32Array; // the target's own memory, taken before the run
+    const out = await session.run(
+      { state, delta: { dtype: 'float32', shape: [4], data: Float32Array.of(0.5, 0.25, -1, 8) }, count: { dtype: 'int64', shape: [], data: BigInt64Array.of(41n) } },
+      { into: { state_next: target } },
+    );
+    assert.equal(out.state_next, target, 'the bound target is the returned value');
+    assert.deepEqual(Array.from(seen), [1.5, 2.25, 2, 12], 'the run wrote into the memory bound before it');
+    assert.equal(out.count_next!.device, 'cpu');
+    assert.equal((out.count_next!.read() as BigInt64Array)[0], 42n);
+    assert.equal(state.device, 'cpu');
+    for (const v of [state, target, out.count_next!]) v.dispose();
+    session.dispose();
+  });
+
+  it('refuses device memory with the CUDA runtime\'s reason where no GPU is usable', { skip: runtime.cudaDevices().deviceCount > 0 && 'a GPU is present' }, () => {
+    const live = runtime.liveValues();
+    assert.throws(
+      () => runtime.tensor('float32', [2], Float32Array.of(1, 2), 'cuda:0'),
+      (e: Error) => /^allocating a \[2\] float32 tensor on cuda:0: /.test(e.message) && /CUDA runtime|cuda/i.test(e.message),
+    );
+    assert.throws(() => runtime.tensor('float32', [2], undefined, 'cuda:0'), /on cuda:0/);
+    assert.deepEqual(runtime.liveValues(), live, 'nothing was left allocated');
+  });
 });

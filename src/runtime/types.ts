@@ -4,6 +4,8 @@ import type { AnyTypedArray, DType } from '../graph/onnx/dtype.js';
 export type { AnyTypedArray, DType };
 
 export type ExecutionProvider = 'cpu' | 'cuda';
+/** Where a resident value's memory lives: host memory, or a CUDA device by ordinal. */
+export type DeviceName = 'cpu' | `cuda:${number}`;
 export type GraphOptimizationLevel = 'disable' | 'basic' | 'extended' | 'all';
 
 export interface SessionOptions {
@@ -15,6 +17,11 @@ export interface SessionOptions {
   executionProvider?: ExecutionProvider;
   /** CUDA device ordinal when executionProvider is 'cuda'. */
   deviceId?: number;
+  /**
+   * Let the CUDA provider round float32 GEMM inputs to TF32 (ORT's own default is on). lory's default
+   * is off, so a float32 GPU run compares with the CPU's.
+   */
+  tf32?: boolean;
   /** Paths of shared libraries of custom ops to register (RegisterCustomOpsLibrary). */
   customOpLibraries?: string[];
   /**
@@ -53,12 +60,14 @@ export interface ResidentValue {
   readonly shape: readonly number[];
   readonly size: number;
   readonly disposed: boolean;
-  /** Copy out into a new TypedArray (for checkpoints and metrics). */
+  /** Where the memory lives; a run reads and writes it in place there. */
+  readonly device: DeviceName;
+  /** Copy out into a new TypedArray (for checkpoints and metrics); from a GPU, a device→host copy. */
   read(): AnyTypedArray;
   /**
    * The tensor's own memory as a TypedArray, no copy: for native collectives (MPI) that reduce
    * resident values in place. Never use it while a run reads or writes the value; a disposed value
-   * keeps its memory until its last view is collected.
+   * keeps its memory until its last view is collected. Host values only.
    */
   view(): AnyTypedArray;
   /** Copy a TypedArray of exactly `size` elements in (overwrites in place). */
@@ -88,7 +97,10 @@ export interface Session {
   readonly inputs: readonly TensorInfo[];
   readonly outputs: readonly TensorInfo[];
   readonly executionProvider: ExecutionProvider;
-  /** Runs on a worker thread; the event loop keeps turning. Resolves to the fetched outputs. */
+  /**
+   * Runs on a worker thread; the event loop keeps turning. Inputs are used where they live; outputs
+   * with an `into` target are written there in place; the other outputs come back in host memory.
+   */
   run(feeds: Record<string, Feed>, options?: RunOptions): Promise<Record<string, ResidentValue>>;
   /** Stops ORT's profiler and returns the profile file's path ('' unless `profileFilePrefix` was set). */
   endProfiling(): string;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "addon_data.h"
+#include "cuda_memory.h"
 #include "cuda_probe.h"
 #include "dtype.h"
 #include "ort_api.h"
@@ -58,6 +59,7 @@ Napi::Value ProbeCudaJs(const Napi::CallbackInfo& info) {
   result.Set("driverLoaded", probe.driver_loaded);
   result.Set("deviceCount", probe.device_count);
   result.Set("detail", probe.detail);
+  result.Set("runtime", CudaRuntimeStatus());
   return result;
 }
 
@@ -76,34 +78,36 @@ std::vector<int64_t> ParseShape(Napi::Env env, Napi::Value value) {
   return shape;
 }
 
-// tensor(dtype, shape, data?) → ResidentValue; without data the memory is zero-filled.
+// tensor(dtype, shape, data?, device?) → ResidentValue; without data the memory is zero-filled. device: -1 (the
+// default) for host memory, else a CUDA device ordinal.
 Napi::Value Tensor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString()) throw Napi::TypeError::New(env, "tensor(dtype, shape, data?)");
+  if (info.Length() < 2 || !info[0].IsString()) throw Napi::TypeError::New(env, "tensor(dtype, shape, data?, device?)");
   std::string name = info[0].As<Napi::String>();
   const DTypeInfo* dtype = DTypeByName(name);
   if (dtype == nullptr) throw Napi::TypeError::New(env, "unknown dtype '" + name + "'; expected one of " + DTypeNames());
   std::vector<int64_t> shape = ParseShape(env, info[1]);
-  OrtValue* value = nullptr;
+  const int device = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : Value::kHost;
+  if (device < Value::kHost) throw Napi::RangeError::New(env, "tensor(): device must be -1 (host) or a CUDA ordinal, got " + std::to_string(device));
+  Value::Made made;
   if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) {
-    value = Value::FromTypedArray(env, *dtype, shape, info[2]);
+    made = Value::FromTypedArray(env, *dtype, shape, info[2], device);
   } else {
     try {
-      value = Value::Allocate(*dtype, shape);
+      made = Value::Allocate(*dtype, shape, device);
+      void* data = nullptr;
+      ThrowIfError(Api().GetTensorMutableData(made.value, &data), "GetTensorMutableData");
+      int64_t count = 1;
+      for (int64_t d : shape) count *= d;
+      const size_t bytes = static_cast<size_t>(count) * dtype->bytes;
+      if (device != Value::kHost) CudaZero(device, data, bytes);
+      else if (bytes > 0) std::memset(data, 0, bytes);
     } catch (const std::exception& e) {
+      Value::Free(made);
       throw Napi::Error::New(env, e.what());
     }
-    void* data = nullptr;
-    OrtStatus* status = Api().GetTensorMutableData(value, &data);
-    if (status != nullptr) {
-      Api().ReleaseValue(value);
-      throw Napi::Error::New(env, TakeErrorMessage(status));
-    }
-    int64_t count = 1;
-    for (int64_t d : shape) count *= d;
-    if (count > 0) std::memset(data, 0, static_cast<size_t>(count) * dtype->bytes);
   }
-  return Value::Wrap(env, value);
+  return Value::Wrap(env, made.value, made.device_buffer);
 }
 
 Napi::Value LiveValues(const Napi::CallbackInfo& info) {

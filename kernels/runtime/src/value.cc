@@ -8,6 +8,7 @@
 #include <string>
 
 #include "addon_data.h"
+#include "cuda_memory.h"
 #include "ort_api.h"
 
 namespace lory {
@@ -45,6 +46,7 @@ Napi::Function Value::Init(Napi::Env env) {
                                         InstanceAccessor<&Value::GetShape>("shape"),
                                         InstanceAccessor<&Value::GetSize>("size"),
                                         InstanceAccessor<&Value::GetDisposed>("disposed"),
+                                        InstanceAccessor<&Value::GetDevice>("device"),
                                         InstanceMethod<&Value::Read>("read"),
                                         InstanceMethod<&Value::View>("view"),
                                         InstanceMethod<&Value::Write>("write"),
@@ -53,8 +55,8 @@ Napi::Function Value::Init(Napi::Env env) {
   return ctor;
 }
 
-Napi::Object Value::Wrap(Napi::Env env, OrtValue* value) {
-  return Data(env).value_constructor.New({Napi::External<OrtValue>::New(env, value)});
+Napi::Object Value::Wrap(Napi::Env env, OrtValue* value, void* device_buffer) {
+  return Data(env).value_constructor.New({Napi::External<OrtValue>::New(env, value), Napi::External<void>::New(env, device_buffer)});
 }
 
 bool Value::IsValue(Napi::Value value) {
@@ -76,18 +78,65 @@ void AdviseHugePages(void* data, size_t bytes) {
 }
 }  // namespace
 
-OrtValue* Value::Allocate(const DTypeInfo& dtype, const std::vector<int64_t>& shape) {
-  for (int64_t d : shape)
-    if (d < 0) throw std::runtime_error("tensor shape " + ShapeString(shape) + " has a negative dimension");
-  OrtValue* value = nullptr;
-  ThrowIfError(Api().CreateTensorAsOrtValue(CpuAllocator(), shape.data(), shape.size(), dtype.ort, &value), "CreateTensorAsOrtValue");
-  void* data = nullptr;
-  if (OrtStatus* status = Api().GetTensorMutableData(value, &data)) Api().ReleaseStatus(status);
-  else AdviseHugePages(data, static_cast<size_t>(ElementCount(shape)) * dtype.bytes);
-  return value;
+namespace {
+// ORT's description of memory on CUDA device `device` (what its CUDA provider calls "Cuda").
+OrtMemoryInfo* CudaMemoryInfo(int device) {
+  OrtMemoryInfo* info = nullptr;
+  ThrowIfError(Api().CreateMemoryInfo("Cuda", OrtDeviceAllocator, device, OrtMemTypeDefault, &info), "CreateMemoryInfo(Cuda)");
+  return info;
 }
 
-OrtValue* Value::FromTypedArray(Napi::Env env, const DTypeInfo& dtype, const std::vector<int64_t>& shape, Napi::Value data) {
+// The device ordinal of a tensor's memory, or Value::kHost.
+int DeviceOf(const OrtValue* value) {
+  const OrtMemoryInfo* info = nullptr;
+  const char* name = nullptr;
+  int id = 0;
+  if (OrtStatus* status = Api().GetTensorMemoryInfo(value, &info)) return Api().ReleaseStatus(status), Value::kHost;
+  if (OrtStatus* status = Api().MemoryInfoGetName(info, &name)) return Api().ReleaseStatus(status), Value::kHost;
+  if (OrtStatus* status = Api().MemoryInfoGetId(info, &id)) return Api().ReleaseStatus(status), Value::kHost;
+  return std::strcmp(name, "Cuda") == 0 ? id : Value::kHost;
+}
+}  // namespace
+
+Value::Made Value::Allocate(const DTypeInfo& dtype, const std::vector<int64_t>& shape, int device) {
+  for (int64_t d : shape)
+    if (d < 0) throw std::runtime_error("tensor shape " + ShapeString(shape) + " has a negative dimension");
+  Made made;
+  if (device == kHost) {
+    ThrowIfError(Api().CreateTensorAsOrtValue(CpuAllocator(), shape.data(), shape.size(), dtype.ort, &made.value), "CreateTensorAsOrtValue");
+    void* data = nullptr;
+    if (OrtStatus* status = Api().GetTensorMutableData(made.value, &data)) Api().ReleaseStatus(status);
+    else AdviseHugePages(data, static_cast<size_t>(ElementCount(shape)) * dtype.bytes);
+    return made;
+  }
+  // Device memory lory owns (not ORT's arena): it outlives any session, and a run writes into it in place.
+  const size_t bytes = static_cast<size_t>(ElementCount(shape)) * dtype.bytes;
+  made.device_buffer = CudaAllocate(device, bytes);
+  OrtMemoryInfo* info = nullptr;
+  OrtStatus* status = nullptr;
+  try {
+    info = CudaMemoryInfo(device);
+    status = Api().CreateTensorWithDataAsOrtValue(info, made.device_buffer, bytes, shape.data(), shape.size(), dtype.ort, &made.value);
+  } catch (...) {
+    CudaFree(device, made.device_buffer);
+    throw;
+  }
+  Api().ReleaseMemoryInfo(info);
+  if (status != nullptr) {
+    CudaFree(device, made.device_buffer);
+    throw std::runtime_error("CreateTensorWithDataAsOrtValue: " + TakeErrorMessage(status));
+  }
+  return made;
+}
+
+void Value::Free(const Made& made) {
+  if (made.value == nullptr) return;
+  const int device = made.device_buffer != nullptr ? DeviceOf(made.value) : kHost;
+  Api().ReleaseValue(made.value);
+  if (made.device_buffer != nullptr) CudaFree(device, made.device_buffer);
+}
+
+Value::Made Value::FromTypedArray(Napi::Env env, const DTypeInfo& dtype, const std::vector<int64_t>& shape, Napi::Value data, int device) {
   if (!data.IsTypedArray()) throw Napi::TypeError::New(env, std::string("tensor data must be a TypedArray for dtype ") + dtype.name);
   auto array = data.As<Napi::TypedArray>();
   if (!ArrayMatchesDType(array.TypedArrayType(), dtype)) {
@@ -99,27 +148,38 @@ OrtValue* Value::FromTypedArray(Napi::Env env, const DTypeInfo& dtype, const std
     throw Napi::RangeError::New(env, "tensor shape " + ShapeString(shape) + " holds " + std::to_string(count) + " elements but data has " +
                                          std::to_string(array.ElementLength()));
   }
-  OrtValue* value = nullptr;
+  Made made;
   try {
-    value = Allocate(dtype, shape);
+    made = Allocate(dtype, shape, device);
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
   void* dst = nullptr;
-  OrtStatus* status = Api().GetTensorMutableData(value, &dst);
+  OrtStatus* status = Api().GetTensorMutableData(made.value, &dst);
   if (status != nullptr) {
-    Api().ReleaseValue(value);
+    Free(made);
     throw Napi::Error::New(env, "GetTensorMutableData: " + TakeErrorMessage(status));
   }
   const uint8_t* src = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  if (count > 0) std::memcpy(dst, src, static_cast<size_t>(count) * dtype.bytes);
-  return value;
+  const size_t bytes = static_cast<size_t>(count) * dtype.bytes;
+  try {
+    if (device == kHost) {
+      if (bytes > 0) std::memcpy(dst, src, bytes);
+    } else {
+      CudaCopyToDevice(device, dst, src, bytes);
+    }
+  } catch (const std::exception& e) {
+    Free(made);
+    throw Napi::Error::New(env, e.what());
+  }
+  return made;
 }
 
 Value::Value(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Value>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal()) {
+  if (info.Length() != 2 || !info[0].IsExternal() || !info[1].IsExternal()) {
     throw Napi::TypeError::New(info.Env(), "ResidentValue cannot be constructed directly; use runtime.tensor()");
   }
+  device_buffer_ = info[1].As<Napi::External<void>>().Data();
   Adopt(info[0].As<Napi::External<OrtValue>>().Data());
 }
 
@@ -128,7 +188,7 @@ void Value::Adopt(OrtValue* value) {
   OrtTensorTypeAndShapeInfo* info = nullptr;
   OrtStatus* shape_status = api.GetTensorTypeAndShape(value, &info);
   if (shape_status != nullptr) {
-    api.ReleaseValue(value);
+    Free({value, device_buffer_});
     throw Napi::Error::New(Env(), "output is not a tensor: " + TakeErrorMessage(shape_status));
   }
   ONNXTensorElementDataType type;
@@ -139,15 +199,16 @@ void Value::Adopt(OrtValue* value) {
   if (status == nullptr && rank > 0) status = api.GetDimensions(info, shape_.data(), rank);
   api.ReleaseTensorTypeAndShapeInfo(info);
   if (status != nullptr) {
-    api.ReleaseValue(value);
+    Free({value, device_buffer_});
     throw Napi::Error::New(Env(), "reading tensor shape: " + TakeErrorMessage(status));
   }
   dtype_ = DTypeByOrt(type);
   if (dtype_ == nullptr) {
-    api.ReleaseValue(value);
+    Free({value, device_buffer_});
     throw Napi::Error::New(Env(), "tensor element type " + std::to_string(type) + " is not supported by lory");
   }
   value_ = value;
+  device_ = DeviceOf(value);
   g_live_bytes += size() * static_cast<int64_t>(dtype_->bytes);
   ++g_live_count;
 }
@@ -172,16 +233,30 @@ Napi::Value Value::GetSize(const Napi::CallbackInfo& info) { return Napi::Number
 
 Napi::Value Value::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed()); }
 
+Napi::Value Value::GetDevice(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), device_ == kHost ? "cpu" : "cuda:" + std::to_string(device_));
+}
+
+void* Value::TensorData(Napi::Env env) const {
+  void* data = nullptr;
+  OrtStatus* status = Api().GetTensorMutableData(value_, &data);
+  if (status != nullptr) throw Napi::Error::New(env, "GetTensorMutableData: " + TakeErrorMessage(status));
+  return data;
+}
+
 Napi::Value Value::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "read");
   if (being_written()) throw Napi::Error::New(env, "cannot read a ResidentValue while a run is writing into it");
-  void* src = nullptr;
-  OrtStatus* status = Api().GetTensorMutableData(value_, &src);
-  if (status != nullptr) throw Napi::Error::New(env, "GetTensorMutableData: " + TakeErrorMessage(status));
+  const void* src = TensorData(env);
   size_t count = static_cast<size_t>(size());
-  auto buffer = Napi::ArrayBuffer::New(env, count * dtype_->bytes);
-  if (count > 0) std::memcpy(buffer.Data(), src, count * dtype_->bytes);
+  auto buffer = Napi::ArrayBuffer::New(env, bytes());
+  try {
+    if (device_ != kHost) CudaCopyToHost(device_, buffer.Data(), src, bytes());
+    else if (count > 0) std::memcpy(buffer.Data(), src, bytes());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
   napi_value array;
   napi_status made = napi_create_typedarray(env, dtype_->array, count, buffer, 0, &array);
   NAPI_THROW_IF_FAILED(env, made, Napi::Value());
@@ -201,11 +276,14 @@ void Value::Write(const Napi::CallbackInfo& info) {
   if (static_cast<int64_t>(array.ElementLength()) != size()) {
     throw Napi::RangeError::New(env, "write(): value has " + std::to_string(size()) + " elements, data has " + std::to_string(array.ElementLength()));
   }
-  void* dst = nullptr;
-  OrtStatus* status = Api().GetTensorMutableData(value_, &dst);
-  if (status != nullptr) throw Napi::Error::New(env, "GetTensorMutableData: " + TakeErrorMessage(status));
+  void* dst = TensorData(env);
   const uint8_t* src = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  if (size() > 0) std::memcpy(dst, src, static_cast<size_t>(size()) * dtype_->bytes);
+  try {
+    if (device_ != kHost) CudaCopyToDevice(device_, dst, src, bytes());
+    else if (size() > 0) std::memcpy(dst, src, bytes());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
 }
 
 void Value::Dispose(const Napi::CallbackInfo& info) {
@@ -220,7 +298,9 @@ void Value::Release() {
   g_live_bytes -= size() * static_cast<int64_t>(dtype_->bytes);
   --g_live_count;
   Api().ReleaseValue(value_);
+  if (device_buffer_ != nullptr) CudaFree(device_, device_buffer_);
   value_ = nullptr;
+  device_buffer_ = nullptr;
 }
 
 void Value::DropView() {
@@ -248,9 +328,10 @@ void ReleaseView(napi_env env, void* /*data*/, void* hint) {
 Napi::Value Value::View(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckUsable(env, "view");
-  void* data = nullptr;
-  OrtStatus* status = Api().GetTensorMutableData(value_, &data);
-  if (status != nullptr) throw Napi::Error::New(env, "GetTensorMutableData: " + TakeErrorMessage(status));
+  if (device_ != kHost) {
+    throw Napi::Error::New(env, "view() shows host memory, and this value lives on cuda:" + std::to_string(device_) + "; use read() and write()");
+  }
+  void* data = TensorData(env);
   const size_t count = static_cast<size_t>(size());
   if (count == 0) {
     // Nothing to share: an empty array of the value's type, not a view.

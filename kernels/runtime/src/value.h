@@ -14,12 +14,21 @@ namespace lory {
 class Value : public Napi::ObjectWrap<Value> {
  public:
   static Napi::Function Init(Napi::Env env);
-  // Wraps an OrtValue (taking ownership) into a new JS Value object.
-  static Napi::Object Wrap(Napi::Env env, OrtValue* value);
-  // Allocates an uninitialised CPU tensor (throws std::runtime_error on failure).
-  static OrtValue* Allocate(const DTypeInfo& dtype, const std::vector<int64_t>& shape);
-  // Copies a JS TypedArray of the right kind and length into a new CPU tensor (throws Napi::Error).
-  static OrtValue* FromTypedArray(Napi::Env env, const DTypeInfo& dtype, const std::vector<int64_t>& shape, Napi::Value data);
+  // Where a tensor's memory lives: host memory (kHost) or the CUDA device with this ordinal.
+  static constexpr int kHost = -1;
+  // A tensor and the device memory it owns (nullptr for host tensors, whose memory the OrtValue owns).
+  struct Made {
+    OrtValue* value = nullptr;
+    void* device_buffer = nullptr;
+  };
+  // Wraps a tensor (taking ownership of it and of its device buffer) into a new JS Value object.
+  static Napi::Object Wrap(Napi::Env env, OrtValue* value, void* device_buffer = nullptr);
+  // Allocates an uninitialised tensor on the host or a CUDA device (throws std::runtime_error).
+  static Made Allocate(const DTypeInfo& dtype, const std::vector<int64_t>& shape, int device = kHost);
+  // Copies a JS TypedArray of the right kind and length into a new tensor (throws Napi::Error).
+  static Made FromTypedArray(Napi::Env env, const DTypeInfo& dtype, const std::vector<int64_t>& shape, Napi::Value data, int device = kHost);
+  // Frees a tensor that was never wrapped.
+  static void Free(const Made& made);
   static bool IsValue(Napi::Value value);
   static Value* Unwrap(Napi::Object object) { return Napi::ObjectWrap<Value>::Unwrap(object); }
 
@@ -31,6 +40,8 @@ class Value : public Napi::ObjectWrap<Value> {
   const DTypeInfo& dtype() const { return *dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t size() const;
+  int device() const { return device_; }
+  size_t bytes() const { return static_cast<size_t>(size()) * dtype_->bytes; }
   // Runs in flight that read (inputs) or write (output targets) this value. A value being written
   // is exclusive: nothing else may read, write, feed or dispose it until the run ends.
   void PinRead() { ++readers_; }
@@ -50,6 +61,8 @@ class Value : public Napi::ObjectWrap<Value> {
   Napi::Value GetShape(const Napi::CallbackInfo& info);
   Napi::Value GetSize(const Napi::CallbackInfo& info);
   Napi::Value GetDisposed(const Napi::CallbackInfo& info);
+  Napi::Value GetDevice(const Napi::CallbackInfo& info);
+  void* TensorData(Napi::Env env) const;
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value View(const Napi::CallbackInfo& info);
   void Release();
@@ -58,6 +71,8 @@ class Value : public Napi::ObjectWrap<Value> {
   void CheckUsable(Napi::Env env, const char* action) const;
 
   OrtValue* value_ = nullptr;
+  void* device_buffer_ = nullptr;  // cudaMalloc'd memory this value owns (device tensors)
+  int device_ = kHost;
   const DTypeInfo* dtype_ = nullptr;
   std::vector<int64_t> shape_;
   int readers_ = 0;
