@@ -47,6 +47,8 @@ export interface BuildOptions {
    * layer's input and recomputes the layer's forward (train.recompute).
    */
   recompute?: boolean;
+  /** The execution provider the graph runs on: which op library implements lory's ops there (default cpu). */
+  provider?: 'cpu' | 'cuda';
 }
 
 export interface LoryModel {
@@ -109,7 +111,8 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
   if (tokenLevel && mode === 'fixed') throw new ConfigError(`routing 'fixed' feeds one weight vector per sequence; ${field('moe')} ${c.moe} routes every token itself`);
   if (moe && mode === 'segment') checkSequenceLength(c, S);
   else checkSequenceLength({ ...c, experts: 1 }, S);
-  if (moe && !tokenLevel && !o.skipOpLibraryCheck) requireFfnImpl(c.ffnImpl);
+  const provider = o.provider ?? 'cpu';
+  if (moe && !tokenLevel && !o.skipOpLibraryCheck) requireFfnImpl(c.ffnImpl, provider);
 
   const params: Record<string, Tensor> = {};
   for (const s of paramSpecs(c, layout)) params[s.name] = g.param(s.name, s.shape, { dtype: dt, group: s.group });
@@ -129,7 +132,7 @@ export function buildLory(g: Graph, c: ModelConfig, o: BuildOptions): LoryModel 
   const routing: Tensor[] = [];
   const tokenDiagnostics: Record<string, Tensor> = {};
   const auxTerms: Tensor[] = [];
-  const scatter = modelScatterImpl(); // embedding gradient and token-level combine: deterministic row sums
+  const scatter = modelScatterImpl(provider); // embedding gradient and token-level combine: deterministic row sums
 
   const ffn = (l: number, x: Tensor): Tensor => {
     const [wg, wu, wd] = [p(PARAM.ffn(l, 'w_gate')), p(PARAM.ffn(l, 'w_up')), p(PARAM.ffn(l, 'w_down'))];
@@ -187,14 +190,15 @@ export const TOKEN_DIAG = {
  * The model as the train-step compiler wants it: the loss (plus, for token-level MoE, the weighted
  * auxiliary losses), with the routing weights of every Lory MoE layer or the token-level diagnostics.
  */
-export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number; recompute?: boolean }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
+export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number; recompute?: boolean; provider?: 'cpu' | 'cuda' }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
+  const provider = shape.provider ?? 'cpu';
   checkTrainingSequenceLength(c, shape.seq);
   return {
     ...extra,
     // The fused AdamW op where lory's op library is built (modelSessionOptions registers it then).
-    optimizer: { fused: usesFusedAdamW(c), ...extra.optimizer },
+    optimizer: { fused: usesFusedAdamW(c, provider), ...extra.optimizer },
     build(g: Graph): ModelOutputs {
-      const m = buildLory(g, c, { batch: shape.batch, seq: shape.seq, routing: 'segment', training: true, recompute: shape.recompute ?? false });
+      const m = buildLory(g, c, { batch: shape.batch, seq: shape.seq, routing: 'segment', training: true, recompute: shape.recompute ?? false, provider });
       const diagnostics: Record<string, Tensor> = { ...m.tokenDiagnostics };
       m.routing.forEach((w, l) => (diagnostics[ROUTING_DIAG(l)] = w));
       if (!m.auxLoss) return { loss: m.loss!, diagnostics };

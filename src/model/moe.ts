@@ -219,8 +219,8 @@ export function requireFfnImpl(impl: FfnImpl, provider: 'cpu' | 'cuda' = 'cpu'):
  * float32 models wherever lory's op library is built. loryTrainSpec and modelSessionOptions both
  * follow this rule, so the step graph and its session agree.
  */
-export function usesFusedAdamW(c: { dtype?: string }): boolean {
-  return (c.dtype ?? 'float32') === 'float32' && fusedOpAvailable();
+export function usesFusedAdamW(c: { dtype?: string }, provider: 'cpu' | 'cuda' = 'cpu'): boolean {
+  return (c.dtype ?? 'float32') === 'float32' && (provider === 'cuda' ? isBuilt(fusedOpLibrary('cuda')) : fusedOpAvailable());
 }
 
 /**
@@ -228,18 +228,18 @@ export function usesFusedAdamW(c: { dtype?: string }): boolean {
  * combine): lory's deterministic multi-threaded op wherever its library is built, else the sequential
  * standard lowering. Both give the same bits (graph/ops/scatter-rows.ts); never ORT's racy ScatterND.
  */
-export function modelScatterImpl(): ScatterImpl {
-  return fusedOpAvailable() ? 'lory' : 'standard';
+export function modelScatterImpl(provider: 'cpu' | 'cuda' = 'cpu'): ScatterImpl {
+  // The CUDA library has no ScatterAddRows: on a GPU the standard lowering (also deterministic) runs.
+  return provider === 'cpu' && fusedOpAvailable() ? 'lory' : 'standard';
 }
 
 /**
  * Session options a model's graphs need: the op library when ffn_impl is 'custom', and otherwise
  * wherever it is built, since then the optimizer (usesFusedAdamW) or the scatter-adds
- * (modelScatterImpl) use it. (On CUDA the fused AdamW and ScatterAddRows ops are CPU ops: ORT runs
- * them on the CPU.)
+ * (modelScatterImpl) use it. On CUDA: the CUDA library, for the fused AdamW, wherever it is built.
  */
 export function modelSessionOptions(c: { ffnImpl: FfnImpl; dtype?: string }, provider: 'cpu' | 'cuda' = 'cpu'): { customOpLibraries: string[] } {
   const libs = requireFfnImpl(c.ffnImpl, provider);
-  if (libs.length === 0 && fusedOpAvailable()) libs.push(fusedOpLibrary(provider).path);
+  if (libs.length === 0 && isBuilt(fusedOpLibrary(provider))) libs.push(fusedOpLibrary(provider).path);
   return { customOpLibraries: libs };
 }

@@ -78,6 +78,8 @@ export const trainSection = z.strictObject({
    * forward (about a third more compute per step, activations of one layer instead of all).
    */
   recompute: describe(z.boolean(), 'true or false').optional(),
+  /** Where the train step runs: cpu, or a CUDA GPU (cuda = cuda:0). `lory train --device` overrides it. */
+  device: describe(z.string().regex(/^(cpu|cuda(:\d{1,3})?)$/), 'cpu, cuda or cuda:N').optional(),
 });
 
 const strategy = describe(z.enum(['similarity', 'random']), "'similarity' or 'random'");

@@ -1,8 +1,9 @@
 /** What `lory doctor` reports: the runtime, its providers, custom-op libraries, threads, GPUs. */
 import { availableParallelism, cpus } from 'node:os';
-import { writeModel } from '../graph/onnx/writer.js';
 import { loadRuntime, type Runtime } from './index.js';
 import { CUSTOM_OP_LIBRARIES, isBuilt } from './libraries.js';
+import { deviceProblem, explainCudaError, parseDevice, probeModel } from './device.js';
+import { findLibrariesHere } from '../bundle/cuda-libs.js';
 
 export interface LibraryStatus {
   name: string;
@@ -22,6 +23,19 @@ export interface ProviderStatus {
   detail?: string;
 }
 
+/** Whether `lory train --device cuda` will work here, and which CUDA libraries this machine has. */
+export interface GpuTrainingStatus {
+  ready: boolean;
+  /** Why not (the first problem in the order a user fixes them). */
+  reason?: string;
+  /** The CUDA runtime lory's device memory is allocated through, or why none loads. */
+  cudaRuntime: string;
+  libraries: Array<{ soname: string; path: string | null; source: string | null }>;
+}
+
+/** What ORT's CUDA provider (CUDA 13) links, then the optional cuDNN and NCCL. */
+export const CUDA_SONAMES = ['libcudart.so.13', 'libcublas.so.13', 'libcublasLt.so.13', 'libcurand.so.10', 'libcudnn.so.9', 'libnccl.so.2'] as const;
+
 export interface DiagnosticsReport {
   node: string;
   platform: string;
@@ -30,25 +44,8 @@ export interface DiagnosticsReport {
   customOpLibraries: LibraryStatus[];
   threads: { logicalCores: number; availableParallelism: number; ortIntraOpDefault: string };
   cuda: { driverLoaded: boolean; deviceCount: number; detail: string } | null;
+  gpuTraining: GpuTrainingStatus | null;
   ok: boolean;
-}
-
-// An Identity model: enough for ORT to load the session options (and so the libraries).
-const probeModel = () =>
-  writeModel({
-    graphName: 'doctor_probe',
-    opsets: { '': 21 },
-    nodes: [{ opType: 'Identity', name: 'doctor/identity', inputs: ['x'], outputs: ['y'] }],
-    inputs: [{ name: 'x', dtype: 'float32', shape: [1] }],
-    outputs: [{ name: 'y', dtype: 'float32', shape: [1] }],
-  });
-
-// ORT's message for a missing provider library is a long source-location dump; say what it means.
-function explainCudaError(message: string): string {
-  if (/libonnxruntime_providers_(shared|cuda)\.so/.test(message) && /cannot open shared object file/.test(message)) {
-    return 'ONNX Runtime\'s CUDA provider libraries are not installed (see README, "Using a GPU")';
-  }
-  return message;
 }
 
 async function tryCreate(runtime: Runtime, options: Parameters<Runtime['createSession']>[1]): Promise<string | undefined> {
@@ -71,7 +68,7 @@ export async function diagnose(): Promise<DiagnosticsReport> {
   try {
     runtime = loadRuntime();
   } catch (error) {
-    return { ...base, ort: { error: (error as Error).message }, providers: [], customOpLibraries: [], cuda: null, ok: false };
+    return { ...base, ort: { error: (error as Error).message }, providers: [], customOpLibraries: [], cuda: null, gpuTraining: null, ok: false };
   }
   const cuda = runtime.cudaDevices();
   const cudaError = await tryCreate(runtime, { executionProvider: 'cuda' });
@@ -97,12 +94,21 @@ export async function diagnose(): Promise<DiagnosticsReport> {
     customOpLibraries.push({ ...lib, built, loads: error === undefined, ...(error ? { error } : {}) });
   }
   const required = customOpLibraries.filter((l) => l.provider === 'cpu');
+  const gpuReason = await deviceProblem(parseDevice('cuda'), runtime);
+  const found = findLibrariesHere(CUDA_SONAMES);
+  const gpuTraining: GpuTrainingStatus = {
+    ready: gpuReason === undefined,
+    ...(gpuReason ? { reason: gpuReason } : {}),
+    cudaRuntime: cuda.runtime,
+    libraries: CUDA_SONAMES.map((soname) => ({ soname, path: found.found[soname]?.path ?? null, source: found.found[soname]?.source ?? null })),
+  };
   return {
     ...base,
     ort: { version: runtime.info.ortVersion, apiVersion: runtime.info.apiVersion, library: runtime.info.ortLibraryPath },
     providers,
     customOpLibraries,
     cuda,
+    gpuTraining,
     ok: required.every((l) => l.loads || l.error === 'not built'),
   };
 }

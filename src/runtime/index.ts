@@ -22,6 +22,8 @@ export interface CudaDevices {
   detail: string;
   /** The CUDA runtime library lory's device memory goes through, or why there is none. */
   runtime: string;
+  /** Each device's name and memory, as the driver reports them. */
+  devices: Array<{ name: string; totalBytes: number }>;
 }
 
 /** The CUDA ordinal of a device name, or -1 for host memory. */
@@ -101,3 +103,4 @@ export function loadRuntime(options: LoadOptions = {}): Runtime {
   return runtime;
 }
 export { CUSTOM_OP_LIBRARIES, customOpLibrary, isBuilt, type CustomOpLibrary } from './libraries.js';
+export { CPU, DeviceError, deviceProblem, deviceSessionOptions, openDevice, parseDevice, type Device } from './device.js';

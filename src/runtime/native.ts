@@ -50,7 +50,7 @@ export interface NativeAddon {
   ResidentValue: abstract new (...args: never[]) => NativeValue;
   init(libraryPath: string, logLevel: string): { version: string; apiVersion: number; path: string };
   availableProviders(): string[];
-  probeCuda(): { driverLoaded: boolean; deviceCount: number; detail: string; runtime: string };
+  probeCuda(): { driverLoaded: boolean; deviceCount: number; detail: string; runtime: string; devices: Array<{ name: string; totalBytes: number }> };
   /** device: -1 for host memory, else a CUDA ordinal. */
   tensor(dtype: string, shape: number[], data?: AnyTypedArray, device?: number): NativeValue;
   createSession(model: Uint8Array | string, options: object): Promise<NativeSession>;

@@ -31,6 +31,7 @@ import { together } from '../parallel/together.js';
 import { runDataParallelUpdate, validateAcrossRanks, type ApplyUpdate } from '../parallel/update.js';
 import { markAllRanks } from '../parallel/world.js';
 import { measureGemmPeak } from './peak.js';
+import { DeviceError, loadRuntime, openDevice, type Device } from '../runtime/index.js';
 import { METRICS_FILE, openRunDir, RUN_KIND, RUN_VERSION, trimMetrics, writeRunConfig, writeRunManifest, type RunDirStatus } from './run-dir.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { conversionStep, denseOf, phaseAt, type StepMetrics, type TrainEvent, type TrainSettings, type TrainStats } from './settings.js';
@@ -66,6 +67,8 @@ export interface TrainOptions {
   stopAfter?: number;
   /** Resume from this checkpoint of the run instead of its latest (`lory train --from-checkpoint`). */
   resumeFrom?: string | undefined;
+  /** train.device came from `--device` (named so in errors), not the pipeline. */
+  deviceFlag?: boolean;
   /** Told when the latest checkpoint is damaged and an earlier one is resumed from. */
   onWarn?(message: string): void;
   /**
@@ -131,8 +134,9 @@ function openInputs(o: TrainOptions): RunInputs {
   const inputs: InputRef[] = [artifactInput('batches', o.batches, batches.manifest)];
   if (o.valid) inputs.push(artifactInput('valid', o.valid, validBatches.manifest));
   // Sharding the optimizer state changes where the numbers live, recomputing layers when they are
-  // computed, not what they are: a run moves between the settings.
-  const { shard_optimizer: _sharded, recompute: _recompute, ...train } = o.train;
+  // computed, not what they are: a run moves between the settings. The device changes the last bits
+  // (summation order), yet moving a run between a GPU and the CPU is a thing users do: it stays out too.
+  const { shard_optimizer: _sharded, recompute: _recompute, device: _device, ...train } = o.train;
   const params = { ...runIdentity(o.config), model: modelConfigToYamlObject(o.model), train };
   const identity = fingerprint({ kind: RUN_KIND, formatVersion: RUN_VERSION, tool: { name: 'lory', version: toolVersion() }, inputs, params });
   return { batches, validBatches, seq, tokenizerPath: join(batches.tokensDir, 'tokenizer.json'), inputs, params, identity };
@@ -149,11 +153,34 @@ function extensionNote(t: TrainSettings): (from: number, to: number) => string {
   };
 }
 
+/**
+ * The run's device, checked usable before anything is allocated or written (exit 2 with the reason).
+ * Data-parallel GPU training needs a GPU collective (NCCL), which lory does not have yet.
+ */
+async function openTrainDevice(o: TrainOptions): Promise<Device> {
+  const device = await openDevice(o.train.device, o.deviceFlag ? '--device' : 'train.device');
+  if (device.provider === 'cuda' && o.ranks) {
+    throw new DeviceError(`${o.deviceFlag ? '--device' : 'train.device'} ${o.train.device} under mpirun: data-parallel training on GPUs needs NCCL, which lory does not use yet; train one process on the GPU, or the ranks on the CPU`);
+  }
+  return device;
+}
+
+/** The memory a run may use: the GPU's for a GPU run (as its driver reports it), else this machine's. */
+function memoryFor(device: Device): { bytes: number; source: string } | undefined {
+  if (device.provider === 'cpu') return undefined;
+  const gpu = loadRuntime().cudaDevices().devices[device.ordinal];
+  return gpu ? { bytes: gpu.totalBytes, source: `${device.name}, ${gpu.name}` } : undefined;
+}
+
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const started = performance.now();
-  if (o.ranks) return trainOnRanks(o, o.ranks.world, started);
+  if (o.ranks) {
+    await together(o.ranks.world, () => openTrainDevice(o));
+    return trainOnRanks(o, o.ranks.world, started);
+  }
+  const device = await openTrainDevice(o);
   const run = openInputs(o);
-  if (o.memoryCheck !== false) checkTrainingMemory(memoryOf(o, run.seq));
+  if (o.memoryCheck !== false) checkTrainingMemory(memoryOf(o, run.seq), memoryFor(device));
   const dir = openRunDir(runDirRequest(o, run));
   try {
     if (dir.status === 'done') return { runDir: dir.path, skipped: true, manifest: readManifest<TrainStats>(dir.path, RUN_KIND, RUN_VERSION), losses: [] };

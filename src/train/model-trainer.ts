@@ -5,7 +5,7 @@
  */
 import { compileTrainStep } from '../graph/compile/train-step.js';
 import { denseToMoe, loryTrainSpec, modelSessionOptions, paramSpecs, type ModelConfig, type ParamArray, type ParamValues } from '../model/index.js';
-import type { ResidentValue } from '../runtime/index.js';
+import { deviceSessionOptions, parseDevice, type Device, type ResidentValue } from '../runtime/index.js';
 import type { World } from '../parallel/mpi.js';
 import { planShards, type ShardPlan } from '../parallel/shard.js';
 import type { InstanceReader, MicroBatch } from './data.js';
@@ -38,15 +38,20 @@ const V = (p: string) => `opt/v/${p}`;
 /** The session options of a run: the model's (custom-op library) and the configured thread count (else the rank's share of the cores). */
 export const runSessionOptions = (model: ModelConfig, t: TrainSettings, rankThreads?: number) => {
   const threads = t.threads ?? rankThreads;
-  return { ...modelSessionOptions(model), ...(threads ? { intraOpThreads: threads } : {}) };
+  const device = trainDevice(t);
+  return { ...modelSessionOptions(model, device.provider), ...deviceSessionOptions(device), ...(threads ? { intraOpThreads: threads } : {}) };
 };
+
+/** The run's device (train.device, already checked usable by the command). */
+export const trainDevice = (t: TrainSettings): Device => parseDevice(t.device ?? 'cpu', 'train.device');
 
 export async function makeModelTrainer(model: ModelConfig, t: TrainSettings, seq: number, params: ParamValues, adam?: TrainState['adam'], ranks?: RankSetup): Promise<ModelTrainer> {
   const plan = ranks?.shard ? planShards(paramSpecs(model), ranks.world.size) : undefined;
   const owns = plan ? (name: string) => plan.get(name) === ranks!.world.rank : undefined;
-  const compiled = compileTrainStep(loryTrainSpec(model, { batch: t.micro_batch, seq, recompute: t.recompute ?? false }, { optimizer: optimizerConfig(t), accumulation: t.accumulation > 1 || ranks !== undefined, ...(owns ? { owns } : {}) }));
+  const device = trainDevice(t);
+  const compiled = compileTrainStep(loryTrainSpec(model, { batch: t.micro_batch, seq, recompute: t.recompute ?? false, provider: device.provider }, { optimizer: optimizerConfig(t), accumulation: t.accumulation > 1 || ranks !== undefined, ...(owns ? { owns } : {}) }));
   const graphs = ranks ? (['eval', 'accumulate', 'apply'] as const) : undefined;
-  const trainer = await Trainer.create(compiled, params, runSessionOptions(model, t, ranks?.threads), graphs);
+  const trainer = await Trainer.create(compiled, params, runSessionOptions(model, t, ranks?.threads), graphs, device.name);
   if (adam) {
     for (const s of paramSpecs(model)) {
       if (owns && !owns(s.name)) continue;

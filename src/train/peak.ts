@@ -5,7 +5,7 @@
  */
 import { exportModel } from '../graph/onnx/lower.js';
 import { Graph, matmul } from '../graph/index.js';
-import { loadRuntime, type SessionOptions } from '../runtime/index.js';
+import { loadRuntime, type DeviceName, type SessionOptions } from '../runtime/index.js';
 
 export interface PeakProbe {
   /** FLOP/s of the best run. */
@@ -14,7 +14,8 @@ export interface PeakProbe {
   runs: number;
 }
 
-export async function measureGemmPeak(options: SessionOptions = {}, size = 512, runs = 6): Promise<PeakProbe> {
+/** On a GPU (`options.executionProvider` cuda) the operands live in its memory and the GEMM is larger. */
+export async function measureGemmPeak(options: SessionOptions = {}, size = options.executionProvider === 'cuda' ? 4096 : 512, runs = 6): Promise<PeakProbe> {
   const g = new Graph();
   const a = g.input('a', 'float32', [size, size]);
   const b = g.input('b', 'float32', [size, size]);
@@ -22,8 +23,9 @@ export async function measureGemmPeak(options: SessionOptions = {}, size = 512, 
   const rt = loadRuntime();
   const session = await rt.createSession(bytes, { logId: 'gemm-peak', ...options });
   const data = Float32Array.from({ length: size * size }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
-  const A = rt.tensor('float32', [size, size], data);
-  const B = rt.tensor('float32', [size, size], data);
+  const device: DeviceName = options.executionProvider === 'cuda' ? `cuda:${options.deviceId ?? 0}` : 'cpu';
+  const A = rt.tensor('float32', [size, size], data, device);
+  const B = rt.tensor('float32', [size, size], data, device);
   try {
     let best = Infinity;
     for (let r = 0; r < runs + 1; r++) {

@@ -28,6 +28,8 @@ export interface TrainSettings {
   shard_optimizer?: boolean | undefined;
   /** Recompute each layer's forward in the backward pass instead of keeping its activations. */
   recompute?: boolean | undefined;
+  /** cpu, cuda or cuda:N (validated and checked usable before training starts). */
+  device?: string | undefined;
 }
 
 export type Phase = 'dense' | 'moe';

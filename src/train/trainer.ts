@@ -4,7 +4,7 @@
  * spare (RunOptions.into), then the two swap: no allocation and no copy into JS per step.
  */
 import type { AnyTypedArray } from '../graph/onnx/dtype.js';
-import { loadRuntime, type Feed, type HostTensor, type ResidentValue, type Session, type SessionOptions } from '../runtime/index.js';
+import { loadRuntime, type DeviceName, type Feed, type HostTensor, type ResidentValue, type Session, type SessionOptions } from '../runtime/index.js';
 import { NEXT, type CompiledGraph, type CompiledTrainStep, type StateSlot } from '../graph/compile/train-step.js';
 
 interface Slot {
@@ -37,7 +37,13 @@ export class Trainer {
    * Create sessions for the compiled graphs (`graphs`: those a run uses; a rank of a data-parallel
    * run needs no fused `step`) and upload initial parameters (state starts at zero).
    */
-  static async create(compiled: CompiledTrainStep, init: Record<string, AnyTypedArray>, options: SessionOptions = {}, graphs: ReadonlyArray<GraphKey> = ['step', 'eval', 'accumulate', 'apply']): Promise<Trainer> {
+  static async create(
+    compiled: CompiledTrainStep,
+    init: Record<string, AnyTypedArray>,
+    options: SessionOptions = {},
+    graphs: ReadonlyArray<GraphKey> = ['step', 'eval', 'accumulate', 'apply'],
+    device: DeviceName = 'cpu',
+  ): Promise<Trainer> {
     const rt = loadRuntime();
     const slots = new Map<string, Slot>();
     const sessions: Partial<Record<'step' | 'eval' | 'accumulate' | 'apply', Session>> = {};
@@ -45,7 +51,8 @@ export class Trainer {
       for (const info of [...compiled.params, ...compiled.state]) {
         const data = init[info.name];
         if (info.kind === 'param' && !data) throw new Error(`Trainer: no initial value for parameter '${info.name}'`);
-        slots.set(info.name, { info, cur: rt.tensor(info.dtype, info.shape, data), spare: rt.tensor(info.dtype, info.shape) });
+        // On a GPU every slot lives in device memory: a step reads and writes it there, nothing crosses to the host.
+        slots.set(info.name, { info, cur: rt.tensor(info.dtype, info.shape, data, device), spare: rt.tensor(info.dtype, info.shape, undefined, device) });
       }
       for (const key of graphs) {
         const g = compiled[key];

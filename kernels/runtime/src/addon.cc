@@ -60,6 +60,14 @@ Napi::Value ProbeCudaJs(const Napi::CallbackInfo& info) {
   result.Set("deviceCount", probe.device_count);
   result.Set("detail", probe.detail);
   result.Set("runtime", CudaRuntimeStatus());
+  auto devices = Napi::Array::New(info.Env(), probe.devices.size());
+  for (size_t i = 0; i < probe.devices.size(); ++i) {
+    auto d = Napi::Object::New(info.Env());
+    d.Set("name", probe.devices[i].name);
+    d.Set("totalBytes", static_cast<double>(probe.devices[i].total_bytes));
+    devices.Set(static_cast<uint32_t>(i), d);
+  }
+  result.Set("devices", devices);
   return result;
 }
 

@@ -31,6 +31,23 @@ CudaProbe ProbeCuda() {
   int count = 0;
   if (cu_count(&count) != 0) count = 0;
   probe.device_count = count;
+  using GetFn = int (*)(int*, int);
+  using NameFn = int (*)(char*, int, int);
+  using TotalMemFn = int (*)(size_t*, int);
+  auto cu_get = reinterpret_cast<GetFn>(dlsym(driver, "cuDeviceGet"));
+  auto cu_name = reinterpret_cast<NameFn>(dlsym(driver, "cuDeviceGetName"));
+  auto cu_total = reinterpret_cast<TotalMemFn>(dlsym(driver, "cuDeviceTotalMem_v2"));
+  for (int i = 0; i < count && cu_get && cu_name && cu_total; ++i) {
+    int handle = 0;  // CUdevice is an int
+    CudaProbe::Device device;
+    char name[256] = {0};
+    size_t total = 0;
+    if (cu_get(&handle, i) == 0) {
+      if (cu_name(name, sizeof name - 1, handle) == 0) device.name = name;
+      if (cu_total(&total, handle) == 0) device.total_bytes = static_cast<int64_t>(total);
+    }
+    probe.devices.push_back(device);
+  }
   int version = 0;
   if (cu_version != nullptr && cu_version(&version) == 0) {
     probe.detail = "driver API " + std::to_string(version / 1000) + "." + std::to_string((version % 1000) / 10);

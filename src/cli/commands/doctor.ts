@@ -25,6 +25,12 @@ function formatReport(r: DiagnosticsReport): string {
     const state = !l.built ? 'not built' : l.loads ? 'loaded' : `does not load: ${l.error?.split('\n')[0]}`;
     lines.push(`  ${l.name.padEnd(14)} ${state}  (${l.description}; ${l.path})`);
   }
+  if (r.gpuTraining) {
+    const g = r.gpuTraining;
+    lines.push(`gpu training    ${g.ready ? 'ready: `lory train --device cuda` works here' : `not here: ${g.reason}`}`);
+    lines.push(`  cuda runtime  ${g.cudaRuntime}`);
+    for (const l of g.libraries) lines.push(`  ${l.soname.padEnd(18)} ${l.path ? `${l.path} (${l.source})` : 'not found'}`);
+  }
   lines.push(r.ok ? 'status          ok' : 'status          PROBLEMS FOUND (see above)');
   return lines.join('\n');
 }

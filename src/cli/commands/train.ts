@@ -25,6 +25,7 @@ interface Flags {
   json?: boolean;
   fromCheckpoint?: string;
   ranks?: number;
+  device?: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -41,6 +42,7 @@ export function registerTrain(program: Command): void {
     .option('--from-checkpoint <dir>', "resume the unfinished run from this checkpoint of its own (<run>/checkpoints/step-N) instead of the latest")
     .option('--no-memory-check', "train even when the memory estimate (see \`lory params\`) exceeds this machine's memory")
     .option('--json', 'stream one JSON line per event (start, step, valid, convert, checkpoint) on stdout')
+    .option('--device <device>', 'cpu, cuda or cuda:N: where the train step runs (default: train.device, else cpu); a GPU that cannot be used here exits 2 with the reason')
     .option('--ranks <n>', 'train data-parallel on n processes of this machine (runs `mpirun -np n lory train …`)', positiveInt)
     .addHelpText(
       'after',
@@ -54,7 +56,8 @@ the results are the one-process run's. train.shard_optimizer: true splits the Ad
 Examples:
   $ lory train work/demo/batches-similarity -o work/demo/runs/lory --config pipelines/demo.yaml --run lory
   $ lory train work/batches -o work/run --config my.yaml --json | jq -c 'select(.type=="valid")'
-  $ lory train work/demo/batches-similarity -o work/run2 --config my.yaml --ranks 2`,
+  $ lory train work/demo/batches-similarity -o work/run2 --config my.yaml --ranks 2
+  $ lory train work/demo/batches-similarity -o work/gpu-run --config my.yaml --device cuda`,
     )
     .action(async (batches: string, flags: Flags) => {
       const launch = launchFromEnv();
@@ -86,7 +89,8 @@ Examples:
             batches,
             out: flags.out,
             model: run.model,
-            train: run.train,
+            train: flags.device ? { ...run.train, device: flags.device } : run.train,
+            deviceFlag: flags.device !== undefined,
             config: resolvedRunConfig(loaded, run),
             ...(flags.valid ? { valid: flags.valid } : {}),
             force: flags.force ?? false,
