@@ -15,6 +15,7 @@ import { BertEncoder, MINILM_NAME, miniLmFiles } from './minilm.js';
 import { OnnxEncoder } from './onnx-encoder.js';
 import { EMBEDDINGS_FILE, EMBEDDINGS_KIND, EMBEDDINGS_SHARD_KIND, EMBEDDINGS_VERSION, readEmbeddings, type EmbeddingsStats } from './store.js';
 import { EncoderTokenizer } from './tokenize.js';
+import { CPU, type Device } from '../runtime/index.js';
 
 export interface Shard {
   index: number;
@@ -32,6 +33,8 @@ export interface EmbedOptions {
   /** Padded tokens per batch. Default 4096. */
   batchTokens?: number;
   threads?: number;
+  /** Where the encoder runs (default the CPU); the embeddings do not depend on it beyond float rounding. */
+  device?: Device;
   /** Documents per checkpointed chunk. Default 1024. */
   chunkSize?: number;
   shard?: Shard;
@@ -74,7 +77,7 @@ interface EncoderChoice {
 }
 
 async function chooseEncoder(options: EmbedOptions): Promise<EncoderChoice> {
-  const runtimeOptions = { threads: options.threads, batchTokens: options.batchTokens };
+  const runtimeOptions = { threads: options.threads, batchTokens: options.batchTokens, device: options.device ?? CPU };
   if (options.encoder === undefined) {
     if (options.encoderTokenizer !== undefined) throw new InputError('--encoder-tokenizer goes with --encoder');
     const files = await miniLmFiles();

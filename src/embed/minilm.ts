@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { exportModel } from '../graph/index.js';
-import { loadRuntime, type ResidentValue, type Session } from '../runtime/index.js';
+import { CPU, deviceSessionOptions, loadRuntime, type Device, type ResidentValue, type Session } from '../runtime/index.js';
 import { bertConfigFrom, bertParameters, bertWeightsFromHf, buildBertGraph, type BertConfig } from './bert.js';
 import { LENGTH_BUCKETS, planBatches, type Encoder } from './encoder.js';
 import { readSafetensors } from './safetensors.js';
@@ -34,6 +34,7 @@ export class BertEncoder implements Encoder {
     readonly name: string,
     private readonly config: BertConfig,
     private readonly weights: Map<string, ResidentValue>,
+    private readonly device: Device,
     private readonly threads: number,
     private readonly batchTokens: number,
     private readonly maxBatch: number,
@@ -43,13 +44,14 @@ export class BertEncoder implements Encoder {
     this.maxSequence = config.maxPositions;
   }
 
-  static load(files: ModelFiles, name: string, options: { threads?: number; batchTokens?: number; maxBatch?: number; sequenceLimit?: number } = {}): BertEncoder {
+  static load(files: ModelFiles, name: string, options: { threads?: number; batchTokens?: number; maxBatch?: number; sequenceLimit?: number; device?: Device } = {}): BertEncoder {
+    const device = options.device ?? CPU;
     const config = bertConfigFrom(JSON.parse(readFileSync(files.config, 'utf8')) as Record<string, unknown>);
     const host = bertWeightsFromHf(config, readSafetensors(files.weights));
     const runtime = loadRuntime();
     const weights = new Map<string, ResidentValue>();
-    for (const { name: param, shape } of bertParameters(config)) weights.set(param, runtime.tensor('float32', shape, host.get(param)!));
-    return new BertEncoder(name, config, weights, options.threads ?? 0, options.batchTokens ?? 4096, options.maxBatch ?? 64, options.sequenceLimit ?? config.maxPositions);
+    for (const { name: param, shape } of bertParameters(config)) weights.set(param, runtime.tensor('float32', shape, host.get(param)!, device.name));
+    return new BertEncoder(name, config, weights, device, options.threads ?? 0, options.batchTokens ?? 4096, options.maxBatch ?? 64, options.sequenceLimit ?? config.maxPositions);
   }
 
   private session(B: number, S: number): Promise<Session> {
@@ -60,7 +62,7 @@ export class BertEncoder implements Encoder {
       const model = exportModel(graph, { outputs: { embedding }, graphName: `bert_${key}` });
       // One session per (batch, length) bucket: without the arena each frees its activations after a
       // run instead of holding its peak, so buckets do not add up (measured in docs/data.md).
-      session = loadRuntime().createSession(model.bytes, { cpuMemArena: false, ...(this.threads > 0 ? { intraOpThreads: this.threads } : {}) });
+      session = loadRuntime().createSession(model.bytes, { cpuMemArena: false, ...deviceSessionOptions(this.device), ...(this.threads > 0 ? { intraOpThreads: this.threads } : {}) });
       this.sessions.set(key, session);
     }
     return session;

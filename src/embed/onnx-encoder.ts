@@ -5,7 +5,7 @@
  * [batch, seq, dim] output (last_hidden_state), mean-pooled over real tokens here. Either way lory
  * L2-normalises the result.
  */
-import { loadRuntime, type HostTensor, type Session, type TensorInfo } from '../runtime/index.js';
+import { CPU, deviceSessionOptions, loadRuntime, type Device, type HostTensor, type Session, type TensorInfo } from '../runtime/index.js';
 import { InputError } from '../artifacts/index.js';
 import { meanPoolNormalize, planBatches, type Encoder } from './encoder.js';
 
@@ -42,10 +42,10 @@ export class OnnxEncoder implements Encoder {
     private readonly padId: number,
   ) {}
 
-  static async load(path: string, name: string, options: { threads?: number; batchTokens?: number; maxBatch?: number; maxSequence: number; padId: number }): Promise<OnnxEncoder> {
+  static async load(path: string, name: string, options: { threads?: number; batchTokens?: number; maxBatch?: number; maxSequence: number; padId: number; device?: Device }): Promise<OnnxEncoder> {
     let session: Session;
     try {
-      session = await loadRuntime().createSession(path, options.threads ? { intraOpThreads: options.threads } : {});
+      session = await loadRuntime().createSession(path, { ...deviceSessionOptions(options.device ?? CPU), ...(options.threads ? { intraOpThreads: options.threads } : {}) });
     } catch (error) {
       throw new InputError(`--encoder ${path}: ONNX Runtime cannot load it (${(error as Error).message.split('\n')[0]})`);
     }

@@ -5,15 +5,16 @@
  */
 import * as G from '../graph/index.js';
 import { buildLory, modelSessionOptions, paramSpecs, type BuildOptions, type ModelConfig, type ParamArray } from '../model/index.js';
-import { loadRuntime, type Feed, type ResidentValue, type Session } from '../runtime/index.js';
+import { CPU, deviceSessionOptions, loadRuntime, type Device, type Feed, type ResidentValue, type Session } from '../runtime/index.js';
 
-/** Parameters resident in native memory, fed to any graph built for the same config. */
+/** Parameters resident in native memory (host, or the GPU the graphs run on), fed to any graph built for the same config. */
 export class ResidentParams {
   private readonly values = new Map<string, ResidentValue>();
   private readonly shapes: Map<string, number[]>;
   constructor(
     readonly config: ModelConfig,
     private readonly host: Record<string, ParamArray>,
+    readonly device: Device = CPU,
   ) {
     this.shapes = new Map(paramSpecs(config).map((s) => [s.name, s.shape]));
   }
@@ -25,7 +26,7 @@ export class ResidentParams {
       if (!data) throw new Error(`no value for parameter ${name}`);
       const shape = this.shapes.get(name);
       if (!shape) throw new Error(`${name} is not a parameter of this model`);
-      v = loadRuntime().tensor(this.config.dtype, shape, data);
+      v = loadRuntime().tensor(this.config.dtype, shape, data, this.device.name);
       this.values.set(name, v);
     }
     return v;
@@ -66,13 +67,14 @@ export interface ForwardOptions extends Omit<BuildOptions, 'loss'> {
 export async function compileForward(params: ResidentParams, o: ForwardOptions): Promise<ForwardGraph> {
   const c = params.config;
   const g = new G.Graph();
-  const m = buildLory(g, c, { ...o, loss: false });
+  const m = buildLory(g, c, { ...o, loss: false, provider: params.device.provider });
   const outputs: Record<string, G.Tensor> = {};
   if (o.logits !== false) outputs.logits = m.logits;
   m.routing.forEach((w, l) => (outputs[`routing/${l}`] = w));
   const exported = G.exportModel(g, { outputs, inputs: [m.tokens, ...m.routingInputs], graphName: `forward_${o.routing ?? 'segment'}_${o.batch}x${o.seq}` });
   const session: Session = await loadRuntime().createSession(exported.bytes, {
-    ...modelSessionOptions(c),
+    ...modelSessionOptions(c, params.device.provider),
+    ...deviceSessionOptions(params.device),
     ...(o.threads ? { intraOpThreads: o.threads } : {}),
   });
   const { batch: B, seq: S } = o;

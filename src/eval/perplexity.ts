@@ -17,6 +17,7 @@ import { ResidentParams } from './forward.js';
 import { checkTokenizer, openHeldOut, type HeldOut } from './heldout.js';
 import { WindowRunner, type EvalRouting, type WindowJob } from './run-windows.js';
 import { documentSequence, planWindows } from './windows.js';
+import { CPU, type Device } from '../runtime/index.js';
 
 export interface PerplexityOptions {
   /** Checkpoint or run directories (the first is the baseline for relative change). */
@@ -36,6 +37,8 @@ export interface PerplexityOptions {
   /** Windows per run (default 8). */
   batch?: number;
   threads?: number;
+  /** Where the forward passes run (default the CPU; checked usable by the command). */
+  device?: Device;
   /** Which checkpoint of a run directory (default 'latest'). */
   which?: 'latest' | 'best';
   signal?: AbortSignal;
@@ -143,7 +146,7 @@ export function checkpointInfo(ckpt: LoadedCheckpoint, path: string): Perplexity
 export async function scoreCheckpoint(
   ckpt: LoadedCheckpoint,
   h: HeldOut,
-  o: { window: number; stride: number; routing: EvalRouting | 'dense' | 'token'; promptTokens?: number; batch: number; threads?: number; signal?: AbortSignal },
+  o: { window: number; stride: number; routing: EvalRouting | 'dense' | 'token'; promptTokens?: number; batch: number; threads?: number; device?: Device; signal?: AbortSignal },
   onWindows?: (n: number) => void,
   path = ckpt.dir,
 ): Promise<PerplexityResult> {
@@ -159,7 +162,7 @@ export async function scoreCheckpoint(
   const nll = new Float64Array(h.store.documentCount);
   const count = new Float64Array(h.store.documentCount);
   const selfRouted = new Float64Array(h.store.documentCount);
-  const params = new ResidentParams(c, ckpt.params);
+  const params = new ResidentParams(c, ckpt.params, o.device ?? CPU);
   try {
     const runner = await WindowRunner.create(params, {
       window: W,
@@ -260,7 +263,7 @@ export async function evalPerplexity(o: PerplexityOptions, prepared: PreparedEva
         await scoreCheckpoint(
           l.ckpt,
           h,
-          { window: l.window, stride: l.stride, routing, ...(o.promptTokens !== undefined ? { promptTokens: o.promptTokens } : {}), batch: l.batch, ...(o.threads ? { threads: o.threads } : {}), ...(o.signal ? { signal: o.signal } : {}) },
+          { window: l.window, stride: l.stride, routing, ...(o.promptTokens !== undefined ? { promptTokens: o.promptTokens } : {}), batch: l.batch, ...(o.threads ? { threads: o.threads } : {}), ...(o.device ? { device: o.device } : {}), ...(o.signal ? { signal: o.signal } : {}) },
           (n) => {
             windowsDone += n;
             report();

@@ -13,7 +13,7 @@ import * as G from '../graph/index.js';
 import { compileForward, type ForwardGraph, type ResidentParams } from '../eval/forward.js';
 import { buildLoryDecode, DECODE_INPUT, headDim, isLoryMoe, isMoe, mergeLayerExperts, modelSessionOptions, PARAM, paramSpecs, type ModelConfig, type ParamArray } from '../model/index.js';
 import { ResidentParams as Params } from '../eval/forward.js';
-import { loadRuntime, type Feed, type ResidentValue, type Session } from '../runtime/index.js';
+import { CPU, deviceSessionOptions, loadRuntime, type Device, type Feed, type ResidentValue, type Session } from '../runtime/index.js';
 
 export interface StepResult {
   /** [V] */
@@ -50,7 +50,8 @@ export class CachedDecoder implements Decoder {
     private readonly wantFfnInputs: boolean,
   ) {}
 
-  static async create(model: ModelConfig, weights: Record<string, ParamArray>, o: { capacity?: number; threads?: number; ffnInputs?: boolean } = {}): Promise<CachedDecoder> {
+  static async create(model: ModelConfig, weights: Record<string, ParamArray>, o: { capacity?: number; threads?: number; ffnInputs?: boolean; device?: Device } = {}): Promise<CachedDecoder> {
+    const device = o.device ?? CPU;
     // The graph is the dense model's; a MoE model's FFN slots take its experts merged for the routing.
     const c: ModelConfig = { ...model, experts: 1 };
     const host: Record<string, ParamArray> = {};
@@ -58,7 +59,7 @@ export class CachedDecoder implements Decoder {
       const size = s.shape.reduce((a, b) => a * b, 1);
       host[s.name] = isMoe(model) && s.role === 'ffn' ? (c.dtype === 'float64' ? new Float64Array(size) : new Float32Array(size)) : weights[s.name]!;
     }
-    const params = new Params(c, host);
+    const params = new Params(c, host, device);
     const C = o.capacity ?? c.contextLength;
     const g = new G.Graph();
     const m = buildLoryDecode(g, c, { batch: 1, capacity: C });
@@ -67,9 +68,10 @@ export class CachedDecoder implements Decoder {
     m.presentValues.forEach((t, l) => (outputs[`present/layer${l}/value`] = t));
     m.ffnInputs.forEach((t, l) => (outputs[`ffn_input/layer${l}`] = t));
     const exported = G.exportModel(g, { outputs, inputs: m.inputs, graphName: `decode_${C}` });
-    const session = await loadRuntime().createSession(exported.bytes, { ...modelSessionOptions(c), ...(o.threads ? { intraOpThreads: o.threads } : {}) });
+    const session = await loadRuntime().createSession(exported.bytes, { ...modelSessionOptions(c, device.provider), ...deviceSessionOptions(device), ...(o.threads ? { intraOpThreads: o.threads } : {}) });
     const shape = [1, c.nHeads, C, headDim(c)];
-    const set = () => Array.from({ length: 2 * c.nLayers }, () => loadRuntime().tensor(c.dtype, shape));
+    // The key/value caches live where the graph runs: a step reads one set and writes the other in place.
+    const set = () => Array.from({ length: 2 * c.nLayers }, () => loadRuntime().tensor(c.dtype, shape, undefined, device.name));
     return new CachedDecoder(model, weights, params, session, C, [set(), set()], o.ffnInputs ?? false);
   }
 

@@ -16,6 +16,7 @@ import { isLoryMoe, isMoe, PARAM, type ModelConfig, type ParamArray } from '../m
 import { mulberry32 } from '../random/index.js';
 import { CachedDecoder, FullDecoder, type Decoder, type StepResult } from './decoder.js';
 import { sampleToken, type SamplingOptions } from './sampling.js';
+import { CPU, type Device } from '../runtime/index.js';
 
 export type GenerateRouting = 'prompt' | 'segment';
 
@@ -28,6 +29,8 @@ export interface GenerateOptions extends SamplingOptions {
   /** Use the key/value cache (default true); false recomputes the whole context per token. */
   cache?: boolean;
   threads?: number;
+  /** Where the decoder runs (default the CPU). */
+  device?: Device;
   signal?: AbortSignal;
   /** Called with each generated token as soon as it is drawn. */
   onToken?(id: number): void | Promise<void>;
@@ -77,6 +80,8 @@ export interface GeneratorSetup {
   /** Use the key/value cache (default true); false recomputes the whole context per token. */
   cache?: boolean;
   threads?: number;
+  /** Where the decoder runs (default the CPU). */
+  device?: Device;
 }
 
 /**
@@ -102,13 +107,13 @@ export class Generator {
     if (routing === 'segment' && o.cache === false) throw new InputError('--routing segment needs the key/value cache (it re-routes at segment boundaries as it decodes)');
     const lory = isLoryMoe(model);
     const threads = o.threads;
-    const params = new ResidentParams(model, weights);
+    const params = new ResidentParams(model, weights, o.device ?? CPU);
     let decoder: Decoder | undefined;
     try {
       decoder =
         o.cache === false
           ? await FullDecoder.create(params, { pad: eos, ...(threads ? { threads } : {}) })
-          : await CachedDecoder.create(model, weights, { ffnInputs: lory && routing === 'segment', ...(threads ? { threads } : {}) });
+          : await CachedDecoder.create(model, weights, { ffnInputs: lory && routing === 'segment', ...(threads ? { threads } : {}), ...(o.device ? { device: o.device } : {}) });
     } catch (error) {
       params.dispose();
       throw error;
@@ -192,7 +197,7 @@ export async function generateTokens(model: ModelConfig, weights: Record<string,
   const context = [eos, ...prompt];
   if (context.length >= C) throw new InputError(`the prompt is ${prompt.length} tokens; the model's context holds ${C} (EOS + prompt + at least one new token): shorten the prompt`);
   checkGenerateOptions(o);
-  const g = await Generator.open(model, weights, eos, { ...(o.routing ? { routing: o.routing } : {}), ...(o.cache !== undefined ? { cache: o.cache } : {}), ...(o.threads ? { threads: o.threads } : {}) });
+  const g = await Generator.open(model, weights, eos, { ...(o.routing ? { routing: o.routing } : {}), ...(o.cache !== undefined ? { cache: o.cache } : {}), ...(o.threads ? { threads: o.threads } : {}), ...(o.device ? { device: o.device } : {}) });
   try {
     return await g.generate(context, eos, o);
   } finally {

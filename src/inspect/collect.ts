@@ -13,10 +13,13 @@ import { documentSequence, planWindows } from '../eval/windows.js';
 import { isLoryMoe, isMoe } from '../model/index.js';
 import type { LoadedCheckpoint } from '../train/checkpoint.js';
 import type { RoutingRecords } from './stats.js';
+import { CPU, type Device } from '../runtime/index.js';
 
 export interface CollectOptions {
   batch?: number;
   threads?: number;
+  /** Where the forward passes run (default the CPU). */
+  device?: Device;
   /** At most this many documents per domain (default: all), the first ones in store order. */
   maxDocumentsPerDomain?: number;
   signal?: AbortSignal;
@@ -49,7 +52,7 @@ export async function collectRouting(ckpt: LoadedCheckpoint, h: HeldOut, o: Coll
   const domain: number[] = [];
   const document: number[] = [];
   const weights: number[][] = Array.from({ length: c.nLayers }, () => []);
-  const params = new ResidentParams(c, ckpt.params);
+  const params = new ResidentParams(c, ckpt.params, o.device ?? CPU);
   let done = 0;
   try {
     const runner = await WindowRunner.create(params, {

@@ -17,6 +17,7 @@ import { renderFigure } from '../report/render.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { collectRouting } from './collect.js';
 import { layerStats, type LayerStats } from './stats.js';
+import type { Device } from '../runtime/index.js';
 
 export const EXPERT_REPORT_KIND = 'expert-report';
 export const EXPERT_REPORT_VERSION = 1;
@@ -32,6 +33,8 @@ export interface InspectOptions {
   which?: 'latest' | 'best';
   batch?: number;
   threads?: number;
+  /** Where the forward passes run (default the CPU). */
+  device?: Device;
   maxDocumentsPerDomain?: number;
   /** Shuffles for the chance level (default 20). */
   shuffles?: number;
@@ -84,6 +87,7 @@ export async function inspectExperts(o: InspectOptions): Promise<InspectResult> 
       const records = await collectRouting(ckpt, h, {
         ...(o.batch ? { batch: o.batch } : {}),
         ...(o.threads ? { threads: o.threads } : {}),
+        ...(o.device ? { device: o.device } : {}),
         ...(o.maxDocumentsPerDomain !== undefined ? { maxDocumentsPerDomain: o.maxDocumentsPerDomain } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
         ...(o.onProgress ? { onProgress: o.onProgress } : {}),

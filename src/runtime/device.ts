@@ -86,9 +86,9 @@ export async function deviceProblem(device: Device, runtime: Runtime = loadRunti
 }
 
 /** Parses and checks a device for a command: throws DeviceError (exit 2) with the reason a GPU cannot be used. */
-export async function openDevice(text: string | undefined, where = '--device'): Promise<Device> {
+export async function openDevice(text: string | undefined, where = '--device', o: { opLibrary?: boolean } = {}): Promise<Device> {
   const device = parseDevice(text ?? 'cpu', where);
-  const problem = await deviceProblem(device);
+  const problem = await deviceProblem(device, loadRuntime(), o);
   if (problem) throw new DeviceError(`${where} ${text}: cannot compute on ${device.name} here: ${problem}`);
   return device;
 }

@@ -13,6 +13,7 @@ import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 import { duration } from '../progress.js';
+import { addDeviceOption, deviceFlag } from '../device-option.js';
 
 interface Flags {
   out: string;
@@ -21,6 +22,7 @@ interface Flags {
   maxTokens: number;
   batchTokens: number;
   threads?: number;
+  device?: string;
   chunk: number;
   shard?: string;
   merge?: string[];
@@ -43,7 +45,7 @@ function summary(s: EmbeddingsStats): string {
 }
 
 export function registerEmbed(program: Command): void {
-  program
+  const command = program
     .command('embed')
     .description('embed every document of a token store (default encoder: all-MiniLM-L6-v2, built as an ONNX graph)')
     .argument('[tokens]', 'token store (made by `lory prepare`)')
@@ -52,7 +54,8 @@ export function registerEmbed(program: Command): void {
     .option('--encoder-tokenizer <tokenizer.json>', 'the tokenizer of --encoder')
     .option('--max-tokens <n>', 'embed each document from its first n encoder tokens (special tokens not counted)', positiveInt, DEFAULT_MAX_TOKENS)
     .option('--batch-tokens <n>', 'padded tokens per batch', positiveInt, 4096)
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt)
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt);
+  addDeviceOption(command, 'the encoder')
     .option('--chunk <n>', 'documents per checkpointed chunk (an interrupted run resumes at its first unfinished chunk)', positiveInt, 1024)
     .option('--shard <i/n>', 'embed only slice i of n (0 <= i < n), for many machines; join the slices with --merge')
     .option('--merge <shards...>', 'join the shard directories into one embeddings artifact (no tokens argument)')
@@ -71,7 +74,7 @@ Examples:
       if (flags.merge) {
         if (tokens !== undefined) throw new InputError('--merge takes shard directories only; leave out the token store');
         // Flags that shape the embedding itself have no meaning when joining finished shards.
-        const given = ['shard', 'encoder', 'encoderTokenizer', 'maxTokens', 'batchTokens', 'threads', 'chunk'].filter((o) => command.getOptionValueSource(o) === 'cli');
+        const given = ['shard', 'encoder', 'encoderTokenizer', 'maxTokens', 'batchTokens', 'threads', 'device', 'chunk'].filter((o) => command.getOptionValueSource(o) === 'cli');
         if (given.length > 0) {
           const flag = (o: string) => `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
           throw new InputError(`--merge joins finished shards; ${given.map(flag).join(', ')} ${given.length > 1 ? 'do' : 'does'} not apply to it`);
@@ -98,6 +101,7 @@ Examples:
           maxTokens: flags.maxTokens,
           batchTokens: flags.batchTokens,
           threads: flags.threads,
+          device: await deviceFlag(flags.device, { opLibrary: false }),
           chunkSize: flags.chunk,
           shard,
           force: flags.force,
@@ -126,7 +130,7 @@ const rankShardDir = (out: string, rank: number, ranks: number) => `${out}.rank-
  * them. An up-to-date --out is left alone; an interrupted run resumes each rank's shard.
  */
 async function embedOnRanks(world: World, tokens: string, flags: Flags): Promise<void> {
-  const options = { tokens, out: flags.out, encoder: flags.encoder, encoderTokenizer: flags.encoderTokenizer, maxTokens: flags.maxTokens, batchTokens: flags.batchTokens, chunkSize: flags.chunk, threads: flags.threads ?? threadsPerRank(world) };
+  const options = { tokens, out: flags.out, encoder: flags.encoder, encoderTokenizer: flags.encoderTokenizer, maxTokens: flags.maxTokens, batchTokens: flags.batchTokens, chunkSize: flags.chunk, threads: flags.threads ?? threadsPerRank(world), device: await together(world, () => deviceFlag(flags.device, { opLibrary: false })) };
   if (!flags.force && (await together(world, () => embeddingsUpToDate(options)))) {
     if (world.isRoot) process.stdout.write(`${flags.out} is up to date (--force recomputes it)\n`);
     return;

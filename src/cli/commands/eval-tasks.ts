@@ -10,6 +10,7 @@ import { duration } from '../progress.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 import { addReportOptions, routingModes } from './eval.js';
+import { deviceFlag } from '../device-option.js';
 
 interface Flags {
   tasks: string[];
@@ -21,6 +22,7 @@ interface Flags {
   which: 'latest' | 'best';
   batch: number;
   threads?: number;
+  device?: string;
   json?: boolean;
   out?: string;
   force?: boolean;
@@ -81,6 +83,7 @@ Examples:
           onWarn: (m) => log.warn(m),
           ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+          device: await deviceFlag(flags.device),
         };
         const started = Date.now();
         const { report, skipped } = flags.out ? await evalTasksToDir({ ...options, out: flags.out, force: flags.force ?? false }) : { report: await evalTasks(options), skipped: false };

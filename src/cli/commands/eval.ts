@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { duration } from '../progress.js';
 import { log } from '../log.js';
 import { registerEvalTasks } from './eval-tasks.js';
+import { addDeviceOption, deviceFlag } from '../device-option.js';
 
 interface Flags {
   data: string;
@@ -21,6 +22,7 @@ interface Flags {
   which: 'latest' | 'best';
   batch: number;
   threads?: number;
+  device?: string;
   json?: boolean;
   out?: string;
   force?: boolean;
@@ -42,7 +44,8 @@ export function addReportOptions(command: Command, perBatch: string, files: { js
   command
     .addOption(new Option('--which <checkpoint>', 'checkpoint of a run directory').choices(['latest', 'best']).default('latest'))
     .option('--batch <n>', `${perBatch} per forward pass`, positiveInt, 8)
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt)
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt);
+  addDeviceOption(command, 'the forward passes')
     .option('--json', 'print JSON instead of Markdown')
     .option('-o, --out <dir>', `also write ${files.json} and ${files.markdown} to this directory`)
     .option('--force', 'with --out: evaluate again even when the report is up to date');
@@ -86,6 +89,7 @@ Examples:
           ...(flags.stride !== undefined ? { stride: flags.stride } : {}),
           ...(flags.promptTokens !== undefined ? { promptTokens: flags.promptTokens } : {}),
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+          device: await deviceFlag(flags.device),
         };
         const started = Date.now();
         const { report, skipped } = flags.out

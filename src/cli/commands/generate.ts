@@ -9,6 +9,7 @@ import { readCheckpoint } from '../../train/checkpoint.js';
 import { log } from '../log.js';
 import { outputClosed } from '../output.js';
 import { positiveInt } from './prepare.js';
+import { addDeviceOption, deviceFlag } from '../device-option.js';
 
 interface Flags {
   maxTokens: number;
@@ -21,6 +22,7 @@ interface Flags {
   cache: boolean;
   which: 'latest' | 'best';
   threads?: number;
+  device?: string;
 }
 
 /** Numbers are checked by generateTokens, which names the flag in its one-line error. */
@@ -48,7 +50,7 @@ function readPrompt(arg: string | undefined): string {
 }
 
 export function registerGenerate(program: Command): void {
-  program
+  const command = program
     .command('generate')
     .description('continue a prompt with a checkpoint (prompt routing, key/value cache), streaming tokens')
     .argument('<checkpoint>', 'a checkpoint (<run>/checkpoints/step-N) or run directory (made by `lory train`)')
@@ -62,7 +64,8 @@ export function registerGenerate(program: Command): void {
     .addOption(new Option('--routing <mode>', "Lory routing: 'prompt' (one decision from the prompt, the paper's inference mode) or 'segment' (re-decided every segment, as in training)").choices(['prompt', 'segment']).default('prompt'))
     .option('--no-cache', 'recompute the whole context for every token (slow; for comparison)')
     .addOption(new Option('--which <checkpoint>', 'checkpoint of a run directory').choices(['latest', 'best']).default('latest'))
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt)
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt);
+  addDeviceOption(command, 'the decoder and the router')
     .addHelpText(
       'after',
       `
@@ -72,6 +75,7 @@ Examples:
   $ lory generate work/run-lory/checkpoints/step-000000200 "Dear team," --seed 3 --routing segment`,
     )
     .action(async (checkpoint: string, promptArg: string | undefined, flags: Flags) => {
+      const device = await deviceFlag(flags.device);
       const ckpt = readCheckpoint(checkpoint, { which: flags.which, onWarn: (m) => log.warn(m) });
       const tok = loadTokenizer(ckpt.tokenizerPath);
       const prompt = readPrompt(promptArg);
@@ -108,6 +112,7 @@ Examples:
             await stream();
           },
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+          device,
         });
         const rest = await tok.tokenizer.decode(generated, false);
         if (rest.startsWith(printed)) process.stdout.write(rest.slice(printed.length));

@@ -4,6 +4,7 @@ import { inspectExperts, inspectSummary } from '../../inspect/inspect.js';
 import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
+import { addDeviceOption, deviceFlag } from '../device-option.js';
 
 interface Flags {
   data: string;
@@ -12,6 +13,7 @@ interface Flags {
   which: 'latest' | 'best';
   batch: number;
   threads?: number;
+  device?: string;
   maxDocuments?: number;
   shuffles: number;
   seed: number;
@@ -25,7 +27,7 @@ const nonNegativeInt = (v: string) => {
 };
 
 export function registerInspectExperts(program: Command): void {
-  program
+  const command = program
     .command('inspect-experts')
     .description('how a Lory checkpoint routes labelled held-out documents: mean expert weight per (layer, domain), utilisation, specialisation vs chance; figures and report.html')
     .argument('<checkpoint>', 'a Lory checkpoint (<run>/checkpoints/step-N) or run directory (experts > 1)')
@@ -37,7 +39,8 @@ export function registerInspectExperts(program: Command): void {
     .option('--shuffles <n>', 'label shuffles for the chance level of the specialisation score', nonNegativeInt, 20)
     .option('--seed <n>', 'seed of the label shuffles', nonNegativeInt, 0)
     .option('--batch <n>', 'windows per forward pass', positiveInt, 8)
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt)
+    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)', positiveInt);
+  addDeviceOption(command, 'the forward passes')
     .option('--force', 'redo the report even when it is up to date')
     .addHelpText(
       'after',
@@ -63,6 +66,7 @@ Examples:
           onWarn: (m) => log.warn(m),
           onProgress: (done, total) => progress.update(`routing held-out documents: ${done}/${total} windows, ${((Date.now() - started) / 1000).toFixed(0)}s`),
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+          device: await deviceFlag(flags.device),
           ...(flags.maxDocuments !== undefined ? { maxDocumentsPerDomain: flags.maxDocuments } : {}),
         });
         progress.succeed(r.skipped ? `${flags.out} is up to date (--force redoes it)` : `wrote ${flags.out}`);

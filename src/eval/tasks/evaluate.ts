@@ -15,6 +15,7 @@ import { planTask, type AnswerPlan, type ChoicePlan, type TaskPlan } from './pla
 import { readTasks } from './read-tasks.js';
 import { scoreSequences, type TaskRouting } from './score-choices.js';
 import { LAYOUT_NAMES, type Task, type TaskKind, type TaskLayout } from './types.js';
+import { CPU, type Device } from '../../runtime/index.js';
 
 export interface TasksOptions {
   /** Checkpoint or run directories (the first is the baseline for relative change). */
@@ -34,6 +35,8 @@ export interface TasksOptions {
   /** Sequences per forward pass (default 8). */
   batch?: number;
   threads?: number;
+  /** Where the forward passes run (default the CPU). */
+  device?: Device;
   which?: 'latest' | 'best';
   signal?: AbortSignal;
   onProgress?(p: TasksProgress): void;
@@ -233,7 +236,7 @@ export async function evalTasks(o: TasksOptions, prepared?: PreparedTasks): Prom
   const results: TasksResult[] = [];
   for (const l of p.loaded) {
     const c = l.ckpt.model;
-    const params = new ResidentParams(c, l.ckpt.params);
+    const params = new ResidentParams(c, l.ckpt.params, o.device ?? CPU);
     try {
       for (const routing of l.runs) {
         let gen: Generator | undefined;
@@ -251,7 +254,7 @@ export async function evalTasks(o: TasksOptions, prepared?: PreparedTasks): Prom
               scores.push(choiceScore(plan, s.logLik, s.selfRouted, routing));
             } else {
               // Token-level kinds decode without the cache (every token routes itself; see generate.ts).
-              gen ??= await Generator.open(c, l.ckpt.params, l.tok.eosId, { ...(routing === 'segment' ? { routing: 'segment' } : {}), ...(routing === 'token' ? { cache: false } : {}), ...(o.threads ? { threads: o.threads } : {}) });
+              gen ??= await Generator.open(c, l.ckpt.params, l.tok.eosId, { ...(routing === 'segment' ? { routing: 'segment' } : {}), ...(routing === 'token' ? { cache: false } : {}), ...(o.threads ? { threads: o.threads } : {}), ...(o.device ? { device: o.device } : {}) });
               scores.push(await answerScore(plan, gen, l, o, p.maxNewTokens, onDone));
             }
           }
