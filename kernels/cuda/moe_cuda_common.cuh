@@ -78,4 +78,15 @@ cudaError_t launch_segment_gemm(const SegmentJob<T>& job, long long segments, cu
 template <typename T>
 cudaError_t launch_group_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream);
 
+// The `shared` weight-gradient path (moe_cuda_wgrad.cu): cudaErrorNotSupported for a product it does not
+// take (wgrad_shared_takes: float32, E > 32, other layouts), which the caller runs on the tile path.
+template <typename T>
+cudaError_t launch_wgrad_shared(const Phase<T>& prod, long long segments, int M, int N, int E, const T* e,
+                                const T* w, T* dw, float* acc, bool first, bool last, float* de_partial,
+                                long long tile_offset, cudaStream_t stream);
+// `de` by one warp per output (moe_cuda_wgrad.h's order).
+template <typename T>
+cudaError_t launch_de_reduce_warp(const float* de_partial, long long tiles, long long segments, int E, T* de,
+                                  cudaStream_t stream);
+
 }  // namespace lory

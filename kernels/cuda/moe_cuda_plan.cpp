@@ -25,6 +25,15 @@ bool parse_kernel_name(const char* s, CudaKernel* out) {
   return false;
 }
 
+const char* wgrad_name(CudaWgrad w) { return w == CudaWgrad::tile ? "tile" : "shared"; }
+
+bool parse_wgrad_name(const char* s, CudaWgrad* out) {
+  if (!s) return false;
+  if (std::strcmp(s, "tile") == 0) return *out = CudaWgrad::tile, true;
+  if (std::strcmp(s, "shared") == 0) return *out = CudaWgrad::shared, true;
+  return false;
+}
+
 namespace {
 
 size_t align_up(size_t n) { return (n + kScratchAlign - 1) / kScratchAlign * kScratchAlign; }

@@ -25,9 +25,20 @@ enum class CudaKernel { tile, segment, group };
 const char* kernel_name(CudaKernel k);
 bool parse_kernel_name(const char* s, CudaKernel* out);  // "tile" | "segment" | "group"
 
+// Which weight-gradient path runs (backward C and D, docs/kernels.md):
+//   tile:   a 64×64 dW tile × ≤ 8 experts per block, G_s recomputed per group of 8 experts, W read from
+//           global memory per segment; `de` summed tile after tile by one thread per output (default);
+//   shared: a 64×64 dW tile × all experts (≤ 32) per block, G_s computed once per segment and pass, W
+//           and dW tiles kept in shared memory; `de` by one warp per output (moe_cuda_wgrad.h; issue 25,
+//           never run on a GPU). 16-bit only: float32 and E > 32 run the tile path under either switch.
+enum class CudaWgrad { tile, shared };
+const char* wgrad_name(CudaWgrad w);
+bool parse_wgrad_name(const char* s, CudaWgrad* out);  // "tile" | "shared"
+
 struct MoeCudaOptions {
   size_t scratch_budget_bytes = size_t(256) << 20;  // like the CPU kernel (MoeCpuOptions)
   CudaKernel kernel = CudaKernel::tile;
+  CudaWgrad wgrad = CudaWgrad::tile;
 };
 
 // Output tile of the weight-gradient kernel (also the granularity of its `de` partial sums).

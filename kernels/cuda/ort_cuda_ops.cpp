@@ -21,13 +21,16 @@ struct CudaOpKernel {
   MoeOpKind kind;
   CudaDType dtype;
   MoeCudaOptions options;
-  std::string config_error;  // non-empty: LORY_CUDA_MOE_KERNEL holds something else than tile|segment|group
+  std::string config_error;  // non-empty: LORY_CUDA_MOE_KERNEL or LORY_CUDA_MOE_WGRAD holds an unknown value
 };
 
 CudaOpKernel* make_kernel(MoeOpKind kind, CudaDType dtype) {
   auto* k = new CudaOpKernel{kind, dtype, {}, {}};
   if (const char* v = std::getenv("LORY_CUDA_MOE_KERNEL"); v && *v && !parse_kernel_name(v, &k->options.kernel))
     k->config_error = std::string("LORY_CUDA_MOE_KERNEL='") + v + "': expected 'tile', 'segment' or 'group'";
+  if (const char* v = std::getenv("LORY_CUDA_MOE_WGRAD"); v && *v && !parse_wgrad_name(v, &k->options.wgrad) &&
+      k->config_error.empty())
+    k->config_error = std::string("LORY_CUDA_MOE_WGRAD='") + v + "': expected 'tile' or 'shared'";
   return k;
 }
 
