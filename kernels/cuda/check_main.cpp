@@ -6,7 +6,7 @@
 // skipped where absent) and the ideal overhead line 1 + E/(2T); then the fused AdamW update (AdamWUpdate,
 // float32) against its float64 reference and, on a GPU, the CPU kernel's bits. Needs no Node and no network.
 //   check [--cpu-only] [--quick] [--repeats N] [--cases N] [--shape G,T,d,f,E]... [--inject-error]
-//         [--kernel tile|segment|group|both|all] [--wgrad tile|shared|all] [--no-dense] [--cublas-search]
+//         [--kernel tile|segment|group|group-wide|both|all] [--wgrad tile|shared|all] [--no-dense] [--cublas-search]
 // --wgrad: the weight-gradient path(s) each kernel's rows run with (default tile); shared rows are labelled
 // "<kernel>+sw" (float32 runs the tile path under either, so it has one row).
 // --cases N keeps the first N shapes; --shape (repeatable) runs just those shapes of the table, with their
@@ -420,14 +420,15 @@ struct Args {
   bool cpu_only = false, quick = false, inject_error = false, dense = true, cublas_search = false;
   int repeats = 0, cases = 0;
   std::vector<std::string> shapes;
-  std::vector<CudaKernel> kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group};  // all
+  std::vector<CudaKernel> kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group,
+                                     CudaKernel::group_wide};  // all
   std::vector<CudaWgrad> wgrads = {CudaWgrad::tile};
 };
 
 int usage() {
   std::fprintf(stderr,
                "usage: check [--cpu-only] [--quick] [--repeats N] [--cases N] [--shape G,T,d,f,E]... "
-               "[--inject-error] [--kernel tile|segment|group|both|all] [--wgrad tile|shared|all] [--no-dense] "
+               "[--inject-error] [--kernel tile|segment|group|group-wide|both|all] [--wgrad tile|shared|all] [--no-dense] "
                "[--cublas-search]\n");
   return 2;
 }
@@ -777,9 +778,10 @@ int main(int argc, char** argv) {
       const std::string k = argv[++i];
       CudaKernel one;
       if (k == "both") args.kernels = {CudaKernel::tile, CudaKernel::segment};
-      else if (k == "all") args.kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group};
+      else if (k == "all")
+        args.kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group, CudaKernel::group_wide};
       else if (parse_kernel_name(k.c_str(), &one)) args.kernels = {one};
-      else return std::fprintf(stderr, "--kernel '%s': expected tile, segment, group, both (tile + segment) or all\n", k.c_str()), 2;
+      else return std::fprintf(stderr, "--kernel '%s': expected tile, segment, group, group-wide, both (tile + segment) or all\n", k.c_str()), 2;
     } else if (a == "--wgrad" && i + 1 < argc) {
       const std::string w = argv[++i];
       CudaWgrad one;

@@ -331,8 +331,9 @@ struct CudaBackend {
 
   std::string gemm(const SegmentJob<T>& job, long long segments) {
     if (kernel != CudaKernel::tile) {
-      const cudaError_t err = kernel == CudaKernel::segment ? launch_segment_gemm(job, segments, stream)
-                                                            : launch_group_gemm(job, segments, stream);
+      const cudaError_t err = kernel == CudaKernel::segment
+                                  ? launch_segment_gemm(job, segments, stream)
+                                  : launch_group_gemm(job, segments, kernel == CudaKernel::group_wide, stream);
       if (err != cudaErrorNotSupported) return text(err);  // NotSupported: nothing launched; use the tile kernel
     }
     return text(launch_tile_gemm(job, segments, stream));

@@ -74,9 +74,10 @@ constexpr int kSegmentKernelMaxTerms = kWideKernelMaxTerms;
 template <typename T>
 cudaError_t launch_segment_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream);
 // The group kernel (moe_cuda_group.cu): the segment kernel's conditions; one block per group of
-// kGroupSegments segments. cudaErrorNotSupported when it cannot run the job.
+// kGroupSegments segments; `wide`: columns_per_slot(3, true) for 3-slot jobs (`group-wide`).
+// cudaErrorNotSupported when it cannot run the job.
 template <typename T>
-cudaError_t launch_group_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream);
+cudaError_t launch_group_gemm(const SegmentJob<T>& job, long long segments, bool wide, cudaStream_t stream);
 
 // The `shared` weight-gradient path (moe_cuda_wgrad.cu): cudaErrorNotSupported for a product it does not
 // take (wgrad_shared_takes: float32, E > 32, other layouts), which the caller runs on the tile path.

@@ -80,6 +80,7 @@ struct HostBackend {
   CudaWgrad wgrad = CudaWgrad::tile;
   int gemm_calls = 0, weight_grad_calls = 0, zero_calls = 0, group_calls = 0, group_fallbacks = 0;
   int wgrad_shared_calls = 0, wgrad_fallbacks = 0, de_warp_calls = 0;
+  long long column_tiles = 0;  // (segment, column tile) blocks of the group kernels
   int merged_products = 0;  // A·B̄ products over all GEMM calls (phases × operands)
 
   static float a_at(const View<T>& a, long long s, long long m, long long k) {
@@ -118,8 +119,11 @@ struct HostBackend {
     return out;
   }
 
-  // Segment s of the job from its merged operands bs[phase][operand], then the epilogue.
-  static void compute_segment(const SegmentJob<T>& job, long long s, const std::vector<float> (&bs)[2][2]) {
+  // Columns [n_lo, n_hi) of segment s of the job from its merged operands bs[phase][operand], then the
+  // epilogue.
+  static void compute_segment(const SegmentJob<T>& job, long long s, const std::vector<float> (&bs)[2][2],
+                              int n_lo = 0, int n_hi = -1) {
+    if (n_hi < 0) n_hi = job.N;
     std::vector<float> acc(size_t(3) * job.M * job.N, 0.f);
     for (int p = 0; p < job.n_ph; ++p) {
       const Phase<T>& ph = job.ph[p];
@@ -129,12 +133,12 @@ struct HostBackend {
         for (int m = 0; m < job.M; ++m)
           for (int k = 0; k < ph.K; ++k) {
             const float av = a_at(ph.a, s, m, k);
-            for (int n = 0; n < job.N; ++n) c[size_t(m) * job.N + n] += av * b[size_t(k) * job.N + n];
+            for (int n = n_lo; n < n_hi; ++n) c[size_t(m) * job.N + n] += av * b[size_t(k) * job.N + n];
           }
       }
     }
     for (int m = 0; m < job.M; ++m)
-      for (int n = 0; n < job.N; ++n) {
+      for (int n = n_lo; n < n_hi; ++n) {
         const long long at = s * job.out_seg + m * job.out_ld + n;
         float v[3], out[3], saved[2] = {};
         for (int q = 0; q < 3; ++q) v[q] = acc[size_t(q) * job.M * job.N + size_t(m) * job.N + n];
@@ -144,9 +148,13 @@ struct HostBackend {
       }
   }
 
+  // The group kernel's grid: per group, the column tiles of columns_per_slot (group-wide: 32 for 3 slots);
+  // every (segment, column) computed exactly once.
   std::string gemm_grouped(const SegmentJob<T>& job, long long segments) {
     ++group_calls;
-    std::vector<int> visits(size_t(segments), 0);
+    const int bnp = columns_per_slot(job.slots, kernel == CudaKernel::group_wide);
+    if (job.slots * bnp > 96) return "group: more than 96 staged columns";
+    std::vector<int> visits(size_t(segments) * job.N, 0);
     const long long groups = segment_group_count(segments, kGroupSegments);
     for (long long g = 0; g < groups; ++g) {
       const SegmentGroup grp = segment_group(g, segments, kGroupSegments);
@@ -162,13 +170,18 @@ struct HostBackend {
         std::vector<float> bs[2][2];
         for (int p = 0; p < job.n_ph; ++p)
           for (int ib = 0; ib < job.ph[p].n_b; ++ib) bs[p][ib] = std::move(merged[p][ib][size_t(q)]);
-        compute_segment(job, grp.first + q, bs);
-        ++visits[size_t(grp.first + q)];
+        for (int n0 = 0; n0 < job.N; n0 += bnp) {
+          ++column_tiles;
+          const int n_hi = std::min(n0 + bnp, job.N);
+          compute_segment(job, grp.first + q, bs, n0, n_hi);
+          for (int n = n0; n < n_hi; ++n) ++visits[size_t(grp.first + q) * job.N + n];
+        }
       }
     }
-    for (long long s = 0; s < segments; ++s)
-      if (visits[size_t(s)] != 1)
-        return "group: segment " + std::to_string(s) + " computed " + std::to_string(visits[size_t(s)]) + " times";
+    for (size_t j = 0; j < visits.size(); ++j)
+      if (visits[j] != 1)
+        return "group: segment " + std::to_string(j / job.N) + " column " + std::to_string(j % job.N) + " computed " +
+               std::to_string(visits[j]) + " times";
     return "";
   }
 
@@ -179,7 +192,7 @@ struct HostBackend {
     for (int p = 0; p < job.n_ph; ++p) empty = empty || job.ph[p].K < 1;
     if (empty) return "gemm: empty grid or K (a CUDA launch would fail)";
     for (int p = 0; p < job.n_ph; ++p) merged_products += job.ph[p].n_b;
-    if (kernel == CudaKernel::group) {
+    if (kernel == CudaKernel::group || kernel == CudaKernel::group_wide) {
       VectorFlags flags;
       if (wide_kernel_takes(job, sizeof(T) == 2, segment_group_count(segments, kGroupSegments), &flags))
         return gemm_grouped(job, segments);
@@ -404,10 +417,16 @@ PairRun run_pair(const MoeShape& s, CudaDType dtype, size_t budget, CudaKernel k
   r.bwd_gemms = be.gemm_calls - r.fwd_gemms, r.bwd_products = be.merged_products - r.fwd_products;
   r.weight_grads = be.weight_grad_calls;
   r.canary_ok = std::all_of(base + bytes, base + bytes + canary, [](unsigned char c) { return c == 0x5A; });
-  // group: every GEMM grouped when it takes the job (16-bit, E ≤ 64), none otherwise.
-  const bool grouped = kernel == CudaKernel::group && dtype != CudaDType::f32 && s.E <= kWideKernelMaxTerms;
-  r.group_ok = kernel != CudaKernel::group || degenerate(s) ||
-               (grouped ? be.group_calls == be.gemm_calls && be.group_fallbacks == 0
+  // group(-wide): every GEMM grouped when it takes the job (16-bit, E ≤ 64), none otherwise; per segment
+  // the column tiles of columns_per_slot: forward gate/up (2 slots, f) and down (1, d), backward pass A
+  // (3 slots, f: 16 columns, 32 with group-wide; the training pair's 1 slot) and dx (1, d).
+  const bool group_kernel = kernel == CudaKernel::group || kernel == CudaKernel::group_wide;
+  const bool grouped = group_kernel && dtype != CudaDType::f32 && s.E <= kWideKernelMaxTerms;
+  auto tiles = [](long long n, int per) { return (n + per - 1) / per; };
+  const long long pass_a = tiles(s.f, columns_per_slot(train ? 1 : 3, kernel == CudaKernel::group_wide));
+  const long long column_tiles = s.G * (tiles(s.f, columns_per_slot(2, false)) + 2 * tiles(s.d, 64) + pass_a);
+  r.group_ok = !group_kernel || degenerate(s) ||
+               (grouped ? be.group_calls == be.gemm_calls && be.group_fallbacks == 0 && be.column_tiles == column_tiles
                         : be.group_calls == 0 && be.group_fallbacks == be.gemm_calls);
   // shared: every weight-gradient call on that path when it takes the products (16-bit, E ≤ 32), none
   // otherwise; `de` by the warp order in every chunk.
@@ -434,7 +453,9 @@ BackwardLayout run_case(const MoeShape& s, CudaDType dtype, size_t budget, const
   const ForwardLayout fl = plan_forward(s, dtype, budget);
   const BackwardLayout bl = plan_backward(s, dtype, budget);
   const bool sixteen = dtype != CudaDType::f32;
-  const bool grouped = kernel == CudaKernel::group && sixteen && s.E <= kWideKernelMaxTerms;
+  const bool group_kernel = kernel == CudaKernel::group || kernel == CudaKernel::group_wide;
+  const bool grouped = group_kernel && sixteen && s.E <= kWideKernelMaxTerms;
+  const std::string group_tag = std::string("[") + kernel_name(kernel) + (grouped ? "] " : " → tile] ");
   std::vector<float> plain_bits[kOutputs];
   for (const bool train : {false, true}) {
     // As the check program's (check_main.cpp), every output: float32 1e-5; 16-bit 4u, the training pair 6u
@@ -466,7 +487,7 @@ BackwardLayout run_case(const MoeShape& s, CudaDType dtype, size_t budget, const
     std::snprintf(msg, sizeof msg,
                   "%s%s%s%s G,T,d,f,E=%lld,%lld,%lld,%lld,%lld %s: %lld fwd / %lld bwd chunks%s, max error %.2e (%.2f of "
                   "bound)%s%s%s%s",
-                  kernel == CudaKernel::group ? (grouped ? "[group] " : "[group → tile] ") : "",
+                  group_kernel ? group_tag.c_str() : "",
                   wgrad == CudaWgrad::shared
                       ? (sixteen && wgrad_pass_rows(int(s.E)) > 0 ? "[wgrad shared] " : "[wgrad shared → tile] ")
                       : "",
@@ -507,6 +528,14 @@ void check_segment_groups() {
       ok = ok && next == G;
     }
   expect(ok, "segment groups: G = 1…41 in groups of 1…8 cover every segment once, only the last group partial");
+}
+
+// Columns per slot of the group kernels: one 64-column staged tile shared by the slots, except
+// group-wide's 3-slot jobs (32 each).
+void check_columns_per_slot() {
+  expect(columns_per_slot(1, false) == 64 && columns_per_slot(2, false) == 32 && columns_per_slot(3, false) == 16 &&
+             columns_per_slot(1, true) == 64 && columns_per_slot(2, true) == 32 && columns_per_slot(3, true) == 32,
+         "columns per slot: 64/32/16 for 1/2/3 slots; group-wide gives 3 slots 32");
 }
 
 // The group kernel's fallback decision (the GPU backend uses the same function): 16-bit, ≤ 64 experts,
@@ -592,6 +621,7 @@ void check_de_warp_order() {
 int main() {
   check_segment_groups();
   check_wide_kernel_takes();
+  check_columns_per_slot();
   check_wgrad_passes();
   check_wgrad_shared_takes();
   check_de_warp_order();
@@ -637,6 +667,14 @@ int main() {
                  shared);
   run_case<Bf16>({100, 9, 24, 40, 4}, CudaDType::bf16, size_t(96) << 10, "96 KiB budget", group, shared);
   run_case<float>({5, 7, 40, 72, 3}, CudaDType::f32, big, "float32", CudaKernel::tile, shared);
+  // group-wide: 32 columns per slot for backward pass A (3 slots); partial column tiles (f = 40, 72, 100),
+  // partial groups, chunks; float32 and E > 64 fall back to the tile kernel.
+  const CudaKernel wide = CudaKernel::group_wide;
+  run_case<Bf16>({3, 7, 40, 72, 3}, CudaDType::bf16, big, "one partial group", wide);
+  run_case<Bf16>({13, 9, 70, 100, 5}, CudaDType::bf16, big, "G = 13, f = 100", wide);
+  run_case<Bf16>({100, 9, 24, 40, 4}, CudaDType::bf16, size_t(96) << 10, "96 KiB budget", wide, shared);
+  run_case<Bf16>({2, 5, 16, 24, 65}, CudaDType::bf16, big, "E = 65", wide);
+  run_case<float>({5, 7, 40, 72, 3}, CudaDType::f32, big, "float32", wide);
   run_empty<float>(CudaDType::f32);
   run_empty<Bf16>(CudaDType::bf16);
   expect(f32_chunks.plan.chunks > 1 && !f32_chunks.has_dw_acc, "float32 across chunks: dW accumulated in place");

@@ -19,11 +19,13 @@ size_t element_size(CudaDType t);
 //   segment: one block spans a whole segment's rows (≤ 256), so each merged B tile is built once per
 //            segment; A arrives through a cp.async double buffer (sm_80+);
 //   group:   one block serves a group of kGroupSegments segments (moe_cuda_group.h) and merges each
-//            expert vector it reads into all of their B tiles (issue 25; never run on a GPU yet).
-// segment and group take 16-bit types only: float32 (and E > 64) runs the tile kernel under any switch.
-enum class CudaKernel { tile, segment, group };
+//            expert vector it reads into all of their B tiles (issue 25; never run on a GPU yet);
+//   group_wide ("group-wide"): group with 32 instead of 16 columns per slot for 3-slot jobs (backward
+//            pass A with the recompute; columns_per_slot, moe_cuda_group.h; never run on a GPU).
+// segment and group(-wide) take 16-bit types only: float32 (and E > 64) runs the tile kernel under any switch.
+enum class CudaKernel { tile, segment, group, group_wide };
 const char* kernel_name(CudaKernel k);
-bool parse_kernel_name(const char* s, CudaKernel* out);  // "tile" | "segment" | "group"
+bool parse_kernel_name(const char* s, CudaKernel* out);  // "tile" | "segment" | "group" | "group-wide"
 
 // Which weight-gradient path runs (backward C and D, docs/kernels.md):
 //   tile:   a 64×64 dW tile × ≤ 8 experts per block, G_s recomputed per group of 8 experts, W read from

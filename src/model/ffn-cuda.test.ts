@@ -294,7 +294,7 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
   it('rejects an unknown kernel or weight-gradient path name with exit code 2', () => {
     const r = run(CHECK, '--cpu-only', '--kernel', 'fastest');
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /--kernel 'fastest': expected tile, segment, group, both \(tile \+ segment\) or all/);
+    assert.match(r.stderr, /--kernel 'fastest': expected tile, segment, group, group-wide, both \(tile \+ segment\) or all/);
     const wgrad = run(CHECK, '--cpu-only', '--wgrad', 'fast');
     assert.equal(wgrad.status, 2);
     assert.equal(wgrad.stderr, "--wgrad 'fast': expected tile, shared or all\n");
