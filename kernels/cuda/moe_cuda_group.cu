@@ -40,25 +40,6 @@ struct GroupLayout {
   }
 };
 
-// Where thread `tid` works on operand B of a phase: one 8-element vector of the BK×bnp tile.
-struct BVector {
-  int ib, k, n;  // operand, row k and column n of its first element in the tile
-  bool active, along_n;
-};
-
-template <typename T>
-__device__ __forceinline__ BVector b_vector(const Phase<T>& ph, int bnp, int tid) {
-  const int per_operand = BK * bnp / 8;
-  BVector v{tid / per_operand, 0, 0, false, true};
-  if (v.ib >= ph.n_b) return v;
-  v.active = true;
-  const int r = tid % per_operand;
-  v.along_n = ph.b[v.ib].cs == 1;
-  if (v.along_n) v.k = r / (bnp / 8), v.n = (r % (bnp / 8)) * 8;
-  else v.n = r / (BK / 8), v.k = (r % (BK / 8)) * 8;
-  return v;
-}
-
 // grid: (groups, column tiles, row blocks of ROWS).
 template <typename T, int NF>
 __global__ void __launch_bounds__(THREADS) group_gemm_kernel(SegmentJob<T> job, VectorFlags flags, long long segments) {
@@ -97,7 +78,7 @@ __global__ void __launch_bounds__(THREADS) group_gemm_kernel(SegmentJob<T> job, 
     }
     unsigned slot_mask = 0;
     for (int ib = 0; ib < ph.n_b; ++ib) slot_mask |= 1u << ph.b[ib].slot;
-    const BVector bv = b_vector(ph, bnp, tid);
+    const BVector bv = b_vector<BK>(ph, bnp, tid);
     const MergedOperand<T>& bo = ph.b[bv.active ? bv.ib : 0];
     const bool b_fast = bv.active && flags.b[p][bv.ib];
     const int terms = bv.active ? bo.terms : 0;
