@@ -6,7 +6,9 @@
 // skipped where absent) and the ideal overhead line 1 + E/(2T); then the fused AdamW update (AdamWUpdate,
 // float32) against its float64 reference and, on a GPU, the CPU kernel's bits. Needs no Node and no network.
 //   check [--cpu-only] [--quick] [--repeats N] [--cases N] [--shape G,T,d,f,E]... [--inject-error]
-//         [--kernel tile|segment|group|both|all] [--no-dense] [--cublas-search]
+//         [--kernel tile|segment|group|group-wide|both|all] [--wgrad tile|shared|all] [--no-dense] [--cublas-search]
+// --wgrad: the weight-gradient path(s) each kernel's rows run with (default tile); shared rows are labelled
+// "<kernel>+sw" (float32 runs the tile path under either, so it has one row).
 // --cases N keeps the first N shapes; --shape (repeatable) runs just those shapes of the table, with their
 // budgets, and skips the pending-error probe (an explicit list under compute-sanitizer).
 // --inject-error perturbs one element of every output (in its smallest-magnitude segment) by 3x the
@@ -418,13 +420,16 @@ struct Args {
   bool cpu_only = false, quick = false, inject_error = false, dense = true, cublas_search = false;
   int repeats = 0, cases = 0;
   std::vector<std::string> shapes;
-  std::vector<CudaKernel> kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group};  // all
+  std::vector<CudaKernel> kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group,
+                                     CudaKernel::group_wide};  // all
+  std::vector<CudaWgrad> wgrads = {CudaWgrad::tile};
 };
 
 int usage() {
   std::fprintf(stderr,
                "usage: check [--cpu-only] [--quick] [--repeats N] [--cases N] [--shape G,T,d,f,E]... "
-               "[--inject-error] [--kernel tile|segment|group|both|all] [--no-dense] [--cublas-search]\n");
+               "[--inject-error] [--kernel tile|segment|group|group-wide|both|all] [--wgrad tile|shared|all] [--no-dense] "
+               "[--cublas-search]\n");
   return 2;
 }
 
@@ -486,7 +491,7 @@ struct Tally {
 // One FFN row: which pair, kernel and precision produced `got`, and the columns computed beside it.
 struct MoeRow {
   std::string shape;
-  const char* kernel;
+  std::string kernel;
   bool train;
   CudaDType p;
   bool float64_reference;
@@ -532,8 +537,8 @@ void check_moe_row(const MoeShape& s, const MoeRow& row, const Outputs& ref, Out
   if (!got.deterministic) verdict += " (bits differ between runs)";
   if (lay.plan.chunks > 1)
     verdict += " [" + std::to_string(lay.plan.chunks) + " bwd chunks" + (lay.has_dw_acc ? ", float32 dW state" : "") + "]";
-  std::printf("%-22s %-7s %-5s %-8s %-8s %8.1e%s %8.1e %-4s %8.3f %8.3f %7.2f %7.2f %8.3f %8.3f %6.2f %6.2f %6.3f  %s\n",
-              row.shape.c_str(), row.kernel, row.train ? "train" : "plain", dtype_name(row.p),
+  std::printf("%-22s %-10s %-5s %-8s %-8s %8.1e%s %8.1e %-4s %8.3f %8.3f %7.2f %7.2f %8.3f %8.3f %6.2f %6.2f %6.3f  %s\n",
+              row.shape.c_str(), row.kernel.c_str(), row.train ? "train" : "plain", dtype_name(row.p),
               row.float64_reference ? "float64" : "cpu-fast", row.e32, cells.c_str(), bound,
               got.deterministic ? "same" : "DIFF", got.fwd_ms, got.bwd_ms, 3 * gemm / got.fwd_ms / 1e9,
               6 * gemm / got.bwd_ms / 1e9, row.dense_f, row.dense_b, got.fwd_ms / row.dense_f,
@@ -773,9 +778,16 @@ int main(int argc, char** argv) {
       const std::string k = argv[++i];
       CudaKernel one;
       if (k == "both") args.kernels = {CudaKernel::tile, CudaKernel::segment};
-      else if (k == "all") args.kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group};
+      else if (k == "all")
+        args.kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group, CudaKernel::group_wide};
       else if (parse_kernel_name(k.c_str(), &one)) args.kernels = {one};
-      else return std::fprintf(stderr, "--kernel '%s': expected tile, segment, group, both (tile + segment) or all\n", k.c_str()), 2;
+      else return std::fprintf(stderr, "--kernel '%s': expected tile, segment, group, group-wide, both (tile + segment) or all\n", k.c_str()), 2;
+    } else if (a == "--wgrad" && i + 1 < argc) {
+      const std::string w = argv[++i];
+      CudaWgrad one;
+      if (w == "all") args.wgrads = {CudaWgrad::tile, CudaWgrad::shared};
+      else if (parse_wgrad_name(w.c_str(), &one)) args.wgrads = {one};
+      else return std::fprintf(stderr, "--wgrad '%s': expected tile, shared or all\n", w.c_str()), 2;
     } else return usage();
   }
   std::vector<Case> cases;
@@ -814,9 +826,10 @@ int main(int argc, char** argv) {
   const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
   const size_t kDefault = MoeCudaOptions{}.scratch_budget_bytes;
   std::vector<CudaKernel> kernels = args.kernels;
-  if (args.cpu_only) kernels = {CudaKernel::tile};  // one device stand-in
+  std::vector<CudaWgrad> wgrads = args.wgrads;
+  if (args.cpu_only) kernels = {CudaKernel::tile}, wgrads = {CudaWgrad::tile};  // one device stand-in
 
-  std::printf("%-22s %-7s %-5s %-8s %-8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %-4s %8s %8s %7s %7s %8s %8s %6s %6s "
+  std::printf("%-22s %-10s %-5s %-8s %-8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %-4s %8s %8s %7s %7s %8s %8s %6s %6s "
               "%6s  %s\n",
               "shape G,T,d,f,E", "kernel", "op", "dtype", "ref", "e32", "y", "dx", "de", "dW_gate", "dW_up", "dW_down",
               "ab", "bound", "bits", "fwd ms", "bwd ms", "fwd TF", "bwd TF", "dense f", "dense b", "x fwd", "x bwd",
@@ -856,13 +869,15 @@ int main(int argc, char** argv) {
         else std::printf("  dense baseline failed: %s\n", err.c_str());
       }
 #endif
-      for (CudaKernel k : kernels) {
-        // float32 runs the tile kernel under every switch (moe_cuda_plan.h): one float32 row per shape.
-        if (p == CudaDType::f32 && k != kernels.front()) continue;
+      for (CudaKernel k : kernels)
+      for (CudaWgrad w : wgrads) {
+        // float32 runs the tile kernel and path under every switch (moe_cuda_plan.h): one float32 row per shape.
+        if (p == CudaDType::f32 && (k != kernels.front() || w != wgrads.front())) continue;
         for (int op = 0; op < (c.train ? 2 : 1); ++op) {
           const bool train = op == 1;
           MoeCudaOptions opt;
           opt.kernel = k;
+          opt.wgrad = w;
           opt.scratch_budget_bytes = c.budget;
           Outputs got;
           if (args.cpu_only) {
@@ -873,7 +888,8 @@ int main(int argc, char** argv) {
 #ifdef LORY_WITH_CUDA
           else got = run_cuda(s, in, p, opt, repeats, train);
 #endif
-          MoeRow row{shape, args.cpu_only ? "cpu" : kernel_name(k), train, p, c.float64_reference, e32};
+          const std::string label = std::string(kernel_name(k)) + (w == CudaWgrad::shared ? "+sw" : "");
+          MoeRow row{shape, args.cpu_only ? "cpu" : label, train, p, c.float64_reference, e32};
           row.dense_f = dense_f, row.dense_b = dense_b;
           check_moe_row(s, row, ref, std::move(got), plan_backward(s, p, c.budget), args.inject_error, &tally);
         }

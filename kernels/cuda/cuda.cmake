@@ -14,10 +14,11 @@ if(NOT LORY_CUDART OR NOT LORY_CUDA_INCLUDE)
 endif()
 
 set(LORY_CUDA_HEADERS ${LORY_CUDA_DIR}/moe_cuda.h ${LORY_CUDA_DIR}/moe_cuda_common.cuh ${LORY_CUDA_DIR}/moe_cuda_plan.h
-    ${LORY_CUDA_DIR}/moe_cuda_job.h ${LORY_CUDA_DIR}/moe_cuda_group.h ${LORY_CUDA_DIR}/moe_cuda_orchestrate.h
+    ${LORY_CUDA_DIR}/moe_cuda_job.h ${LORY_CUDA_DIR}/moe_cuda_group.h ${LORY_CUDA_DIR}/moe_cuda_wgrad.h
+    ${LORY_CUDA_DIR}/moe_cuda_orchestrate.h
     ${LORY_CUDA_DIR}/adamw_cuda.h ${CMAKE_CURRENT_SOURCE_DIR}/include/lory/moe_shape.h)
 set(LORY_CUDA_OBJS)
-foreach(unit moe_cuda moe_cuda_segment moe_cuda_group adamw_cuda)
+foreach(unit moe_cuda moe_cuda_segment moe_cuda_group moe_cuda_wgrad adamw_cuda)
   set(obj ${CMAKE_CURRENT_BINARY_DIR}/${unit}.o)
   add_custom_command(
     OUTPUT ${obj}

@@ -135,23 +135,38 @@ __device__ void compute_tile(const Phase<T>* phases, int n_ph, int slot, long lo
   __syncthreads();
 }
 
-// grid: (N tiles, M tiles, segments). Each slot's tile is computed in turn and parked in registers, so
-// the epilogue (e.g. SwiGLU of gate and up) sees all slots of an element without a float32 buffer.
+// float32 with 3 slots parks the first two slots' tiles in (dynamic) shared memory instead of registers:
+// held in registers they made ptxas spill (132 B stores, 364 B loads at its 128-register target; issue 25).
+template <typename T, int SLOTS>
+constexpr bool kParkShared = std::is_same<T, float>::value && SLOTS == 3;
+template <typename T, int SLOTS>
+constexpr size_t park_bytes() {
+  return kParkShared<T, SLOTS> ? size_t(SLOTS - 1) * BM * BN * sizeof(float) : 0;
+}
+
+// grid: (N tiles, M tiles, segments). Each slot's tile is computed in turn and parked (registers, or shared
+// memory per kParkShared), so the epilogue (e.g. SwiGLU of gate and up) sees all slots of an element
+// without a float32 buffer in global memory. A thread parks and reads back only its own elements.
 template <typename T, int SLOTS>
 __global__ void __launch_bounds__(THREADS) tile_gemm_kernel(SegmentJob<T> job, long long s_offset) {
+  constexpr bool kPark = kParkShared<T, SLOTS>;
+  constexpr int kRegSlots = kPark ? 1 : SLOTS;
   __shared__ __align__(32) Staged<T> As[kAsElems];
   __shared__ __align__(32) Staged<T> Bs[kBsElems];
   __shared__ __align__(32) float Cs[BM * kCsLd];
+  extern __shared__ float park[];  // [SLOTS - 1][BM * BN] when kPark
   const long long s = s_offset + blockIdx.z;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-  float vals[SLOTS][kTileValues];
+  float vals[kRegSlots][kTileValues];
 #pragma unroll
   for (int q = 0; q < SLOTS; ++q) {
     compute_tile<T>(job.ph, job.n_ph, q, s, m0, n0, job.M, job.N, As, Bs, Cs);
 #pragma unroll
     for (int l = 0; l < kTileValues; ++l) {
       const int idx = threadIdx.x + l * THREADS;
-      vals[q][l] = Cs[(idx / BN) * kCsLd + idx % BN];
+      const float v = Cs[(idx / BN) * kCsLd + idx % BN];
+      if (kPark && q + 1 < SLOTS) park[q * BM * BN + idx] = v;
+      else vals[kPark ? 0 : q][l] = v;
     }
     // The next compute_tile may store Cs before any barrier of its own (a slot with no operand, or K = 0).
     if (q + 1 < SLOTS) __syncthreads();
@@ -162,7 +177,7 @@ __global__ void __launch_bounds__(THREADS) tile_gemm_kernel(SegmentJob<T> job, l
     if (gm >= job.M || gn >= job.N) continue;
     float v[3] = {};
 #pragma unroll
-    for (int q = 0; q < SLOTS; ++q) v[q] = vals[q][l];
+    for (int q = 0; q < SLOTS; ++q) v[q] = kPark && q + 1 < SLOTS ? park[q * BM * BN + idx] : vals[kPark ? 0 : q][l];
     apply_epilogue(job, s, gm, gn, v);
   }
 }
@@ -310,13 +325,15 @@ template <typename T>
 struct CudaBackend {
   cudaStream_t stream;
   CudaKernel kernel;
+  CudaWgrad wgrad;
 
   static std::string text(cudaError_t err) { return err == cudaSuccess ? "" : cudaGetErrorString(err); }
 
   std::string gemm(const SegmentJob<T>& job, long long segments) {
     if (kernel != CudaKernel::tile) {
-      const cudaError_t err = kernel == CudaKernel::segment ? launch_segment_gemm(job, segments, stream)
-                                                            : launch_group_gemm(job, segments, stream);
+      const cudaError_t err = kernel == CudaKernel::segment
+                                  ? launch_segment_gemm(job, segments, stream)
+                                  : launch_group_gemm(job, segments, kernel == CudaKernel::group_wide, stream);
       if (err != cudaErrorNotSupported) return text(err);  // NotSupported: nothing launched; use the tile kernel
     }
     return text(launch_tile_gemm(job, segments, stream));
@@ -324,13 +341,17 @@ struct CudaBackend {
 
   std::string weight_grad(const Phase<T>& prod, long long segments, int M, int N, int E, const T* e, const T* w,
                           T* dw, float* acc, bool first, bool last, float* de_partial, long long tile_offset) {
-    const cudaError_t err =
-        launch_weight_grad(prod, segments, M, N, E, e, w, dw, acc, first, last, de_partial, tile_offset, stream);
+    cudaError_t err = cudaErrorNotSupported;
+    if (wgrad == CudaWgrad::shared)  // NotSupported: nothing launched; use the tile path
+      err = launch_wgrad_shared(prod, segments, M, N, E, e, w, dw, acc, first, last, de_partial, tile_offset, stream);
+    if (err == cudaErrorNotSupported)
+      err = launch_weight_grad(prod, segments, M, N, E, e, w, dw, acc, first, last, de_partial, tile_offset, stream);
     return err == cudaSuccess ? "" : std::string("weight-gradient kernel: ") + cudaGetErrorString(err);
   }
 
   std::string de_reduce(const float* de_partial, long long tiles, long long segments, int E, T* de) {
     if (segments * E <= 0) return "";
+    if (wgrad == CudaWgrad::shared) return text(launch_de_reduce_warp(de_partial, tiles, segments, E, de, stream));
     de_reduce_kernel<T><<<elementwise_blocks(segments * E), 256, 0, stream>>>(de_partial, tiles, segments, E, de);
     return text(cudaGetLastError());
   }
@@ -352,10 +373,16 @@ size_t moe_cuda_backward_scratch_bytes(const MoeShape& s, CudaDType t, const Moe
 
 template <typename T, int SLOTS>
 static cudaError_t launch_tile_slots(const SegmentJob<T>& job, long long segments, cudaStream_t stream) {
+  constexpr size_t park = park_bytes<T, SLOTS>();
+  if (park > 0)  // 36 KiB static + 32 KiB parked: past the 48 KiB a block gets without the opt-in
+    if (const cudaError_t err =
+            cudaFuncSetAttribute(tile_gemm_kernel<T, SLOTS>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(park));
+        err != cudaSuccess)
+      return err;
   for (long long s0 = 0; s0 < segments; s0 += kMaxGridZ) {  // grid.z holds at most 65535 segments
     const dim3 grid((job.N + BN - 1) / BN, (job.M + BM - 1) / BM,
                     unsigned(segments - s0 < kMaxGridZ ? segments - s0 : kMaxGridZ));
-    tile_gemm_kernel<T, SLOTS><<<grid, THREADS, 0, stream>>>(job, s0);
+    tile_gemm_kernel<T, SLOTS><<<grid, THREADS, park, stream>>>(job, s0);
     if (const cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   }
   return cudaSuccess;
@@ -387,7 +414,7 @@ static std::string forward_typed(const MoeShape& s, const void* x, const void* e
                                  const MoeCudaOptions& opt) {
   if (std::string err = pending_error(saved ? "LoryMoEFFNTrain (CUDA): " : "LoryMoEFFN (CUDA): "); !err.empty())
     return err;
-  CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel};
+  CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel, opt.wgrad};
   return orchestrate_forward<T>(be, dtype_of<T>(), s, static_cast<const T*>(x), static_cast<const T*>(e),
                                 static_cast<const T*>(wg), static_cast<const T*>(wu), static_cast<const T*>(wd),
                                 static_cast<T*>(y), static_cast<T*>(saved), scratch, opt);
@@ -400,7 +427,7 @@ static std::string backward_typed(const MoeShape& s, const void* x, const void* 
   if (std::string err = pending_error(saved ? "LoryMoEFFNTrainGrad (CUDA): " : "LoryMoEFFNGrad (CUDA): ");
       !err.empty())
     return err;
-  CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel};
+  CudaBackend<T> be{static_cast<cudaStream_t>(stream), opt.kernel, opt.wgrad};
   return orchestrate_backward<T>(be, dtype_of<T>(), s, static_cast<const T*>(x), static_cast<const T*>(e),
                                  static_cast<const T*>(wg), static_cast<const T*>(wu), static_cast<const T*>(wd),
                                  static_cast<const T*>(dy), static_cast<const T*>(saved), static_cast<T*>(dx),

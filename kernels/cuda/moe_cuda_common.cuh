@@ -38,6 +38,26 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float* out) {
   for (int j = 0; j < 8; ++j) out[j] = to_f(v[j]);
 }
 
+// Where thread `tid` works on operand B of a phase in the wide kernels (segment, group): one 8-element
+// vector of the BK×bnp tile of operand `ib`, along its contiguous axis.
+struct BVector {
+  int ib, k, n;  // operand, row k and column n of its first element in the tile
+  bool active, along_n;
+};
+
+template <int BK, typename T>
+__device__ __forceinline__ BVector b_vector(const Phase<T>& ph, int bnp, int tid) {
+  const int per_operand = BK * bnp / 8;
+  BVector v{tid / per_operand, 0, 0, false, true};
+  if (v.ib >= ph.n_b) return v;
+  v.active = true;
+  const int r = tid % per_operand;
+  v.along_n = ph.b[v.ib].cs == 1;
+  if (v.along_n) v.k = r / (bnp / 8), v.n = (r % (bnp / 8)) * 8;
+  else v.n = r / (BK / 8), v.k = (r % (BK / 8)) * 8;
+  return v;
+}
+
 // Writes output element (gm, gn) of segment s from its slot values.
 template <typename T>
 __device__ __forceinline__ void apply_epilogue(const SegmentJob<T>& job, long long s, int gm, int gn, const float* v) {
@@ -74,8 +94,20 @@ constexpr int kSegmentKernelMaxTerms = kWideKernelMaxTerms;
 template <typename T>
 cudaError_t launch_segment_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream);
 // The group kernel (moe_cuda_group.cu): the segment kernel's conditions; one block per group of
-// kGroupSegments segments. cudaErrorNotSupported when it cannot run the job.
+// kGroupSegments segments; `wide`: columns_per_slot(3, true) for 3-slot jobs (`group-wide`).
+// cudaErrorNotSupported when it cannot run the job.
 template <typename T>
-cudaError_t launch_group_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream);
+cudaError_t launch_group_gemm(const SegmentJob<T>& job, long long segments, bool wide, cudaStream_t stream);
+
+// The `shared` weight-gradient path (moe_cuda_wgrad.cu): cudaErrorNotSupported for a product it does not
+// take (wgrad_shared_takes: float32, E > 32, other layouts), which the caller runs on the tile path.
+template <typename T>
+cudaError_t launch_wgrad_shared(const Phase<T>& prod, long long segments, int M, int N, int E, const T* e,
+                                const T* w, T* dw, float* acc, bool first, bool last, float* de_partial,
+                                long long tile_offset, cudaStream_t stream);
+// `de` by one warp per output (moe_cuda_wgrad.h's order).
+template <typename T>
+cudaError_t launch_de_reduce_warp(const float* de_partial, long long tiles, long long segments, int E, T* de,
+                                  cudaStream_t stream);
 
 }  // namespace lory

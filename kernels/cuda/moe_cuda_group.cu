@@ -16,63 +16,53 @@
 namespace lory {
 namespace {
 
-constexpr int THREADS = 256, WARPS = THREADS / 32, BK = 32, BN_ALL = 64;
+constexpr int THREADS = 256, WARPS = THREADS / 32, BK = 32;
 constexpr int SG = kGroupSegments, ROWS = kGroupRows;
 constexpr int WARPS_PER_SEGMENT = WARPS / SG, WARP_ROWS = ROWS / WARPS_PER_SEGMENT, FM = WARP_ROWS / 16;
 static_assert(WARPS % SG == 0 && ROWS % (16 * WARPS_PER_SEGMENT) == 0, "warps tile the group's rows");
-constexpr int kAsLd = BK + 8;      // 80-byte rows: 16-byte aligned for cp.async, 32-byte WMMA offsets
-constexpr int kBsLd = BN_ALL + 8;  // 144-byte rows
-constexpr int kCsLd = BN_ALL + 4;
-constexpr int kPrefetch = 4;  // experts whose next-step vectors are held in registers across the MMAs
-constexpr int kAsSeg = ROWS * kAsLd, kBsSeg = BK * kBsLd;  // one segment's A / B tile in a stage
-constexpr int kAsStage = SG * kAsSeg, kBsStage = SG * kBsSeg;
+constexpr int kAsLd = BK + 8;  // 80-byte rows: 16-byte aligned for cp.async, 32-byte WMMA offsets
+constexpr int kPrefetch = 4;   // experts whose next-step vectors are held in registers across the MMAs
+constexpr int kAsSeg = ROWS * kAsLd;  // one segment's A tile in a stage
+constexpr int kAsStage = SG * kAsSeg;
 
-template <typename T>
-constexpr size_t smem_bytes() {
-  const size_t pipeline = (2 * kAsStage + 2 * kBsStage) * sizeof(T), epilogue = size_t(SG) * ROWS * kCsLd * sizeof(float);
-  return pipeline > epilogue ? pipeline : epilogue;
-}
-
-// Where thread `tid` works on operand B of a phase: one 8-element vector of the BK×bnp tile.
-struct BVector {
-  int ib, k, n;  // operand, row k and column n of its first element in the tile
-  bool active, along_n;
+// Layout for NF accumulator fragments per row block (staged width NF·16 = all slots' columns):
+// NF = 4 (`group`: ≤ 64 columns), NF = 6 (`group-wide`: 3 slots × 32 columns, moe_cuda_group.h).
+template <int NF>
+struct GroupLayout {
+  static constexpr int kBsLd = NF * 16 + 8;  // 144- or 208-byte rows
+  static constexpr int kCsLd = NF * 16 + 4;
+  static constexpr int kBsSeg = BK * kBsLd, kBsStage = SG * kBsSeg;  // one segment's / all segments' B tile
+  template <typename T>
+  static constexpr size_t smem_bytes() {
+    const size_t pipeline = (2 * kAsStage + 2 * kBsStage) * sizeof(T),
+                 epilogue = size_t(SG) * ROWS * kCsLd * sizeof(float);
+    return pipeline > epilogue ? pipeline : epilogue;
+  }
 };
 
-template <typename T>
-__device__ __forceinline__ BVector b_vector(const Phase<T>& ph, int bnp, int tid) {
-  const int per_operand = BK * bnp / 8;
-  BVector v{tid / per_operand, 0, 0, false, true};
-  if (v.ib >= ph.n_b) return v;
-  v.active = true;
-  const int r = tid % per_operand;
-  v.along_n = ph.b[v.ib].cs == 1;
-  if (v.along_n) v.k = r / (bnp / 8), v.n = (r % (bnp / 8)) * 8;
-  else v.n = r / (BK / 8), v.k = (r % (BK / 8)) * 8;
-  return v;
-}
-
 // grid: (groups, column tiles, row blocks of ROWS).
-template <typename T>
+template <typename T, int NF>
 __global__ void __launch_bounds__(THREADS) group_gemm_kernel(SegmentJob<T> job, VectorFlags flags, long long segments) {
+  using L = GroupLayout<NF>;
+  constexpr int kBsLd = L::kBsLd, kCsLd = L::kCsLd, kBsSeg = L::kBsSeg, kBsStage = L::kBsStage;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __shared__ float coef[SG][2][kWideKernelMaxTerms];
   T* As = reinterpret_cast<T*>(smem_raw);
   T* Bs = As + 2 * kAsStage;
   float* Cs = reinterpret_cast<float*>(smem_raw);
   const SegmentGroup grp = segment_group(blockIdx.x, segments, SG);
-  const int bnp = job.slots == 1 ? 64 : job.slots == 2 ? 32 : 16;  // output columns per slot
+  const int bnp = columns_per_slot(job.slots, NF == 6);
   const int n0 = blockIdx.y * bnp, m0 = blockIdx.z * ROWS;
   const int tid = threadIdx.x, warp = tid / 32;
   const int wq = warp / WARPS_PER_SEGMENT, wrow = (warp % WARPS_PER_SEGMENT) * WARP_ROWS;  // segment, first row
   const bool warp_live = wq < grp.count;  // warps of an absent segment (last group) stage and sync only
   const int n_frag = job.slots * bnp / 16;
 
-  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc[FM][4];
+  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc[FM][NF];
 #pragma unroll
   for (int i = 0; i < FM; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) nvcuda::wmma::fill_fragment(acc[i][j], 0.f);
+    for (int j = 0; j < NF; ++j) nvcuda::wmma::fill_fragment(acc[i][j], 0.f);
 
   for (int p = 0; p < job.n_ph; ++p) {
     const Phase<T>& ph = job.ph[p];
@@ -88,7 +78,7 @@ __global__ void __launch_bounds__(THREADS) group_gemm_kernel(SegmentJob<T> job, 
     }
     unsigned slot_mask = 0;
     for (int ib = 0; ib < ph.n_b; ++ib) slot_mask |= 1u << ph.b[ib].slot;
-    const BVector bv = b_vector(ph, bnp, tid);
+    const BVector bv = b_vector<BK>(ph, bnp, tid);
     const MergedOperand<T>& bo = ph.b[bv.active ? bv.ib : 0];
     const bool b_fast = bv.active && flags.b[p][bv.ib];
     const int terms = bv.active ? bo.terms : 0;
@@ -201,7 +191,7 @@ __global__ void __launch_bounds__(THREADS) group_gemm_kernel(SegmentJob<T> job, 
           for (int i = 0; i < FM; ++i)
             nvcuda::wmma::load_matrix_sync(fa[i], as + (wrow + i * 16) * kAsLd + kk, kAsLd);
 #pragma unroll
-          for (int j = 0; j < 4; ++j) {
+          for (int j = 0; j < NF; ++j) {
             if (j >= n_frag || !(slot_mask >> (j * 16 / bnp) & 1u)) continue;
             nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, T, nvcuda::wmma::row_major> fb;
             nvcuda::wmma::load_matrix_sync(fb, bs + kk * kBsLd + j * 16, kBsLd);
@@ -219,7 +209,7 @@ __global__ void __launch_bounds__(THREADS) group_gemm_kernel(SegmentJob<T> job, 
 #pragma unroll
     for (int i = 0; i < FM; ++i)
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < NF; ++j)
         if (j < n_frag)
           nvcuda::wmma::store_matrix_sync(Cs + (wq * ROWS + wrow + i * 16) * kCsLd + j * 16, acc[i][j], kCsLd,
                                           nvcuda::wmma::mem_row_major);
@@ -235,8 +225,20 @@ __global__ void __launch_bounds__(THREADS) group_gemm_kernel(SegmentJob<T> job, 
 
 }  // namespace
 
+template <typename T, int NF>
+static cudaError_t launch_group_layout(const SegmentJob<T>& job, const VectorFlags& flags, long long segments,
+                                       long long groups, int bnp, cudaStream_t stream) {
+  constexpr size_t smem = GroupLayout<NF>::template smem_bytes<T>();
+  const cudaError_t err =
+      cudaFuncSetAttribute(group_gemm_kernel<T, NF>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (err != cudaSuccess) return err;
+  const dim3 grid(unsigned(groups), unsigned((job.N + bnp - 1) / bnp), unsigned((job.M + ROWS - 1) / ROWS));
+  group_gemm_kernel<T, NF><<<grid, THREADS, smem, stream>>>(job, flags, segments);
+  return cudaGetLastError();
+}
+
 template <typename T>
-cudaError_t launch_group_gemm(const SegmentJob<T>& job, long long segments, cudaStream_t stream) {
+cudaError_t launch_group_gemm(const SegmentJob<T>& job, long long segments, bool wide, cudaStream_t stream) {
   if constexpr (std::is_same<T, float>::value) {
     return cudaErrorNotSupported;
   } else {
@@ -244,18 +246,14 @@ cudaError_t launch_group_gemm(const SegmentJob<T>& job, long long segments, cuda
     const long long groups = segment_group_count(segments, SG);
     VectorFlags flags;
     if (!wide_kernel_takes(job, true, groups, &flags)) return cudaErrorNotSupported;
-    constexpr size_t smem = smem_bytes<T>();
-    const cudaError_t err =
-        cudaFuncSetAttribute(group_gemm_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-    if (err != cudaSuccess) return err;
-    const int bnp = job.slots == 1 ? 64 : job.slots == 2 ? 32 : 16;
-    const dim3 grid(unsigned(groups), unsigned((job.N + bnp - 1) / bnp), unsigned((job.M + ROWS - 1) / ROWS));
-    group_gemm_kernel<T><<<grid, THREADS, smem, stream>>>(job, flags, segments);
-    return cudaGetLastError();
+    const int bnp = columns_per_slot(job.slots, wide);
+    // Only 3-slot jobs get wider columns; the others keep the 4-fragment layout (same columns either way).
+    if (job.slots * bnp > 64) return launch_group_layout<T, 6>(job, flags, segments, groups, bnp, stream);
+    return launch_group_layout<T, 4>(job, flags, segments, groups, bnp, stream);
   }
 }
-template cudaError_t launch_group_gemm<float>(const SegmentJob<float>&, long long, cudaStream_t);
-template cudaError_t launch_group_gemm<__half>(const SegmentJob<__half>&, long long, cudaStream_t);
-template cudaError_t launch_group_gemm<__nv_bfloat16>(const SegmentJob<__nv_bfloat16>&, long long, cudaStream_t);
+template cudaError_t launch_group_gemm<float>(const SegmentJob<float>&, long long, bool, cudaStream_t);
+template cudaError_t launch_group_gemm<__half>(const SegmentJob<__half>&, long long, bool, cudaStream_t);
+template cudaError_t launch_group_gemm<__nv_bfloat16>(const SegmentJob<__nv_bfloat16>&, long long, bool, cudaStream_t);
 
 }  // namespace lory

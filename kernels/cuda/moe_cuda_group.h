@@ -14,6 +14,13 @@ namespace lory {
 constexpr int kGroupSegments = 4;
 // Rows of each segment one `group` block computes (2 warps × 32 rows per segment).
 constexpr int kGroupRows = 64;
+// Output columns per slot of one wide-kernel block: all slots share a 64-column staged tile (1 slot: 64,
+// 2: 32, 3: 16); `group-wide` gives 3-slot jobs (backward pass A with the recompute: a, b and dh) 32 each,
+// 96 staged columns, so x and dy are re-read half as often (f/32 column tiles instead of f/16).
+LORY_HOST_DEVICE inline int columns_per_slot(int slots, bool wide) {
+  return slots <= 1 ? 64 : slots == 2 ? 32 : wide ? 32 : 16;
+}
+
 // Experts a wide kernel merges (its per-block coefficient table); jobs with more run on `tile`.
 constexpr int kWideKernelMaxTerms = 64;
 

@@ -23,6 +23,7 @@
 #include "lory/moe_reference.h"
 #include "moe_cuda_group.h"
 #include "moe_cuda_orchestrate.h"
+#include "moe_cuda_wgrad.h"
 
 using namespace lory;
 
@@ -69,10 +70,17 @@ template <> Bf16 from_f<Bf16>(float v) {
 // kernel = group: the jobs wide_kernel_takes accepts run as the group kernel's grid does (one block per
 // segment_group, each expert element read once and merged into every segment of the group); a segment
 // computed twice or never fails the call. Others fall back to the per-segment path, as on the GPU.
+// wgrad = shared: the products wgrad_shared_takes accepts run as that kernel's grid does (moe_cuda_wgrad.h:
+// per 64×64 tile, passes of wgrad_pass_rows(E) rows, G_s once per segment and pass for all experts, dW
+// summed in float in segment order, de partials stored by the first pass and added by the later ones; an
+// element written twice or never fails the call), and de_reduce sums in the warp kernel's order.
 template <typename T>
 struct HostBackend {
   CudaKernel kernel = CudaKernel::tile;
+  CudaWgrad wgrad = CudaWgrad::tile;
   int gemm_calls = 0, weight_grad_calls = 0, zero_calls = 0, group_calls = 0, group_fallbacks = 0;
+  int wgrad_shared_calls = 0, wgrad_fallbacks = 0, de_warp_calls = 0;
+  long long column_tiles = 0;  // (segment, column tile) blocks of the group kernels
   int merged_products = 0;  // A·B̄ products over all GEMM calls (phases × operands)
 
   static float a_at(const View<T>& a, long long s, long long m, long long k) {
@@ -111,8 +119,11 @@ struct HostBackend {
     return out;
   }
 
-  // Segment s of the job from its merged operands bs[phase][operand], then the epilogue.
-  static void compute_segment(const SegmentJob<T>& job, long long s, const std::vector<float> (&bs)[2][2]) {
+  // Columns [n_lo, n_hi) of segment s of the job from its merged operands bs[phase][operand], then the
+  // epilogue.
+  static void compute_segment(const SegmentJob<T>& job, long long s, const std::vector<float> (&bs)[2][2],
+                              int n_lo = 0, int n_hi = -1) {
+    if (n_hi < 0) n_hi = job.N;
     std::vector<float> acc(size_t(3) * job.M * job.N, 0.f);
     for (int p = 0; p < job.n_ph; ++p) {
       const Phase<T>& ph = job.ph[p];
@@ -122,12 +133,12 @@ struct HostBackend {
         for (int m = 0; m < job.M; ++m)
           for (int k = 0; k < ph.K; ++k) {
             const float av = a_at(ph.a, s, m, k);
-            for (int n = 0; n < job.N; ++n) c[size_t(m) * job.N + n] += av * b[size_t(k) * job.N + n];
+            for (int n = n_lo; n < n_hi; ++n) c[size_t(m) * job.N + n] += av * b[size_t(k) * job.N + n];
           }
       }
     }
     for (int m = 0; m < job.M; ++m)
-      for (int n = 0; n < job.N; ++n) {
+      for (int n = n_lo; n < n_hi; ++n) {
         const long long at = s * job.out_seg + m * job.out_ld + n;
         float v[3], out[3], saved[2] = {};
         for (int q = 0; q < 3; ++q) v[q] = acc[size_t(q) * job.M * job.N + size_t(m) * job.N + n];
@@ -137,9 +148,13 @@ struct HostBackend {
       }
   }
 
+  // The group kernel's grid: per group, the column tiles of columns_per_slot (group-wide: 32 for 3 slots);
+  // every (segment, column) computed exactly once.
   std::string gemm_grouped(const SegmentJob<T>& job, long long segments) {
     ++group_calls;
-    std::vector<int> visits(size_t(segments), 0);
+    const int bnp = columns_per_slot(job.slots, kernel == CudaKernel::group_wide);
+    if (job.slots * bnp > 96) return "group: more than 96 staged columns";
+    std::vector<int> visits(size_t(segments) * job.N, 0);
     const long long groups = segment_group_count(segments, kGroupSegments);
     for (long long g = 0; g < groups; ++g) {
       const SegmentGroup grp = segment_group(g, segments, kGroupSegments);
@@ -155,13 +170,18 @@ struct HostBackend {
         std::vector<float> bs[2][2];
         for (int p = 0; p < job.n_ph; ++p)
           for (int ib = 0; ib < job.ph[p].n_b; ++ib) bs[p][ib] = std::move(merged[p][ib][size_t(q)]);
-        compute_segment(job, grp.first + q, bs);
-        ++visits[size_t(grp.first + q)];
+        for (int n0 = 0; n0 < job.N; n0 += bnp) {
+          ++column_tiles;
+          const int n_hi = std::min(n0 + bnp, job.N);
+          compute_segment(job, grp.first + q, bs, n0, n_hi);
+          for (int n = n0; n < n_hi; ++n) ++visits[size_t(grp.first + q) * job.N + n];
+        }
       }
     }
-    for (long long s = 0; s < segments; ++s)
-      if (visits[size_t(s)] != 1)
-        return "group: segment " + std::to_string(s) + " computed " + std::to_string(visits[size_t(s)]) + " times";
+    for (size_t j = 0; j < visits.size(); ++j)
+      if (visits[j] != 1)
+        return "group: segment " + std::to_string(j / job.N) + " column " + std::to_string(j % job.N) + " computed " +
+               std::to_string(visits[j]) + " times";
     return "";
   }
 
@@ -172,7 +192,7 @@ struct HostBackend {
     for (int p = 0; p < job.n_ph; ++p) empty = empty || job.ph[p].K < 1;
     if (empty) return "gemm: empty grid or K (a CUDA launch would fail)";
     for (int p = 0; p < job.n_ph; ++p) merged_products += job.ph[p].n_b;
-    if (kernel == CudaKernel::group) {
+    if (kernel == CudaKernel::group || kernel == CudaKernel::group_wide) {
       VectorFlags flags;
       if (wide_kernel_takes(job, sizeof(T) == 2, segment_group_count(segments, kGroupSegments), &flags))
         return gemm_grouped(job, segments);
@@ -187,10 +207,78 @@ struct HostBackend {
     return "";
   }
 
+  // dW element `at` of one expert from this call's sum v: the float32 state across chunks, or dw.
+  static void store_dw(float v, size_t at, T* dw, float* acc, bool first, bool last) {
+    if (acc) {
+      if (!first) v += acc[at];
+      if (last) dw[at] = from_f<T>(v);
+      else acc[at] = v;
+    } else {
+      if (!first) v += to_f(dw[at]);
+      dw[at] = from_f<T>(v);
+    }
+  }
+
+  std::string weight_grad_shared(const Phase<T>& prod, long long segments, int M, int N, int E, const T* e, const T* w,
+                                 T* dw, float* acc, bool first, bool last, float* de_partial, long long tile_offset) {
+    ++wgrad_shared_calls;
+    const int tile = kWgradTile, rows = wgrad_pass_rows(E), tiles_n = (N + tile - 1) / tile;
+    std::vector<std::vector<float>> b(static_cast<size_t>(segments));
+    for (long long s = 0; s < segments; ++s) b[size_t(s)] = merged_b(prod.b[0], s, prod.K, N);
+    std::vector<int> visits(size_t(M) * N, 0);
+    for (int m0 = 0; m0 < M; m0 += tile)
+      for (int n0 = 0; n0 < N; n0 += tile) {
+        const long long t = tile_offset + m0 / tile * tiles_n + n0 / tile;
+        const int cols = std::min(tile, N - n0);
+        for (int p = 0; p * rows < tile; ++p) {
+          const RowRange rr = wgrad_pass(m0, M, rows, p);
+          if (rr.count == 0) break;
+          std::vector<float> dws(size_t(E) * rr.count * cols, 0.f);
+          for (long long s = 0; s < segments; ++s) {
+            std::vector<float> g(size_t(rr.count) * cols, 0.f);  // G_s of the pass, once for all experts
+            for (int r = 0; r < rr.count; ++r)
+              for (int k = 0; k < prod.K; ++k) {
+                const float av = a_at(prod.a, s, rr.first + r, k);
+                for (int c = 0; c < cols; ++c) g[size_t(r) * cols + c] += av * b[size_t(s)][size_t(k) * N + n0 + c];
+              }
+            for (int i = 0; i < E; ++i) {
+              const float coef = to_f(e[s * E + i]);
+              double dot = 0;
+              for (int r = 0; r < rr.count; ++r)
+                for (int c = 0; c < cols; ++c) {
+                  const float gv = g[size_t(r) * cols + c];
+                  dws[(size_t(i) * rr.count + r) * cols + c] += coef * gv;
+                  dot += double(gv) * to_f(w[size_t(i) * M * N + size_t(rr.first + r) * N + n0 + c]);
+                }
+              float& part = de_partial[(t * segments + s) * E + i];
+              part = p == 0 ? float(dot) : part + float(dot);
+            }
+          }
+          for (int r = 0; r < rr.count; ++r)
+            for (int c = 0; c < cols; ++c) {
+              const size_t at = size_t(rr.first + r) * N + n0 + c;
+              ++visits[at];
+              for (int i = 0; i < E; ++i)
+                store_dw(dws[(size_t(i) * rr.count + r) * cols + c], size_t(i) * M * N + at, dw, acc, first, last);
+            }
+        }
+      }
+    for (size_t j = 0; j < visits.size(); ++j)
+      if (visits[j] != 1)
+        return "shared wgrad: dW element " + std::to_string(j) + " written " + std::to_string(visits[j]) + " times";
+    return "";
+  }
+
   std::string weight_grad(const Phase<T>& prod, long long segments, int M, int N, int E, const T* e, const T* w,
                           T* dw, float* acc, bool first, bool last, float* de_partial, long long tile_offset) {
     ++weight_grad_calls;
     if (segments < 1 || M < 1 || N < 1 || E < 1 || prod.K < 1) return "weight_grad: empty grid or K";
+    if (wgrad == CudaWgrad::shared) {
+      bool vec;
+      if (wgrad_shared_takes(prod, sizeof(T) == 2, E, &vec))
+        return weight_grad_shared(prod, segments, M, N, E, e, w, dw, acc, first, last, de_partial, tile_offset);
+      ++wgrad_fallbacks;  // the tile path, as on the GPU
+    }
     const long long tile = kWeightGradTile, tiles_n = (N + tile - 1) / tile;
     std::vector<double> sum(size_t(E) * M * N, 0.0);
     for (long long s = 0; s < segments; ++s) {
@@ -214,22 +302,21 @@ struct HostBackend {
           de_partial[((tile_offset + static_cast<long long>(t)) * segments + s) * E + i] = float(dot[t]);
       }
     }
-    for (size_t j = 0; j < sum.size(); ++j) {
-      float v = float(sum[j]);
-      if (acc) {
-        if (!first) v += acc[j];
-        if (last) dw[j] = from_f<T>(v);
-        else acc[j] = v;
-      } else {
-        if (!first) v += to_f(dw[j]);
-        dw[j] = from_f<T>(v);
-      }
-    }
+    for (size_t j = 0; j < sum.size(); ++j) store_dw(float(sum[j]), j, dw, acc, first, last);
     return "";
   }
 
   std::string de_reduce(const float* de_partial, long long tiles, long long segments, int E, T* de) {
     if (tiles < 1 || segments < 1 || E < 1) return "de_reduce: nothing to reduce";
+    if (wgrad == CudaWgrad::shared) {  // one warp per output: lane sums, then the shuffle tree
+      ++de_warp_calls;
+      for (long long j = 0; j < segments * E; ++j) {
+        float lanes[kDeLanes];
+        for (int l = 0; l < kDeLanes; ++l) lanes[l] = de_lane_sum(de_partial, tiles, segments * E, j, l);
+        de[j] = from_f<T>(de_tree_sum(lanes));
+      }
+      return "";
+    }
     for (long long j = 0; j < segments * E; ++j) {
       float v = 0;
       for (long long t = 0; t < tiles; ++t) v += de_partial[t * segments * E + j];
@@ -297,12 +384,12 @@ struct PairRun {
   std::string err;
   bool canary_ok = false;
   int fwd_gemms = 0, bwd_gemms = 0, weight_grads = 0, fwd_products = 0, bwd_products = 0;
-  bool group_ok = true;
+  bool group_ok = true, wgrad_ok = true;
 };
 
 template <typename T>
-PairRun run_pair(const MoeShape& s, CudaDType dtype, size_t budget, CudaKernel kernel, const CaseData<T>& in,
-                 bool train) {
+PairRun run_pair(const MoeShape& s, CudaDType dtype, size_t budget, CudaKernel kernel, CudaWgrad wgrad,
+                 const CaseData<T>& in, bool train) {
   const T nan = from_f<T>(NAN);  // every element must be written
   std::vector<T> out[kOutputs];
   for (int i = 0; i < kOutputs; ++i) out[i].assign(i == 6 && !train ? 0 : size_t(output_elems(s, i)), nan);
@@ -317,6 +404,7 @@ PairRun run_pair(const MoeShape& s, CudaDType dtype, size_t budget, CudaKernel k
   std::fill(base + bytes, base + bytes + canary, 0x5A);
   HostBackend<T> be;
   be.kernel = kernel;
+  be.wgrad = wgrad;
   T* saved = train ? out[6].data() : nullptr;
   PairRun r;
   r.err = orchestrate_forward<T>(be, dtype, s, in.x.data(), in.e.data(), in.wg.data(), in.wu.data(), in.wd.data(),
@@ -329,11 +417,24 @@ PairRun run_pair(const MoeShape& s, CudaDType dtype, size_t budget, CudaKernel k
   r.bwd_gemms = be.gemm_calls - r.fwd_gemms, r.bwd_products = be.merged_products - r.fwd_products;
   r.weight_grads = be.weight_grad_calls;
   r.canary_ok = std::all_of(base + bytes, base + bytes + canary, [](unsigned char c) { return c == 0x5A; });
-  // group: every GEMM grouped when it takes the job (16-bit, E ≤ 64), none otherwise.
-  const bool grouped = kernel == CudaKernel::group && dtype != CudaDType::f32 && s.E <= kWideKernelMaxTerms;
-  r.group_ok = kernel != CudaKernel::group || degenerate(s) ||
-               (grouped ? be.group_calls == be.gemm_calls && be.group_fallbacks == 0
+  // group(-wide): every GEMM grouped when it takes the job (16-bit, E ≤ 64), none otherwise; per segment
+  // the column tiles of columns_per_slot: forward gate/up (2 slots, f) and down (1, d), backward pass A
+  // (3 slots, f: 16 columns, 32 with group-wide; the training pair's 1 slot) and dx (1, d).
+  const bool group_kernel = kernel == CudaKernel::group || kernel == CudaKernel::group_wide;
+  const bool grouped = group_kernel && dtype != CudaDType::f32 && s.E <= kWideKernelMaxTerms;
+  auto tiles = [](long long n, int per) { return (n + per - 1) / per; };
+  const long long pass_a = tiles(s.f, columns_per_slot(train ? 1 : 3, kernel == CudaKernel::group_wide));
+  const long long column_tiles = s.G * (tiles(s.f, columns_per_slot(2, false)) + 2 * tiles(s.d, 64) + pass_a);
+  r.group_ok = !group_kernel || degenerate(s) ||
+               (grouped ? be.group_calls == be.gemm_calls && be.group_fallbacks == 0 && be.column_tiles == column_tiles
                         : be.group_calls == 0 && be.group_fallbacks == be.gemm_calls);
+  // shared: every weight-gradient call on that path when it takes the products (16-bit, E ≤ 32), none
+  // otherwise; `de` by the warp order in every chunk.
+  const bool shared = wgrad == CudaWgrad::shared && dtype != CudaDType::f32 && wgrad_pass_rows(int(s.E)) > 0;
+  r.wgrad_ok = wgrad != CudaWgrad::shared || degenerate(s) ||
+               ((shared ? be.wgrad_shared_calls == be.weight_grad_calls && be.wgrad_fallbacks == 0
+                        : be.wgrad_shared_calls == 0 && be.wgrad_fallbacks == be.weight_grad_calls) &&
+                be.de_warp_calls == be.weight_grad_calls / 3);
   for (int i = 0; i < kOutputs; ++i) {
     r.out[i].resize(out[i].size());
     for (size_t j = 0; j < out[i].size(); ++j) r.out[i][j] = to_f(out[i][j]);
@@ -347,18 +448,20 @@ PairRun run_pair(const MoeShape& s, CudaDType dtype, size_t budget, CudaKernel k
 // float32: the training pair's outputs are the plain pair's bits (a, b saved exactly, consumed as recomputed).
 template <typename T>
 BackwardLayout run_case(const MoeShape& s, CudaDType dtype, size_t budget, const char* what,
-                        CudaKernel kernel = CudaKernel::tile) {
+                        CudaKernel kernel = CudaKernel::tile, CudaWgrad wgrad = CudaWgrad::tile) {
   const CaseData<T> in = make_case<T>(s);
   const ForwardLayout fl = plan_forward(s, dtype, budget);
   const BackwardLayout bl = plan_backward(s, dtype, budget);
   const bool sixteen = dtype != CudaDType::f32;
-  const bool grouped = kernel == CudaKernel::group && sixteen && s.E <= kWideKernelMaxTerms;
+  const bool group_kernel = kernel == CudaKernel::group || kernel == CudaKernel::group_wide;
+  const bool grouped = group_kernel && sixteen && s.E <= kWideKernelMaxTerms;
+  const std::string group_tag = std::string("[") + kernel_name(kernel) + (grouped ? "] " : " → tile] ");
   std::vector<float> plain_bits[kOutputs];
   for (const bool train : {false, true}) {
     // As the check program's (check_main.cpp), every output: float32 1e-5; 16-bit 4u, the training pair 6u
     // (its backward's h, da, db also carry the roundings of the saved a, b).
     const double bound = !sixteen ? 1e-5 : (train ? 6 : 4) * 0x1p-8;
-    const PairRun r = run_pair<T>(s, dtype, budget, kernel, in, train);
+    const PairRun r = run_pair<T>(s, dtype, budget, kernel, wgrad, in, train);
     double worst = 0, worst_ratio = 0;
     bool ok = r.err.empty() && r.canary_ok;
     for (int i = 0; i < kOutputs; ++i) {
@@ -370,7 +473,7 @@ BackwardLayout run_case(const MoeShape& s, CudaDType dtype, size_t budget, const
     }
     const long long fc = fl.plan.chunks, bc = bl.plan.chunks;
     const bool calls_ok =
-        r.group_ok && (degenerate(s) ? r.fwd_gemms == 0 && r.bwd_gemms == 0 && r.weight_grads == 0
+        r.group_ok && r.wgrad_ok && (degenerate(s) ? r.fwd_gemms == 0 && r.bwd_gemms == 0 && r.weight_grads == 0
                                      : r.fwd_gemms == 2 * fc && r.bwd_gemms == 2 * bc && r.weight_grads == 3 * bc &&
                                            r.fwd_products == 3 * fc && r.bwd_products == (train ? 3 : 5) * bc);
     bool same_as_plain = true;
@@ -382,9 +485,12 @@ BackwardLayout run_case(const MoeShape& s, CudaDType dtype, size_t budget, const
                         std::memcmp(plain_bits[i].data(), r.out[i].data(), r.out[i].size() * sizeof(float)) == 0;
     char msg[512];
     std::snprintf(msg, sizeof msg,
-                  "%s%s%s G,T,d,f,E=%lld,%lld,%lld,%lld,%lld %s: %lld fwd / %lld bwd chunks%s, max error %.2e (%.2f of "
+                  "%s%s%s%s G,T,d,f,E=%lld,%lld,%lld,%lld,%lld %s: %lld fwd / %lld bwd chunks%s, max error %.2e (%.2f of "
                   "bound)%s%s%s%s",
-                  kernel == CudaKernel::group ? (grouped ? "[group] " : "[group → tile] ") : "",
+                  group_kernel ? group_tag.c_str() : "",
+                  wgrad == CudaWgrad::shared
+                      ? (sixteen && wgrad_pass_rows(int(s.E)) > 0 ? "[wgrad shared] " : "[wgrad shared → tile] ")
+                      : "",
                   train ? "[train] " : "", what, (long long)s.G, (long long)s.T, (long long)s.d, (long long)s.f,
                   (long long)s.E, dtype_name(dtype), fc, bc, bl.has_dw_acc ? ", float32 dW accumulator" : "", worst,
                   worst_ratio, r.err.empty() ? "" : (" error: " + r.err).c_str(),
@@ -424,6 +530,14 @@ void check_segment_groups() {
   expect(ok, "segment groups: G = 1…41 in groups of 1…8 cover every segment once, only the last group partial");
 }
 
+// Columns per slot of the group kernels: one 64-column staged tile shared by the slots, except
+// group-wide's 3-slot jobs (32 each).
+void check_columns_per_slot() {
+  expect(columns_per_slot(1, false) == 64 && columns_per_slot(2, false) == 32 && columns_per_slot(3, false) == 16 &&
+             columns_per_slot(1, true) == 64 && columns_per_slot(2, true) == 32 && columns_per_slot(3, true) == 32,
+         "columns per slot: 64/32/16 for 1/2/3 slots; group-wide gives 3 slots 32");
+}
+
 // The group kernel's fallback decision (the GPU backend uses the same function): 16-bit, ≤ 64 experts,
 // A row-major, 1–3 slots.
 void check_wide_kernel_takes() {
@@ -443,9 +557,74 @@ void check_wide_kernel_takes() {
          "wide kernels take E = 64 in 16 bits; not float32, E = 65, column-major A or 2^31 blocks");
 }
 
+// The shared weight-gradient kernel's passes: 64, 32 or 16 rows by E, and for every M the passes of each
+// 64-row tile cover its rows once, in order.
+void check_wgrad_passes() {
+  bool rows_ok = wgrad_pass_rows(0) == 0 && wgrad_pass_rows(33) == 0 && wgrad_pass_rows(1000) == 0;
+  for (int E = 1; E <= 32; ++E) rows_ok = rows_ok && wgrad_pass_rows(E) == (E <= 8 ? 64 : E <= 16 ? 32 : 16);
+  bool cover_ok = true;
+  for (int M = 1; M <= 200; ++M)
+    for (int rows = 64; rows >= 16; rows /= 2)
+      for (int m0 = 0; m0 < M; m0 += kWgradTile) {
+        int next = m0;
+        for (int p = 0; p * rows < kWgradTile; ++p) {
+          const RowRange rr = wgrad_pass(m0, M, rows, p);
+          if (rr.count == 0) break;
+          cover_ok = cover_ok && rr.first == next && rr.count >= 1 && rr.count <= rows;
+          next = rr.first + rr.count;
+        }
+        cover_ok = cover_ok && next == std::min(m0 + kWgradTile, M);
+      }
+  expect(rows_ok && cover_ok, "shared wgrad: 64/32/16-row passes for E ≤ 8/16/32, none past 32; passes cover each "
+                              "64-row tile once for M = 1…200");
+}
+
+// Which products the shared kernel takes (the GPU backend uses the same function): 16-bit, E ≤ 32,
+// A = a transposed activation (unit row stride), B plain with unit column stride; vectors when aligned.
+void check_wgrad_shared_takes() {
+  alignas(16) const Bf16 x[64] = {};
+  Phase<Bf16> prod{View<Bf16>{x, 32, 1, 8}, 4, 1, {MergedOperand<Bf16>{x, 0, 8, 1, 32, nullptr, 0, 1, 0}}};
+  bool vec = false, vec_odd = true;
+  const bool e32 = wgrad_shared_takes(prod, true, 32, &vec), e33 = wgrad_shared_takes(prod, true, 33, &vec_odd);
+  const bool f32 = wgrad_shared_takes(prod, false, 8, &vec_odd);
+  Phase<Bf16> odd = prod;
+  odd.a.cs = 7;
+  const bool odd_taken = wgrad_shared_takes(odd, true, 8, &vec_odd);
+  Phase<Bf16> rows_a = prod;
+  rows_a.a.rs = 8, rows_a.a.cs = 1;
+  Phase<Bf16> merged = prod;
+  merged.b[0].coef = x;
+  expect(e32 && vec && !e33 && !f32 && odd_taken && !vec_odd && !wgrad_shared_takes(rows_a, true, 8, &vec) &&
+             !wgrad_shared_takes(merged, true, 8, &vec),
+         "shared wgrad takes 16-bit E ≤ 32 with A transposed and plain B (vectors only when aligned); not float32, "
+         "E = 33, row-major A or a merged B");
+}
+
+// The warp-per-output `de` order counts every tile once: integer partials (exact in float) sum to the
+// exact total for 1…100 tiles, at every output of 3.
+void check_de_warp_order() {
+  bool ok = true;
+  for (long long tiles = 1; tiles <= 100; ++tiles) {
+    const long long n = 3;
+    std::vector<float> partial(size_t(tiles * n));
+    for (long long t = 0; t < tiles; ++t)
+      for (long long j = 0; j < n; ++j) partial[size_t(t * n + j)] = float((t + 1) * (j + 1));
+    for (long long j = 0; j < n; ++j) {
+      float lanes[kDeLanes];
+      for (int l = 0; l < kDeLanes; ++l) lanes[l] = de_lane_sum(partial.data(), tiles, n, j, l);
+      ok = ok && de_tree_sum(lanes) == float((j + 1) * tiles * (tiles + 1) / 2);
+    }
+  }
+  expect(ok, "de by one warp per output: every tile's partial counted once (1…100 tiles, 3 outputs)");
+}
+
 int main() {
   check_segment_groups();
   check_wide_kernel_takes();
+  check_columns_per_slot();
+  check_wgrad_passes();
+  check_wgrad_shared_takes();
+  check_de_warp_order();
   const size_t big = size_t(256) << 20;
   run_case<float>({3, 7, 40, 72, 3}, CudaDType::f32, big, "one chunk");
   const BackwardLayout f32_chunks = run_case<float>({5, 33, 96, 160, 8}, CudaDType::f32, size_t(64) << 10, "64 KiB budget");
@@ -473,6 +652,29 @@ int main() {
   run_case<Bf16>({2, 5, 16, 24, 65}, CudaDType::bf16, big, "E = 65", group);
   run_case<Bf16>({6, 5, 16, 24, 64}, CudaDType::bf16, big, "E = 64", group);
   run_case<float>({5, 7, 40, 72, 3}, CudaDType::f32, big, "float32", group);
+  // The shared weight-gradient path (LORY_CUDA_MOE_WGRAD=shared): 64-row passes (E ≤ 8), 32 (E = 12, odd
+  // sizes, partial passes), 16 (E = 20, 32), chunks with and without the float32 dW state, beside the group
+  // kernel; E = 33 and float32 fall back to the tile path.
+  const CudaWgrad shared = CudaWgrad::shared;
+  run_case<Bf16>({3, 7, 40, 72, 3}, CudaDType::bf16, big, "one chunk", CudaKernel::tile, shared);
+  run_case<Bf16>({5, 33, 96, 160, 8}, CudaDType::bf16, size_t(64) << 10, "64 KiB budget", CudaKernel::tile, shared);
+  run_case<Bf16>({2, 13, 17, 29, 12}, CudaDType::bf16, big, "E = 12, odd sizes", CudaKernel::tile, shared);
+  run_case<Bf16>({2, 9, 70, 100, 12}, CudaDType::bf16, big, "E = 12, partial passes", CudaKernel::tile, shared);
+  run_case<Bf16>({3, 9, 40, 72, 20}, CudaDType::bf16, big, "E = 20: 16-row passes", CudaKernel::tile, shared);
+  run_case<Bf16>({2, 5, 16, 24, 32}, CudaDType::bf16, big, "E = 32", CudaKernel::tile, shared);
+  run_case<Bf16>({2, 5, 16, 24, 33}, CudaDType::bf16, big, "E = 33", CudaKernel::tile, shared);
+  run_case<Bf16>({64, 4, 24, 40, 4}, CudaDType::bf16, size_t(1) << 10, "1 KiB budget, 64 chunks", CudaKernel::tile,
+                 shared);
+  run_case<Bf16>({100, 9, 24, 40, 4}, CudaDType::bf16, size_t(96) << 10, "96 KiB budget", group, shared);
+  run_case<float>({5, 7, 40, 72, 3}, CudaDType::f32, big, "float32", CudaKernel::tile, shared);
+  // group-wide: 32 columns per slot for backward pass A (3 slots); partial column tiles (f = 40, 72, 100),
+  // partial groups, chunks; float32 and E > 64 fall back to the tile kernel.
+  const CudaKernel wide = CudaKernel::group_wide;
+  run_case<Bf16>({3, 7, 40, 72, 3}, CudaDType::bf16, big, "one partial group", wide);
+  run_case<Bf16>({13, 9, 70, 100, 5}, CudaDType::bf16, big, "G = 13, f = 100", wide);
+  run_case<Bf16>({100, 9, 24, 40, 4}, CudaDType::bf16, size_t(96) << 10, "96 KiB budget", wide, shared);
+  run_case<Bf16>({2, 5, 16, 24, 65}, CudaDType::bf16, big, "E = 65", wide);
+  run_case<float>({5, 7, 40, 72, 3}, CudaDType::f32, big, "float32", wide);
   run_empty<float>(CudaDType::f32);
   run_empty<Bf16>(CudaDType::bf16);
   expect(f32_chunks.plan.chunks > 1 && !f32_chunks.has_dw_acc, "float32 across chunks: dW accumulated in place");

@@ -14,7 +14,10 @@ const char* dtype_name(CudaDType t) {
 size_t element_size(CudaDType t) { return t == CudaDType::f32 ? 4 : 2; }
 
 const char* kernel_name(CudaKernel k) {
-  return k == CudaKernel::tile ? "tile" : k == CudaKernel::segment ? "segment" : "group";
+  return k == CudaKernel::tile      ? "tile"
+         : k == CudaKernel::segment ? "segment"
+         : k == CudaKernel::group   ? "group"
+                                    : "group-wide";
 }
 
 bool parse_kernel_name(const char* s, CudaKernel* out) {
@@ -22,6 +25,16 @@ bool parse_kernel_name(const char* s, CudaKernel* out) {
   if (std::strcmp(s, "tile") == 0) return *out = CudaKernel::tile, true;
   if (std::strcmp(s, "segment") == 0) return *out = CudaKernel::segment, true;
   if (std::strcmp(s, "group") == 0) return *out = CudaKernel::group, true;
+  if (std::strcmp(s, "group-wide") == 0) return *out = CudaKernel::group_wide, true;
+  return false;
+}
+
+const char* wgrad_name(CudaWgrad w) { return w == CudaWgrad::tile ? "tile" : "shared"; }
+
+bool parse_wgrad_name(const char* s, CudaWgrad* out) {
+  if (!s) return false;
+  if (std::strcmp(s, "tile") == 0) return *out = CudaWgrad::tile, true;
+  if (std::strcmp(s, "shared") == 0) return *out = CudaWgrad::shared, true;
   return false;
 }
 

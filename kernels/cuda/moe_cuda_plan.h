@@ -19,15 +19,28 @@ size_t element_size(CudaDType t);
 //   segment: one block spans a whole segment's rows (≤ 256), so each merged B tile is built once per
 //            segment; A arrives through a cp.async double buffer (sm_80+);
 //   group:   one block serves a group of kGroupSegments segments (moe_cuda_group.h) and merges each
-//            expert vector it reads into all of their B tiles (issue 25; never run on a GPU yet).
-// segment and group take 16-bit types only: float32 (and E > 64) runs the tile kernel under any switch.
-enum class CudaKernel { tile, segment, group };
+//            expert vector it reads into all of their B tiles (issue 25; never run on a GPU yet);
+//   group_wide ("group-wide"): group with 32 instead of 16 columns per slot for 3-slot jobs (backward
+//            pass A with the recompute; columns_per_slot, moe_cuda_group.h; never run on a GPU).
+// segment and group(-wide) take 16-bit types only: float32 (and E > 64) runs the tile kernel under any switch.
+enum class CudaKernel { tile, segment, group, group_wide };
 const char* kernel_name(CudaKernel k);
-bool parse_kernel_name(const char* s, CudaKernel* out);  // "tile" | "segment" | "group"
+bool parse_kernel_name(const char* s, CudaKernel* out);  // "tile" | "segment" | "group" | "group-wide"
+
+// Which weight-gradient path runs (backward C and D, docs/kernels.md):
+//   tile:   a 64×64 dW tile × ≤ 8 experts per block, G_s recomputed per group of 8 experts, W read from
+//           global memory per segment; `de` summed tile after tile by one thread per output (default);
+//   shared: a 64×64 dW tile × all experts (≤ 32) per block, G_s computed once per segment and pass, W
+//           and dW tiles kept in shared memory; `de` by one warp per output (moe_cuda_wgrad.h; issue 25,
+//           never run on a GPU). 16-bit only: float32 and E > 32 run the tile path under either switch.
+enum class CudaWgrad { tile, shared };
+const char* wgrad_name(CudaWgrad w);
+bool parse_wgrad_name(const char* s, CudaWgrad* out);  // "tile" | "shared"
 
 struct MoeCudaOptions {
   size_t scratch_budget_bytes = size_t(256) << 20;  // like the CPU kernel (MoeCpuOptions)
   CudaKernel kernel = CudaKernel::tile;
+  CudaWgrad wgrad = CudaWgrad::tile;
 };
 
 // Output tile of the weight-gradient kernel (also the granularity of its `de` partial sums).

@@ -36,26 +36,6 @@ struct SegmentKernel {
   static constexpr size_t kSmemBytes = kPipelineBytes > kEpilogueBytes ? kPipelineBytes : kEpilogueBytes;
 };
 
-// Where thread `tid` works on operand B of a phase: one 8-element vector of the BK×bnp tile.
-struct BVector {
-  int ib, k, n;  // operand, row k and column n of its first element in the tile
-  bool active, along_n;
-};
-
-template <typename T>
-__device__ __forceinline__ BVector b_vector(const Phase<T>& ph, int bnp, int tid) {
-  const int per_operand = BK * bnp / 8;
-  BVector v{tid / per_operand, 0, 0, false, true};
-  if (v.ib >= ph.n_b) return v;
-  v.active = true;
-  const int r = tid % per_operand;
-  const MergedOperand<T>& b = ph.b[v.ib];
-  v.along_n = b.cs == 1;
-  if (v.along_n) v.k = r / (bnp / 8), v.n = (r % (bnp / 8)) * 8;
-  else v.n = r / (BK / 8), v.k = (r % (BK / 8)) * 8;
-  return v;
-}
-
 template <typename T, int FM>
 __global__ void __launch_bounds__(THREADS) segment_gemm_kernel(SegmentJob<T> job, VectorFlags flags) {
   using K = SegmentKernel<T, FM>;
@@ -65,7 +45,7 @@ __global__ void __launch_bounds__(THREADS) segment_gemm_kernel(SegmentJob<T> job
   T* Bs = As + 2 * K::kAsStage;
   float* Cs = reinterpret_cast<float*>(smem_raw);
   const long long s = blockIdx.x;
-  const int bnp = job.slots == 1 ? 64 : job.slots == 2 ? 32 : 16;  // output columns per slot
+  const int bnp = columns_per_slot(job.slots, false);  // output columns per slot
   const int n0 = blockIdx.y * bnp, m0 = blockIdx.z * K::BM;
   const int tid = threadIdx.x, warp = tid / 32;
   const int n_frag = job.slots * bnp / 16;
@@ -89,7 +69,7 @@ __global__ void __launch_bounds__(THREADS) segment_gemm_kernel(SegmentJob<T> job
     unsigned slot_mask = 0;
     for (int ib = 0; ib < ph.n_b; ++ib) slot_mask |= 1u << ph.b[ib].slot;
     const T* a_base = ph.a.p + s * ph.a.seg;
-    const BVector bv = b_vector(ph, bnp, tid);
+    const BVector bv = b_vector<BK>(ph, bnp, tid);
     const MergedOperand<T>& bo = ph.b[bv.active ? bv.ib : 0];
     const bool b_fast = bv.active && flags.b[p][bv.ib];
     const int terms = bv.active ? bo.terms : 0;
@@ -223,7 +203,7 @@ cudaError_t launch_fm(const SegmentJob<T>& job, const VectorFlags& flags, long l
   const cudaError_t err = cudaFuncSetAttribute(segment_gemm_kernel<T, FM>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, int(K::kSmemBytes));
   if (err != cudaSuccess) return err;
-  const int bnp = job.slots == 1 ? 64 : job.slots == 2 ? 32 : 16;
+  const int bnp = columns_per_slot(job.slots, false);
   const dim3 grid(unsigned(segments), unsigned((job.N + bnp - 1) / bnp), unsigned((job.M + K::BM - 1) / K::BM));
   segment_gemm_kernel<T, FM><<<grid, THREADS, K::kSmemBytes, stream>>>(job, flags);
   return cudaGetLastError();

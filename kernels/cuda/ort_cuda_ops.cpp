@@ -3,7 +3,7 @@
 // bfloat16 (one registered op per type), and AdamWUpdate in float32 — the CPU ops' inputs, outputs and
 // semantics (kernels/lory-ops/src/ort_cpu_ops.cpp, ort_adamw_op.cpp). Work is queued on the stream ORT
 // hands the kernel (KernelContext_GetGPUComputeStream); scratch comes from ORT's CUDA allocator for the
-// inputs' device. LORY_CUDA_MOE_KERNEL=tile|segment|group picks the GEMM kernel (default tile,
+// inputs' device. LORY_CUDA_MOE_KERNEL=tile|segment|group|group-wide picks the GEMM kernel (default tile,
 // docs/kernels.md); it is read once per kernel instance, so a bad value fails the session's first run with
 // a message naming it.
 #include <cstdlib>
@@ -21,13 +21,16 @@ struct CudaOpKernel {
   MoeOpKind kind;
   CudaDType dtype;
   MoeCudaOptions options;
-  std::string config_error;  // non-empty: LORY_CUDA_MOE_KERNEL holds something else than tile|segment|group
+  std::string config_error;  // non-empty: LORY_CUDA_MOE_KERNEL or LORY_CUDA_MOE_WGRAD holds an unknown value
 };
 
 CudaOpKernel* make_kernel(MoeOpKind kind, CudaDType dtype) {
   auto* k = new CudaOpKernel{kind, dtype, {}, {}};
   if (const char* v = std::getenv("LORY_CUDA_MOE_KERNEL"); v && *v && !parse_kernel_name(v, &k->options.kernel))
-    k->config_error = std::string("LORY_CUDA_MOE_KERNEL='") + v + "': expected 'tile', 'segment' or 'group'";
+    k->config_error = std::string("LORY_CUDA_MOE_KERNEL='") + v + "': expected 'tile', 'segment', 'group' or 'group-wide'";
+  if (const char* v = std::getenv("LORY_CUDA_MOE_WGRAD"); v && *v && !parse_wgrad_name(v, &k->options.wgrad) &&
+      k->config_error.empty())
+    k->config_error = std::string("LORY_CUDA_MOE_WGRAD='") + v + "': expected 'tile' or 'shared'";
   return k;
 }
 

@@ -130,6 +130,15 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     for (const row of ['\\[group\\] one partial group', '\\[group\\] G = 13: 3 groups \\+ 1', '\\[group\\] 1 KiB budget, 64 chunks',
       '\\[group → tile\\] E = 65', '\\[group\\] E = 64', '\\[group → tile\\] float32'])
       assert.match(r.stdout, new RegExp(`ok {3}${row} `), row);
+    // The shared weight-gradient path (LORY_CUDA_MOE_WGRAD=shared): its row passes, which products it
+    // takes, the warp-per-output de order, and every pass width; E > 32 and float32 fall back to tile.
+    assert.match(r.stdout, /ok {3}shared wgrad: 64\/32\/16-row passes for E ≤ 8\/16\/32, none past 32/);
+    assert.match(r.stdout, /ok {3}shared wgrad takes 16-bit E ≤ 32 with A transposed and plain B/);
+    assert.match(r.stdout, /ok {3}de by one warp per output: every tile's partial counted once/);
+    for (const row of ['\\[wgrad shared\\] 64 KiB budget', '\\[wgrad shared\\] E = 12, partial passes', '\\[wgrad shared\\] E = 20: 16-row passes',
+      '\\[wgrad shared\\] E = 32', '\\[wgrad shared → tile\\] E = 33', '\\[wgrad shared\\] 1 KiB budget, 64 chunks',
+      '\\[group\\] \\[wgrad shared\\] 96 KiB budget', '\\[wgrad shared → tile\\] float32'])
+      assert.match(r.stdout, new RegExp(`ok {3}${row} `), row);
     assert.doesNotMatch(r.stdout, /FAIL/);
   });
 
@@ -282,10 +291,13 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     });
   });
 
-  it('rejects an unknown kernel name with exit code 2', () => {
+  it('rejects an unknown kernel or weight-gradient path name with exit code 2', () => {
     const r = run(CHECK, '--cpu-only', '--kernel', 'fastest');
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /--kernel 'fastest': expected tile, segment, group, both \(tile \+ segment\) or all/);
+    assert.match(r.stderr, /--kernel 'fastest': expected tile, segment, group, group-wide, both \(tile \+ segment\) or all/);
+    const wgrad = run(CHECK, '--cpu-only', '--wgrad', 'fast');
+    assert.equal(wgrad.status, 2);
+    assert.equal(wgrad.stderr, "--wgrad 'fast': expected tile, shared or all\n");
   });
 
   const nvcc = findNvcc();
@@ -294,7 +306,7 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     assert.ok(existsSync(bin), `nvcc is at ${nvcc} but the native build made no ${bin}`);
     assert.ok(existsSync(join(BUILD, 'liblory_ops_cuda.so')) || !existsSync(join(BUILD, 'liblory_ops.so')), 'liblory_ops_cuda.so is built beside liblory_ops.so');
     const image = readFileSync(bin).toString('latin1');
-    for (const kernel of ['tile_gemm_kernel', 'segment_gemm_kernel', 'group_gemm_kernel', 'weight_grad_kernel', 'de_reduce_kernel', 'adamw_kernel'])
+    for (const kernel of ['tile_gemm_kernel', 'segment_gemm_kernel', 'group_gemm_kernel', 'weight_grad_kernel', 'de_reduce_kernel', 'wgrad_shared_kernel', 'de_reduce_warp_kernel', 'adamw_kernel'])
       assert.ok(image.includes(kernel), `${kernel} is in the GPU check program`);
     const built = run(CHECK, '--build-only');
     assert.equal(built.status, 0, built.stderr);
