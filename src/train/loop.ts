@@ -31,7 +31,7 @@ import { together } from '../parallel/together.js';
 import { runDataParallelUpdate, validateAcrossRanks, type ApplyUpdate } from '../parallel/update.js';
 import { markAllRanks } from '../parallel/world.js';
 import { measureGemmPeak } from './peak.js';
-import { DeviceError, loadRuntime, openDevice, type Device } from '../runtime/index.js';
+import { DeviceError, loadRuntime, openDevice, parseDevice, type Device } from '../runtime/index.js';
 import { METRICS_FILE, openRunDir, RUN_KIND, RUN_VERSION, trimMetrics, writeRunConfig, writeRunManifest, type RunDirStatus } from './run-dir.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { conversionStep, denseOf, phaseAt, type StepMetrics, type TrainEvent, type TrainSettings, type TrainStats } from './settings.js';
@@ -158,11 +158,11 @@ function extensionNote(t: TrainSettings): (from: number, to: number) => string {
  * Data-parallel GPU training needs a GPU collective (NCCL), which lory does not have yet.
  */
 async function openTrainDevice(o: TrainOptions): Promise<Device> {
-  const device = await openDevice(o.train.device, o.deviceFlag ? '--device' : 'train.device');
-  if (device.provider === 'cuda' && o.ranks) {
-    throw new DeviceError(`${o.deviceFlag ? '--device' : 'train.device'} ${o.train.device} under mpirun: data-parallel training on GPUs needs NCCL, which lory does not use yet; train one process on the GPU, or the ranks on the CPU`);
+  const where = o.deviceFlag ? '--device' : 'train.device';
+  if (parseDevice(o.train.device ?? 'cpu', where).provider === 'cuda' && o.ranks) {
+    throw new DeviceError(`${where} ${o.train.device} under mpirun: data-parallel training on GPUs needs NCCL, which lory does not use yet; train one process on the GPU, or the ranks on the CPU`);
   }
-  return device;
+  return openDevice(o.train.device, where);
 }
 
 /** The memory a run may use: the GPU's for a GPU run (as its driver reports it), else this machine's. */
