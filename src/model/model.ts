@@ -187,14 +187,15 @@ export const TOKEN_DIAG = {
  * The model as the train-step compiler wants it: the loss (plus, for token-level MoE, the weighted
  * auxiliary losses), with the routing weights of every Lory MoE layer or the token-level diagnostics.
  */
-export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number; recompute?: boolean }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
+export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number; recompute?: boolean; precision?: G.Realisation | undefined }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
   checkTrainingSequenceLength(c, shape.seq);
   return {
     ...extra,
     // The fused AdamW op where lory's op library is built (modelSessionOptions registers it then).
     optimizer: { fused: usesFusedAdamW(c), ...extra.optimizer },
     build(g: Graph): ModelOutputs {
-      const m = buildLory(g, c, { batch: shape.batch, seq: shape.seq, routing: 'segment', training: true, recompute: shape.recompute ?? false });
+      // train.precision bf16: the forward's matrix products in bf16 (graph/precision.ts); the backward follows.
+      const m = G.withPrecision(g, shape.precision, () => buildLory(g, c, { batch: shape.batch, seq: shape.seq, routing: 'segment', training: true, recompute: shape.recompute ?? false }));
       const diagnostics: Record<string, Tensor> = { ...m.tokenDiagnostics };
       m.routing.forEach((w, l) => (diagnostics[ROUTING_DIAG(l)] = w));
       if (!m.auxLoss) return { loss: m.loss!, diagnostics };

@@ -14,6 +14,7 @@
  * Paths are relative to the directory lory runs in.
  */
 import { z } from 'zod';
+import { PRECISIONS, type Precision } from '../graph/precision.js';
 import { YAML_FIELDS } from '../model/index.js';
 
 const describe = <T extends z.ZodType>(schema: T, what: string): T => schema.describe(what) as T;
@@ -78,6 +79,12 @@ export const trainSection = z.strictObject({
    * forward (about a third more compute per step, activations of one layer instead of all).
    */
   recompute: describe(z.boolean(), 'true or false').optional(),
+  /**
+   * fp32 (default), or bf16: matrix products (attention, FFN, fused expert FFN, LM head) in bf16;
+   * master weights, AdamW state, norms, softmax, loss and gradient norm in fp32. On the CPU bf16 is
+   * emulated (fp32 products of bf16-rounded operands, rounded results).
+   */
+  precision: describe(z.enum(PRECISIONS as [Precision, ...Precision[]]), "'fp32' or 'bf16'").optional(),
 });
 
 const strategy = describe(z.enum(['similarity', 'random']), "'similarity' or 'random'");

@@ -1,5 +1,6 @@
 /** What a training run is told: the `train:` section (src/pipeline/schema.ts spells it), and what it reports. */
 import type { AdamWConfig } from '../graph/optim/adamw.js';
+import type { Precision } from '../graph/precision.js';
 import { isMoe, type ModelConfig } from '../model/index.js';
 import type { RoutingStats } from './routing-stats.js';
 
@@ -28,6 +29,8 @@ export interface TrainSettings {
   shard_optimizer?: boolean | undefined;
   /** Recompute each layer's forward in the backward pass instead of keeping its activations. */
   recompute?: boolean | undefined;
+  /** Matrix products in bf16 (master weights, optimizer, norms, softmax, loss in fp32); default fp32. */
+  precision?: Precision | undefined;
 }
 
 export type Phase = 'dense' | 'moe';
