@@ -15,4 +15,5 @@ export { crossEntropy } from './ops/loss.js';
 export { causalMask } from './ops/mask.js';
 export { defineOp, type CustomOpSpec } from './ops/custom.js';
 export { grad, type GradOptions } from './grad.js';
+export { EMULATED_NOTE, PRECISIONS, fullPrecision, precisionRealisation, withPrecision, type Precision, type Realisation } from './precision.js';
 export { exportModel, liveNodes, ONNX_OPSET, type ExportOptions, type ExportedModel } from './onnx/lower.js';

@@ -42,6 +42,8 @@ export interface OpDef {
   vjp?: Vjp;
   /** True for ops whose outputs carry no gradient by design (stop-gradient, comparisons). */
   nondifferentiable?: boolean;
+  /** A matrix product: computed in bf16 under a bf16 precision policy (precision.ts). */
+  lowPrecision?: boolean;
 }
 
 export interface OutSpec {
@@ -53,7 +55,8 @@ export interface OutSpec {
 export function apply(def: OpDef, inputs: readonly Tensor[], attrs: Record<string, unknown>, outs: readonly OutSpec[], label?: string): Tensor[] {
   const first = inputs[0];
   if (!first) throw new GraphError(`${def.type}: needs at least one operand`);
-  return first.graph.addNode(def, inputs, attrs, outs, label).outputs;
+  const rewritten = first.graph.interceptor?.(def, inputs, attrs, outs, label);
+  return rewritten ?? first.graph.addNode(def, inputs, attrs, outs, label).outputs;
 }
 
 export function apply1(def: OpDef, inputs: readonly Tensor[], attrs: Record<string, unknown>, out: OutSpec, label?: string): Tensor {

@@ -5,7 +5,7 @@
  */
 import type { AnyTypedArray, DType } from './onnx/dtype.js';
 import { GraphError, type Shape, fmt, sizeOf } from './shape.js';
-import type { OpDef } from './op.js';
+import type { OpDef, OutSpec } from './op.js';
 
 export type TensorKind = 'input' | 'param' | 'const' | 'value';
 
@@ -61,6 +61,12 @@ export interface Region {
   readonly nodes: Node[];
 }
 
+/**
+ * Rewrites an op as it is built (precision.ts: casts around matrix products); returns its outputs, or
+ * undefined to add the op unchanged.
+ */
+export type OpInterceptor = (def: OpDef, inputs: readonly Tensor[], attrs: Record<string, unknown>, outs: readonly OutSpec[], label?: string) => Tensor[] | undefined;
+
 const isFloat = (d: DType) => d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 export { isFloat };
 
@@ -79,6 +85,8 @@ export class Graph {
   private memo = new Map<string, Tensor>();
   private region: Region | undefined;
   private regions = new Map<number, Region>();
+  /** Set while a precision policy is in force (precision.ts); op builders consult it. */
+  interceptor: OpInterceptor | undefined;
 
   private claimValueName(name: string): void {
     if (this.valueNames.has(name)) throw new GraphError(`graph: the name '${name}' is already used`);

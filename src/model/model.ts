@@ -190,7 +190,7 @@ export const TOKEN_DIAG = {
  * The model as the train-step compiler wants it: the loss (plus, for token-level MoE, the weighted
  * auxiliary losses), with the routing weights of every Lory MoE layer or the token-level diagnostics.
  */
-export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number; recompute?: boolean; provider?: 'cpu' | 'cuda' }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
+export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: number; recompute?: boolean; provider?: 'cpu' | 'cuda'; precision?: G.Realisation | undefined }, extra: Omit<TrainStepSpec, 'build'> = {}): TrainStepSpec {
   const provider = shape.provider ?? 'cpu';
   checkTrainingSequenceLength(c, shape.seq);
   return {
@@ -198,7 +198,8 @@ export function loryTrainSpec(c: ModelConfig, shape: { batch: number; seq: numbe
     // The fused AdamW op where lory's op library is built (modelSessionOptions registers it then).
     optimizer: { fused: usesFusedAdamW(c, provider), ...extra.optimizer },
     build(g: Graph): ModelOutputs {
-      const m = buildLory(g, c, { batch: shape.batch, seq: shape.seq, routing: 'segment', training: true, recompute: shape.recompute ?? false, provider });
+      // train.precision bf16: the forward's matrix products in bf16 (graph/precision.ts); the backward follows.
+      const m = G.withPrecision(g, shape.precision, () => buildLory(g, c, { batch: shape.batch, seq: shape.seq, routing: 'segment', training: true, recompute: shape.recompute ?? false, provider }));
       const diagnostics: Record<string, Tensor> = { ...m.tokenDiagnostics };
       m.routing.forEach((w, l) => (diagnostics[ROUTING_DIAG(l)] = w));
       if (!m.auxLoss) return { loss: m.loss!, diagnostics };

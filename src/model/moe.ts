@@ -65,6 +65,7 @@ function moeForwardOp(opType: string, grad: ReturnType<typeof moeGradOp>, savesA
     opType,
     domain: LORY_DOMAIN,
     version: LORY_OPSET,
+    lowPrecision: true,
     infer: (ins) => {
       checkMoeOperands(opType, ins);
       const [x, , wg] = ins as [Tensor, Tensor, Tensor];
@@ -122,9 +123,9 @@ export function denseFfn(x: Tensor, wg: Tensor, wu: Tensor, wd: Tensor): Tensor 
   return g.scope('down_proj', () => G.matmul(G.mul(a, b), wd)); //  [B,S,d]
 }
 
-/** Router probabilities for each row of summaries m[G,d]: softmax(m·R) → [G,E]. */
+/** Router probabilities for each row of summaries m[G,d]: softmax(m·R) → [G,E]; fp32 under bf16 (routing decisions are sensitive, the product is tiny). */
 export function routerProbs(m: Tensor, router: Tensor): Tensor {
-  return m.graph.scope('router', () => G.softmax(G.matmul(m, router), -1)); // [G,E]
+  return m.graph.scope('router', () => G.fullPrecision(m.graph, () => G.softmax(G.matmul(m, router), -1))); // [G,E]
 }
 
 export interface SegmentRouting {

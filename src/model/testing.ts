@@ -33,9 +33,9 @@ export interface Runner {
 const ids = (v: number[], shape: number[]): HostTensor => ({ dtype: 'int64', shape, data: BigInt64Array.from(v.map((x) => BigInt(x))) });
 
 /** Compile the model with the requested outputs once; run it on any parameters and batch. */
-export async function modelRunner(c: ModelConfig, o: BuildOptions, want: { grads?: boolean; session?: SessionOptions } = {}): Promise<Runner> {
+export async function modelRunner(c: ModelConfig, o: BuildOptions, want: { grads?: boolean; session?: SessionOptions; precision?: G.Realisation } = {}): Promise<Runner> {
   const g = new G.Graph();
-  const m = buildLory(g, c, o);
+  const m = G.withPrecision(g, want.precision, () => buildLory(g, c, o));
   const outputs: Record<string, G.Tensor> = { logits: m.logits };
   if (m.loss) outputs.loss = m.loss;
   m.routing.forEach((w, l) => (outputs[`routing/${l}`] = w));

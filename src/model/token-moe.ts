@@ -122,7 +122,7 @@ export function topKMoe(x: Tensor, w: MoeWeights, o: TopKOptions): TokenMoeOutpu
   const S1 = E * C + 1;
   const dt = x.dtype;
 
-  const logits = g.scope('router', () => G.matmul(x, w.router)); //                  [G,n,E]
+  const logits = g.scope('router', () => G.fullPrecision(g, () => G.matmul(x, w.router))); // [G,n,E]  fp32 under bf16
   const probs = G.softmax(logits, -1); //                                            [G,n,E]
   const choice = o.choices ?? G.topK(probs, k); //                                   [G,n,k]  expert ids
   const gate = G.take(G.reshape(probs, [Gn * n * E]), G.add(indexConst(g, `row_times_E${E}`, [Gn, n, k], (i) => Math.floor(i / k) * E), choice), { scatter: o.scatter }); // [G,n,k]  p at the choices
@@ -167,7 +167,7 @@ export function expertChoiceMoe(x: Tensor, w: MoeWeights, o: ExpertChoiceOptions
   const C = o.choices ? o.choices.shape[2]! : expertChoiceCapacity(n, E, o.capacityFactor);
   const dt = x.dtype;
 
-  const logits = g.scope('router', () => G.matmul(x, w.router)); //                  [G,n,E]
+  const logits = g.scope('router', () => G.fullPrecision(g, () => G.matmul(x, w.router))); // [G,n,E]  fp32 under bf16
   const scores = G.transpose(G.softmax(logits, -1), [0, 2, 1]); //                  [G,E,n]  pᵢ(token) per expert
   const chosen = o.choices ?? G.topK(scores, C); //                                  [G,E,C]  token index in the group
   return g.scope('slots', () => {

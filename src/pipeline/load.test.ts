@@ -75,6 +75,15 @@ describe('pipeline files', () => {
   });
   it('refuses a misspelt required field with its did-you-mean line alone', () =>
     refuse(GOOD.replace('data: { train: fixtures/corpus/train.jsonl }', 'data: { trian: fixtures/corpus/train.jsonl }'), "p.yaml: data.trian: unknown field; did you mean 'train'?"));
+  it('refuses an unknown train.precision, naming the choices', () => {
+    refuse(`${GOOD}\ntrain: { precision: fp16 }`, `p.yaml: train.precision: expected 'fp32' or 'bf16', got "fp16"`);
+    refuse(`${GOOD}\nruns:\n  - { name: a, train: { precision: BF16 } }`, `p.yaml: runs[0].train.precision: expected 'fp32' or 'bf16', got "BF16"`);
+  });
+  it('reads train.precision, absent by default (fp32)', () => {
+    const p = parsePipeline(`${GOOD}\ntrain: { precision: bf16 }\nruns:\n  - { name: a }\n  - { name: b, train: { precision: fp32 } }\n`, 'p.yaml');
+    assert.deepEqual(p.runs.map((r) => r.train.precision), ['bf16', 'fp32']);
+    assert.equal(parsePipeline(GOOD, 'p.yaml').runs[0]!.train.precision, undefined);
+  });
   it('refuses a fraction out of range', () => refuse(`${GOOD}\ntrain: { warmup: 1.5 }`, 'p.yaml: train.warmup: expected a number in [0, 1], got 1.5'));
   it('refuses an unknown batching strategy inside a list', () => refuse(`${GOOD.replace('{ seq_len: 128 }', '{ seq_len: 128, strategies: [similarity, randm] }')}`, `p.yaml: batches.strategies[1]: expected 'similarity' or 'random', got "randm"`));
   it('refuses a run on batches the pipeline does not build, and a duplicate run name', () =>

@@ -60,4 +60,17 @@ describe('a run is its model, settings and inputs, not the name of its pipeline 
     assert.ok(weights(out).equals(weights(straight)), 'recomputing changes no bit');
     assert.equal((await trainFrom(plain, out)).result.skipped, true, 'and the plain config finds it up to date');
   });
+
+  it('train.precision is part of it: a run resumed with bf16 is refused as another config; writing the default fp32 is the same run', async () => {
+    const dir = tempDir('run-identity-precision');
+    const [plain, fp32, bf16] = ['plain', 'fp32', 'bf16'].map((n) => join(dir, `${n}.yaml`)) as [string, string, string];
+    writeFileSync(plain, PIPELINE);
+    writeFileSync(fp32, PIPELINE.replace('threads: 1', 'threads: 1, precision: fp32'));
+    writeFileSync(bf16, PIPELINE.replace('threads: 1', 'threads: 1, precision: bf16'));
+    const out = join(dir, 'run');
+    await assert.rejects(trainFrom(plain, out, { stopAfter: 3 }), { name: 'InterruptedError' });
+    await assert.rejects(trainFrom(bf16, out), { name: 'InputError', message: /holds a run of another config.*train\.precision/ });
+    const resumed = await trainFrom(fp32, out);
+    assert.equal(resumed.start?.type === 'start' && resumed.start.step, 3, 'precision: fp32 written out resumes the run');
+  });
 });

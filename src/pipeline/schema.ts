@@ -14,6 +14,7 @@
  * Paths are relative to the directory lory runs in.
  */
 import { z } from 'zod';
+import { PRECISIONS, type Precision } from '../graph/precision.js';
 import { YAML_FIELDS } from '../model/index.js';
 
 const describe = <T extends z.ZodType>(schema: T, what: string): T => schema.describe(what) as T;
@@ -80,6 +81,12 @@ export const trainSection = z.strictObject({
   recompute: describe(z.boolean(), 'true or false').optional(),
   /** Where the train step runs: cpu, or a CUDA GPU (cuda = cuda:0). `lory train --device` overrides it. */
   device: describe(z.string().regex(/^(cpu|cuda(:\d{1,3})?)$/), 'cpu, cuda or cuda:N').optional(),
+  /**
+   * fp32 (default), or bf16: matrix products (attention, FFN, fused expert FFN, LM head) in bf16;
+   * master weights, AdamW state, norms, softmax, loss and gradient norm in fp32. On the CPU bf16 is
+   * emulated (fp32 products of bf16-rounded operands, rounded results).
+   */
+  precision: describe(z.enum(PRECISIONS as [Precision, ...Precision[]]), "'fp32' or 'bf16'").optional(),
 });
 
 const strategy = describe(z.enum(['similarity', 'random']), "'similarity' or 'random'");

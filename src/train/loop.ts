@@ -24,7 +24,7 @@ import { runIdentity } from '../pipeline/load.js';
 import { firstNonFinite, listCheckpoints, readCheckpoint, writeCheckpoint, pruneCheckpoints, type CheckpointState, type DataCursor } from './checkpoint.js';
 import { InstanceReader, openBatches, type BatchesInfo, type MicroBatch } from './data.js';
 import { availableMemory, checkTrainingMemory, estimateTrainingMemory } from './memory.js';
-import { convertMoments, makeModelTrainer, readState, runSessionOptions, runUpdate, validate, type ModelTrainer, type RankSetup, type TrainState } from './model-trainer.js';
+import { convertMoments, makeModelTrainer, precisionNote, readState, runSessionOptions, runUpdate, validate, type ModelTrainer, type RankSetup, type TrainState } from './model-trainer.js';
 import type { World } from '../parallel/mpi.js';
 import { gatherMoments, shareUpdatedParams } from '../parallel/shard.js';
 import { together } from '../parallel/together.js';
@@ -136,7 +136,10 @@ function openInputs(o: TrainOptions): RunInputs {
   // Sharding the optimizer state changes where the numbers live, recomputing layers when they are
   // computed, not what they are: a run moves between the settings. The device changes the last bits
   // (summation order), yet moving a run between a GPU and the CPU is a thing users do: it stays out too.
-  const { shard_optimizer: _sharded, recompute: _recompute, device: _device, ...train } = o.train;
+  // Precision changes the numbers, so it is part of the run; fp32, the default, is left out so runs
+  // from before the field existed keep their identity.
+  const { shard_optimizer: _sharded, recompute: _recompute, device: _device, precision, ...rest } = o.train;
+  const train = precision && precision !== 'fp32' ? { ...rest, precision } : rest;
   const params = { ...runIdentity(o.config), model: modelConfigToYamlObject(o.model), train };
   const identity = fingerprint({ kind: RUN_KIND, formatVersion: RUN_VERSION, tool: { name: 'lory', version: toolVersion() }, inputs, params });
   return { batches, validBatches, seq, tokenizerPath: join(batches.tokensDir, 'tokenizer.json'), inputs, params, identity };
@@ -304,6 +307,8 @@ class TrainingRun {
   static async start(o: TrainOptions, inputs: RunInputs, out: string, status: RunDirStatus): Promise<TrainingRun> {
     const resuming = status !== 'fresh' && listCheckpoints(out).length > 0;
     const writes = o.ranks?.world.isRoot ?? true;
+    const note = precisionNote(o.train);
+    if (note && writes) o.onWarn?.(note);
     if (!resuming) {
       if (writes) trimMetrics(out, 0);
       const first = TrainingRun.phaseModel(o, 0);

@@ -4,6 +4,7 @@
  * state read back for checkpoints, and the dense → MoE moments.
  */
 import { compileTrainStep } from '../graph/compile/train-step.js';
+import { EMULATED_NOTE, precisionRealisation } from '../graph/precision.js';
 import { denseToMoe, loryTrainSpec, modelSessionOptions, paramSpecs, type ModelConfig, type ParamArray, type ParamValues } from '../model/index.js';
 import { deviceSessionOptions, parseDevice, type Device, type ResidentValue } from '../runtime/index.js';
 import type { World } from '../parallel/mpi.js';
@@ -45,11 +46,17 @@ export const runSessionOptions = (model: ModelConfig, t: TrainSettings, rankThre
 /** The run's device (train.device, already checked usable by the command). */
 export const trainDevice = (t: TrainSettings): Device => parseDevice(t.device ?? 'cpu', 'train.device');
 
+/** How the run's train.precision is built on its device (undefined: fp32). */
+export const trainPrecision = (t: TrainSettings) => precisionRealisation(t.precision, trainDevice(t).provider);
+
+/** What a run says once about its precision: bf16 on the CPU is emulated. */
+export const precisionNote = (t: TrainSettings): string | undefined => (trainPrecision(t) === 'emulated' ? EMULATED_NOTE : undefined);
+
 export async function makeModelTrainer(model: ModelConfig, t: TrainSettings, seq: number, params: ParamValues, adam?: TrainState['adam'], ranks?: RankSetup): Promise<ModelTrainer> {
   const plan = ranks?.shard ? planShards(paramSpecs(model), ranks.world.size) : undefined;
   const owns = plan ? (name: string) => plan.get(name) === ranks!.world.rank : undefined;
   const device = trainDevice(t);
-  const compiled = compileTrainStep(loryTrainSpec(model, { batch: t.micro_batch, seq, recompute: t.recompute ?? false, provider: device.provider }, { optimizer: optimizerConfig(t), accumulation: t.accumulation > 1 || ranks !== undefined, ...(owns ? { owns } : {}) }));
+  const compiled = compileTrainStep(loryTrainSpec(model, { batch: t.micro_batch, seq, recompute: t.recompute ?? false, provider: device.provider, precision: trainPrecision(t) }, { optimizer: optimizerConfig(t), accumulation: t.accumulation > 1 || ranks !== undefined, ...(owns ? { owns } : {}) }));
   const graphs = ranks ? (['eval', 'accumulate', 'apply'] as const) : undefined;
   const trainer = await Trainer.create(compiled, params, runSessionOptions(model, t, ranks?.threads), graphs, device.name);
   if (adam) {

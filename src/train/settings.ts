@@ -1,5 +1,6 @@
 /** What a training run is told: the `train:` section (src/pipeline/schema.ts spells it), and what it reports. */
 import type { AdamWConfig } from '../graph/optim/adamw.js';
+import type { Precision } from '../graph/precision.js';
 import { isMoe, type ModelConfig } from '../model/index.js';
 import type { RoutingStats } from './routing-stats.js';
 
@@ -30,6 +31,8 @@ export interface TrainSettings {
   recompute?: boolean | undefined;
   /** cpu, cuda or cuda:N (validated and checked usable before training starts). */
   device?: string | undefined;
+  /** Matrix products in bf16 (master weights, optimizer, norms, softmax, loss in fp32); default fp32. */
+  precision?: Precision | undefined;
 }
 
 export type Phase = 'dense' | 'moe';

@@ -16,6 +16,8 @@ export interface CustomOpSpec<A extends Record<string, AttributeValue>> {
   /** Output dtypes and shapes from the inputs; throw a GraphError for operands that do not fit. */
   infer(inputs: readonly Tensor[], attrs: A): OutSpec[];
   vjp?: Vjp;
+  /** A matrix product (e.g. the fused FFN): bf16 operands and results under a bf16 precision policy. */
+  lowPrecision?: boolean;
   /** Replace the default lowering (one node in `domain`), e.g. to expand into standard ops. */
   lower?(ctx: LowerContext, node: Node): void;
 }
@@ -40,6 +42,7 @@ export function defineOp<A extends Record<string, AttributeValue>>(spec: CustomO
         );
       }),
     ...(spec.vjp ? { vjp: spec.vjp } : {}),
+    ...(spec.lowPrecision ? { lowPrecision: true } : {}),
   };
   return (inputs, attrs) => apply(def, inputs, attrs, spec.infer(inputs, attrs));
 }

@@ -8,6 +8,7 @@ import { expand, reshape, transpose, transposeLast } from './shape-ops.js';
 const MatMulDef: OpDef = {
   type: 'matmul',
   onnxName: 'MatMul',
+  lowPrecision: true,
   lower: simpleLowering('MatMul'),
   vjp: (n, [g], needs) => {
     const [a, b] = n.inputs as [Tensor, Tensor];
