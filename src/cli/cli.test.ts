@@ -84,7 +84,8 @@ describe('the lory command line', () => {
       providers: Array<{ name: string; usable: boolean }>;
       customOpLibraries: Array<{ name: string; loads: boolean; built: boolean }>;
       threads: { availableParallelism: number };
-      cuda: { deviceCount: number };
+      cuda: { deviceCount: number; driverLoaded: boolean; detail: string };
+      gpuTraining: { ready: boolean; reason?: string; cudaRuntime: string; libraries: Array<{ soname: string; path: string | null }> };
       mpi: { mpirun: string | null; version: string | null; binding: boolean };
     };
     assert.match(report.ort.version, /^1\.\d+\.\d+$/);
@@ -94,6 +95,12 @@ describe('the lory command line', () => {
     for (const lib of report.customOpLibraries) if (lib.built && lib.name !== 'lory-ops-cuda') assert.equal(lib.loads, true, lib.name);
     assert.ok(report.threads.availableParallelism >= 1);
     assert.equal(typeof report.cuda.deviceCount, 'number');
+    // GPU training readiness: the first problem in the order a user fixes them, and every CUDA library looked for.
+    if (report.cuda.deviceCount === 0) {
+      assert.equal(report.gpuTraining.ready, false);
+      assert.equal(report.gpuTraining.reason, report.cuda.driverLoaded ? `no CUDA device visible (${report.cuda.detail})` : report.cuda.detail);
+    }
+    assert.deepEqual(report.gpuTraining.libraries.map((l) => l.soname), ['libcudart.so.13', 'libcublas.so.13', 'libcublasLt.so.13', 'libcurand.so.10', 'libcudnn.so.9', 'libnccl.so.2']);
     // bin/setup installs Open MPI and builds the binding: multi-process training is ready.
     assert.equal(report.mpi.binding, true);
     assert.match(report.mpi.version ?? '', /Open/);
@@ -104,6 +111,7 @@ describe('the lory command line', () => {
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /onnxruntime\s+1\.\d+/);
     assert.match(result.stdout, /test-ops\s+loaded/);
+    assert.match(result.stdout, /^gpu training {4}(ready: `lory train --device cuda` works here|not here: .+)$/m);
   });
 });
 
