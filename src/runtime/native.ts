@@ -9,7 +9,8 @@ import type { AnyTypedArray, TensorInfo } from './types.js';
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const require = createRequire(join(PROJECT_ROOT, 'package.json'));
 
-export const ADDON_PATH = join(PROJECT_ROOT, 'kernels', 'runtime', 'build', 'Release', 'lory_runtime.node');
+/** The runtime addon; LORY_RUNTIME_ADDON names another build (benchmarks compare two builds in one checkout). */
+export const ADDON_PATH = process.env.LORY_RUNTIME_ADDON ?? join(PROJECT_ROOT, 'kernels', 'runtime', 'build', 'Release', 'lory_runtime.node');
 
 /** The libonnxruntime.so.1 shipped inside onnxruntime-node (the CPU runtime; no download needed). */
 export function bundledOrtLibraryPath(): string {
