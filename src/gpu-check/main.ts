@@ -90,9 +90,10 @@ async function step(ctx: Context, id: string, title: string, kind: 'gpu' | 'cpu'
     try {
       detail = await body(log);
     } catch (error) {
-      if (!(error instanceof StepFailure) && !(error instanceof StepSkip)) throw error;
+      // Anything else thrown (a malformed log line, a file error) fails this step, not the whole check.
       status = error instanceof StepSkip ? error.status : 'failed';
-      detail = error.message;
+      detail = error instanceof StepFailure || error instanceof StepSkip ? error.message : `unexpected error: ${(error as Error).message}`;
+      if (!(error instanceof StepFailure || error instanceof StepSkip)) appendFileSync(log, `\n${(error as Error).stack ?? ''}\n`);
     }
   }
   say(ctx, `  ${status}: ${detail}`);
@@ -272,7 +273,7 @@ async function runChecks(ctx: Context): Promise<void> {
   await step(ctx, 'gemm-peak', 'cuBLAS bf16 GEMM peak, 8192³ on random data, median of 20', 'gpu', (log) => gemmPeak(ctx, log));
   await step(ctx, 'data', 'tokens and batches for pipelines/gpu-check.yaml', 'cpu', (log) => prepareData(ctx, log));
   await step(ctx, 'train-cpu-fp32', 'train pipelines/gpu-check.yaml 30 steps on the CPU, fp32 (the reference)', 'cpu', (log) => cpuReference(ctx, log, 'fp32'));
-  await step(ctx, 'train-cuda-fp32', `the same with --device cuda, fp32 (TF32 off); every step's loss ${FP32_TOLERANCE.formula} of the CPU's`, 'gpu', (log) => gpuRun(ctx, log, 'fp32'));
+  await step(ctx, 'train-cuda-fp32', `the same with --device cuda, fp32 (TF32 off); every step's loss within ${FP32_TOLERANCE.formula} of the CPU's`, 'gpu', (log) => gpuRun(ctx, log, 'fp32'));
   await step(ctx, 'train-cpu-bf16', `the same on the CPU with train.precision: bf16 (emulated); within ${BF16_VS_FP32_TOLERANCE.formula} of fp32`, 'cpu', (log) => cpuReference(ctx, log, 'bf16'));
   await step(ctx, 'train-cuda-bf16', `--device cuda, bf16: within ${BF16_TOLERANCE.formula} of the CPU's bf16, ${BF16_VS_FP32_TOLERANCE.formula} of the GPU's fp32`, 'gpu', (log) => gpuRun(ctx, log, 'bf16'));
   await step(ctx, 'bench-cpu', `0.3B-shaped step at scale ${CPU_BENCH_SCALE} on the CPU, dense and Lory 8E (bench/gpu-step)`, 'cpu', (log) => bench(ctx, log, { device: 'cpu', precision: 'fp32', extra: ['--scale', String(CPU_BENCH_SCALE), '--steps', '3'], cap: 120 }));
@@ -297,7 +298,7 @@ export async function main(argv: string[]): Promise<number> {
   const started = new Date();
   const budget = Number(process.env.LORY_GPU_CHECK_SECONDS ?? 570);
   const ctx: Context = { out, deadline: Date.now() + budget * 1000, device: { ready: false, reason: 'not probed' }, steps: [], losses: {}, peakTflops: null, figures: [] };
-  say(ctx, `gpu-check: logs in ${out}; at most ${budget} s (LORY_GPU_CHECK_SECONDS)`);
+  say(ctx, `gpu-check: logs in ${out}; at most ${budget} s (LORY_GPU_CHECK_SECONDS); lory in ${PROJECT_ROOT}, node ${process.version} (${process.execPath})`);
   ctx.device = probeDevice(ctx);
   say(ctx, ctx.device.ready ? `device: ${ctx.device.reason}` : `no device: ${ctx.device.reason} (GPU steps are skipped; CPU steps run)`);
   await runChecks(ctx);
