@@ -111,11 +111,13 @@ const needs = (ctx: Context, ...ids: string[]) => {
 
 function probeDevice(ctx: Context): Readiness {
   const log = join(ctx.out, 'logs', 'doctor.txt');
-  const r = runLogged(ctx, log, 120, ...lory(['doctor', '--json']));
+  let r: ProcessResult | undefined;
   try {
+    r = runLogged(ctx, log, 120, ...lory(['doctor', '--json']));
     return gpuReadiness(JSON.parse(r.stdout));
-  } catch {
-    return { ready: false, reason: `lory doctor --json failed (exit ${r.code}: ${r.lastLine}; log: ${log})` };
+  } catch (error) {
+    const why = r ? `exit ${r.code}: ${r.lastLine}` : (error as Error).message;
+    return { ready: false, reason: `lory doctor --json failed (${why}; log: ${log})` };
   }
 }
 
