@@ -54,6 +54,8 @@ export interface StepBenchResult {
   batch: number;
   recompute: boolean;
   steps: number;
+  /** Parameter init, graph compile and session creation, before the first step. */
+  setupSeconds: number;
   msPerStep: number;
   tokensPerSecond: number;
   tflopPerStep: number;
@@ -97,11 +99,13 @@ export function benchSettings(o: Pick<StepBenchOptions, 'batch' | 'recompute' | 
 }
 
 export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult> {
+  const t0 = performance.now();
   const base = benchModel(o.model, o.scale);
   const seq = o.seq ?? base.contextLength;
   const model = seq === base.contextLength ? base : resolveModelConfig({ ...base, contextLength: seq });
   const phase = await makeModelTrainer(model, benchSettings(o), seq, initParams(model, 1));
   const ids = (seed: number) => ({ dtype: 'int64' as const, shape: [o.batch, seq], data: BigInt64Array.from(randomTokens(o.batch * seq, model.vocabSize, seed).map(BigInt)) });
+  const setupSeconds = (performance.now() - t0) / 1000;
   const times: number[] = [];
   const losses: number[] = [];
   try {
@@ -122,7 +126,7 @@ export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult
   const tflopPerStep = (countFlops(model, seq).train * tokens) / 1e12;
   const mfu = o.peakTflops ? tflopPerStep / (msPerStep / 1000) / o.peakTflops : null;
   const { dModel, nLayers, nHeads, dFf, experts } = model;
-  return { model: o.model, device: o.device, precision: o.precision, dModel, nLayers, nHeads, dFf, experts, seq, batch: o.batch, recompute: o.recompute, steps: o.steps, msPerStep, tokensPerSecond: tokens / (msPerStep / 1000), tflopPerStep, mfu, losses };
+  return { model: o.model, device: o.device, precision: o.precision, dModel, nLayers, nHeads, dFf, experts, seq, batch: o.batch, recompute: o.recompute, steps: o.steps, setupSeconds, msPerStep, tokensPerSecond: tokens / (msPerStep / 1000), tflopPerStep, mfu, losses };
 }
 
 /** The one-line summary bin/gpu-check's log shows (key=value, so it greps and parses). */
@@ -130,7 +134,7 @@ export function formatStepBench(r: StepBenchResult): string {
   const fields: Array<[string, string | number]> = [
     ['model', r.model], ['device', r.device], ['precision', r.precision], ['d', r.dModel], ['layers', r.nLayers], ['heads', r.nHeads],
     ['f', r.dFf], ['experts', r.experts], ['seq', r.seq], ['batch', r.batch], ['recompute', String(r.recompute)], ['steps', r.steps],
-    ['ms_per_step', r.msPerStep.toFixed(2)], ['tokens_per_s', r.tokensPerSecond.toFixed(0)], ['tflop_per_step', r.tflopPerStep.toPrecision(4)],
+    ['setup_s', r.setupSeconds.toFixed(1)], ['ms_per_step', r.msPerStep.toFixed(2)], ['tokens_per_s', r.tokensPerSecond.toFixed(0)], ['tflop_per_step', r.tflopPerStep.toPrecision(4)],
     ['mfu', r.mfu === null ? 'n/a' : r.mfu.toFixed(4)],
   ];
   return `gpu-step ${fields.map(([k, v]) => `${k}=${v}`).join(' ')}`;

@@ -83,7 +83,7 @@ describe('gpu-check verdicts', () => {
   });
 
   it("goals: Lory 8E step over dense, dense MFU; 'not measured' without both", () => {
-    const fig = (model: string, msPerStep: number, mfu: number | null): BenchFigure => ({ model, device: 'cuda', precision: 'bf16', seq: 4096, batch: 1, msPerStep, tokensPerSecond: 4096 / msPerStep, tflopPerStep: 1, mfu });
+    const fig = (model: string, msPerStep: number, mfu: number | null): BenchFigure => ({ model, device: 'cuda', precision: 'bf16', seq: 4096, batch: 1, setupSeconds: 10, msPerStep, tokensPerSecond: 4096 / msPerStep, tflopPerStep: 1, mfu });
     const g = goals([fig('dense', 100, 0.45), fig('lory8', 130, 0.4)]);
     assert.equal(g.loryOverDense, 1.3);
     assert.equal(g.denseMfu, 0.45);
@@ -126,7 +126,7 @@ describe('bench/gpu-step', () => {
   });
 
   it('formats one key=value line', () => {
-    const r: StepBenchResult = { model: 'dense', device: 'cpu', precision: 'fp32', dModel: 64, nLayers: 2, nHeads: 1, dFf: 176, experts: 1, seq: 256, batch: 1, recompute: true, steps: 3, msPerStep: 12.345, tokensPerSecond: 20736.9, tflopPerStep: 0.00045, mfu: null, losses: [] };
-    assert.equal(formatStepBench(r), 'gpu-step model=dense device=cpu precision=fp32 d=64 layers=2 heads=1 f=176 experts=1 seq=256 batch=1 recompute=true steps=3 ms_per_step=12.35 tokens_per_s=20737 tflop_per_step=0.0004500 mfu=n/a');
+    const r: StepBenchResult = { model: 'dense', device: 'cpu', precision: 'fp32', dModel: 64, nLayers: 2, nHeads: 1, dFf: 176, experts: 1, seq: 256, batch: 1, recompute: true, steps: 3, setupSeconds: 1.26, msPerStep: 12.345, tokensPerSecond: 20736.9, tflopPerStep: 0.00045, mfu: null, losses: [] };
+    assert.equal(formatStepBench(r), 'gpu-step model=dense device=cpu precision=fp32 d=64 layers=2 heads=1 f=176 experts=1 seq=256 batch=1 recompute=true steps=3 setup_s=1.3 ms_per_step=12.35 tokens_per_s=20737 tflop_per_step=0.0004500 mfu=n/a');
   });
 });

@@ -55,6 +55,7 @@ describe('bin/gpu-check on a machine without a GPU', () => {
     const md = readFileSync(join(out, 'summary.md'), 'utf8');
     assert.match(md, /^GPU check of .* exit 3, no step failed; some were skipped/);
     for (const id of GPU_STEPS) assert.ok(md.includes(`| ${id} | no device |`), id);
+    for (const model of ['dense', 'lory8']) assert.match(md, new RegExp(`\\| ${model} \\| cpu \\| fp32 \\| 256 × 1 \\| [0-9.]+ \\| [0-9.]+ \\| [0-9]+ \\| [0-9.e-]+ \\| n/a \\|`));
     assert.match(md, /\| train-cpu-fp32 \| passed \| [0-9.]+ \| 30 steps, loss [0-9.]+ → [0-9.]+ \|/);
     assert.ok(readFileSync(join(out, 'gpu-check.log'), 'utf8').includes(r.stdout.trim().split('\n')[0]!));
     assert.match(readFileSync(join(out, 'logs', 'train-cpu-fp32.txt'), 'utf8'), /"type":"step","step":30/);

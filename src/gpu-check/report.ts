@@ -53,6 +53,7 @@ export interface BenchFigure {
   precision: string;
   seq: number;
   batch: number;
+  setupSeconds: number;
   msPerStep: number;
   tokensPerSecond: number;
   tflopPerStep: number;
@@ -107,9 +108,9 @@ export function summaryMarkdown(s: Summary): string {
   ];
   if (s.figures.length > 0) {
     lines.push('', `bf16 GEMM peak (cuBLAS, measured in this run): ${s.gemmPeakTflops === null ? 'not measured' : `${s.gemmPeakTflops.toFixed(1)} TFLOP/s`}`, '');
-    lines.push('| model | device | precision | seq × batch | ms/step | tokens/s | TFLOP/step | MFU |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    lines.push('| model | device | precision | seq × batch | setup s | ms/step | tokens/s | TFLOP/step | MFU |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const f of s.figures) {
-      lines.push(`| ${f.model} | ${f.device} | ${f.precision} | ${f.seq} × ${f.batch} | ${f.msPerStep.toFixed(1)} | ${f.tokensPerSecond.toFixed(0)} | ${f.tflopPerStep.toPrecision(4)} | ${f.mfu === null ? 'n/a' : `${(100 * f.mfu).toFixed(1)}%`} |`);
+      lines.push(`| ${f.model} | ${f.device} | ${f.precision} | ${f.seq} × ${f.batch} | ${f.setupSeconds.toFixed(1)} | ${f.msPerStep.toFixed(1)} | ${f.tokensPerSecond.toFixed(0)} | ${f.tflopPerStep.toPrecision(4)} | ${f.mfu === null ? 'n/a' : `${(100 * f.mfu).toFixed(1)}%`} |`);
     }
     lines.push('', ...formatGoals(s.goals).map((g) => `- ${g}`));
   }
