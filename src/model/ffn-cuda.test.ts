@@ -320,6 +320,14 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     assert.equal(harness.status, 0, harness.stdout + harness.stderr);
   });
 
+  it('gpu-run takes --quick (bin/gpu-check\'s kernel step) or --sanitize, and refuses anything else with its usage (exit 2)', () => {
+    const r = run(GPU_RUN, '--full');
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, 'usage: kernels/cuda/gpu-run [--quick | --sanitize]\n');
+    // --quick stops after the quick table and the self-test, before the full table.
+    assert.match(readFileSync(GPU_RUN, 'utf8'), /self-test: exit \$rc, caught \$n"\nif \[\[ \$quick_only == 1 \]\]; then\n  echo "gpu-run: quick steps passed; logs in \$logs"\n  exit 0\nfi\n\nstep "full table/);
+  });
+
   it('check --gemm-peak: the bf16 GEMM peak on a device, one line bin/gpu-check parses; no device or no CUDA build: exit 2 saying so', () => {
     const cpuBuild = run(CHECK, '--cpu-only', '--gemm-peak');
     assert.equal(cpuBuild.status, 2);
