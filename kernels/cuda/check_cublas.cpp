@@ -141,6 +141,24 @@ cudaDataType cuda_type(CudaDType t) {
   return t == CudaDType::f32 ? CUDA_R_32F : t == CudaDType::f16 ? CUDA_R_16F : CUDA_R_16BF;
 }
 
+// Median over `repeats` runs of run() on `stream`, timed by CUDA events; stops early once err is set.
+template <class Run>
+double median_event_ms(cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, int repeats, const std::string& err,
+                       const Run& run) {
+  std::vector<double> ms;
+  for (int r = 0; r < repeats && err.empty(); ++r) {
+    cudaEventRecord(start, stream);
+    run();
+    cudaEventRecord(stop, stream);
+    cudaEventSynchronize(stop);
+    float v = 0;
+    cudaEventElapsedTime(&v, start, stop);
+    ms.push_back(v);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms.empty() ? 0.0 : ms[ms.size() / 2];
+}
+
 }  // namespace
 
 std::string DenseCublas::time_ffn(CudaDType t, long long rows, long long d, long long f, int repeats,
@@ -202,20 +220,7 @@ std::string DenseCublas::time_ffn(CudaDType t, long long rows, long long d, long
     gemm(true, false, d, f, rows, x, d, db, f, dwu, f, false);   // dWu = xᵀ·db
     gemm(true, false, f, d, rows, h, f, dy, d, dwd, d, false);   // dWd = hᵀ·dy
   };
-  auto median_ms = [&](const auto& run) {
-    std::vector<double> ms;
-    for (int r = 0; r < repeats && err.empty(); ++r) {
-      cudaEventRecord(start, stream);
-      run();
-      cudaEventRecord(stop, stream);
-      cudaEventSynchronize(stop);
-      float v = 0;
-      cudaEventElapsedTime(&v, start, stop);
-      ms.push_back(v);
-    }
-    std::sort(ms.begin(), ms.end());
-    return ms.empty() ? 0.0 : ms[ms.size() / 2];
-  };
+  auto median_ms = [&](const auto& run) { return median_event_ms(stream, start, stop, repeats, err, run); };
   if (err.empty()) {
     forward();  // warm-up: cuBLAS picks and loads its kernels
     backward();
@@ -229,6 +234,49 @@ std::string DenseCublas::time_ffn(CudaDType t, long long rows, long long d, long
   if (handle_) api_->set_stream(handle_, nullptr);
   if (stream) cudaStreamDestroy(stream);
   for (void* p : allocs) cudaFree(p);
+  return err;
+}
+
+std::string DenseCublas::time_gemm(CudaDType t, long long n, int repeats, double* median_ms, double* tflops) {
+  if (!handle_) return why_;
+  const size_t bytes = size_t(n) * size_t(n) * element_size(t);
+  void *a = nullptr, *b = nullptr, *c = nullptr;
+  std::string err;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess || cudaMalloc(&c, bytes) != cudaSuccess)
+    err = "cudaMalloc of three " + std::to_string(n) + "² matrices failed";
+  // Random, not zeros: tensor cores draw less power (and clock higher) on zeros, which would inflate the peak.
+  for (void* p : {a, b})
+    if (err.empty()) {
+      const std::string fill = cuda_fill_uniform(t, n * n, p == a ? 0x9e3779b9ull : 0x85ebca6bull, 1.f, p, nullptr);
+      if (!fill.empty()) err = "random fill of the GEMM inputs: " + fill;
+    }
+  cudaStream_t stream = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  if (err.empty() && (cudaStreamCreate(&stream) != cudaSuccess || cudaEventCreate(&start) != cudaSuccess ||
+                      cudaEventCreate(&stop) != cudaSuccess))
+    err = "cudaStreamCreate/cudaEventCreate failed";
+  if (err.empty()) api_->set_stream(handle_, stream);
+  const float one = 1.f, zero = 0.f;
+  const cudaDataType ct = cuda_type(t);
+  auto gemm = [&] {
+    if (!err.empty()) return;
+    const int st = api_->gemm_ex(handle_, kOpN, kOpN, int(n), int(n), int(n), &one, a, ct, int(n), b, ct, int(n), &zero,
+                                 c, ct, int(n), kCompute32F, kGemmDefault);
+    if (st != 0) err = "cublasGemmEx failed with status " + std::to_string(st);
+  };
+  if (err.empty()) {
+    for (int w = 0; w < 3; ++w) gemm();  // warm-up: kernel selection, clocks up
+    cudaStreamSynchronize(stream);
+    *median_ms = median_event_ms(stream, start, stop, repeats, err, gemm);
+    *tflops = *median_ms > 0 ? 2.0 * double(n) * double(n) * double(n) / (*median_ms * 1e-3) / 1e12 : 0;
+    if (err.empty() && cudaStreamSynchronize(stream) != cudaSuccess) err = cudaGetErrorString(cudaGetLastError());
+  }
+  if (start) cudaEventDestroy(start);
+  if (stop) cudaEventDestroy(stop);
+  if (handle_) api_->set_stream(handle_, nullptr);
+  if (stream) cudaStreamDestroy(stream);
+  for (void* p : {a, b, c})
+    if (p) cudaFree(p);
   return err;
 }
 

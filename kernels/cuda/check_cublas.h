@@ -35,6 +35,10 @@ class DenseCublas {
   // of type t allocated here (uniform, at the fused op's scales). Returns "" or an error message.
   std::string time_ffn(CudaDType t, long long rows, long long d, long long f, int repeats, DenseTimes* out);
 
+  // The measured matmul peak (bin/gpu-check's MFU denominator): median time over `repeats` of one n×n×n
+  // GEMM of type t (float32 accumulation) on random device data; *tflops = 2n³ / median. "" or an error.
+  std::string time_gemm(CudaDType t, long long n, int repeats, double* median_ms, double* tflops);
+
  private:
   void* lib_ = nullptr;
   void* handle_ = nullptr;  // cublasHandle_t

@@ -6,7 +6,7 @@
 // skipped where absent) and the ideal overhead line 1 + E/(2T); then the fused AdamW update (AdamWUpdate,
 // float32) against its float64 reference and, on a GPU, the CPU kernel's bits. Needs no Node and no network.
 //   check [--cpu-only] [--quick] [--repeats N] [--cases N] [--shape G,T,d,f,E]... [--inject-error]
-//         [--kernel tile|segment|group|group-wide|both|all] [--wgrad tile|shared|all] [--no-dense] [--cublas-search]
+//         [--kernel tile|segment|group|group-wide|both|all] [--wgrad tile|shared|all] [--no-dense] [--cublas-search] [--gemm-peak [--gemm-size N]]
 // --wgrad: the weight-gradient path(s) each kernel's rows run with (default tile); shared rows are labelled
 // "<kernel>+sw" (float32 runs the tile path under either, so it has one row).
 // --cases N keeps the first N shapes; --shape (repeatable) runs just those shapes of the table, with their
@@ -18,6 +18,8 @@
 // testable on machines without CUDA. Shapes with an empty dimension run on a GPU only (the CPU kernel
 // does not take them).
 // --cublas-search (GPU build, no device needed): where the dense baseline looks for cuBLAS, and what loads.
+// --gemm-peak (GPU build): only the measured bf16 matmul peak, the MFU denominator of bin/gpu-check: one
+// cuBLAS N×N×N bf16 GEMM (N = --gemm-size, default 8192) on random data, median of --repeats (default 20).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -417,8 +419,9 @@ std::string shape_name(const MoeShape& s) {
 }
 
 struct Args {
-  bool cpu_only = false, quick = false, inject_error = false, dense = true, cublas_search = false;
+  bool cpu_only = false, quick = false, inject_error = false, dense = true, cublas_search = false, gemm_peak = false;
   int repeats = 0, cases = 0;
+  long long gemm_size = 8192;
   std::vector<std::string> shapes;
   std::vector<CudaKernel> kernels = {CudaKernel::tile, CudaKernel::segment, CudaKernel::group,
                                      CudaKernel::group_wide};  // all
@@ -429,9 +432,23 @@ int usage() {
   std::fprintf(stderr,
                "usage: check [--cpu-only] [--quick] [--repeats N] [--cases N] [--shape G,T,d,f,E]... "
                "[--inject-error] [--kernel tile|segment|group|group-wide|both|all] [--wgrad tile|shared|all] [--no-dense] "
-               "[--cublas-search]\n");
+               "[--cublas-search] [--gemm-peak [--gemm-size N]]\n");
   return 2;
 }
+
+#ifdef LORY_WITH_CUDA
+// --gemm-peak: one machine-readable line (bin/gpu-check parses `tflops=`); exit 1 when cuBLAS fails.
+int gemm_peak(const Args& args) {
+  DenseCublas cublas;
+  const int repeats = args.repeats ? args.repeats : 20;
+  double ms = 0, tflops = 0;
+  const std::string err = cublas.time_gemm(CudaDType::bf16, args.gemm_size, repeats, &ms, &tflops);
+  if (!err.empty()) return std::fprintf(stderr, "gemm peak: %s\n", err.c_str()), 1;
+  std::printf("gemm peak bfloat16 n=%lld repeats=%d median_ms=%.4f tflops=%.1f library=%s\n", args.gemm_size, repeats, ms,
+              tflops, cublas.library().c_str());
+  return 0;
+}
+#endif
 
 // Every shape of the check, with the runs that take it. kTrainPair: the training pair runs too, on a
 // subset that keeps gpu-run within its time: the chunked cases, odd sizes, E > 8 and > 64, the segment
@@ -774,6 +791,8 @@ int main(int argc, char** argv) {
     else if (a == "--cases" && i + 1 < argc && std::atoi(argv[i + 1]) > 0) args.cases = std::atoi(argv[++i]);
     else if (a == "--shape" && i + 1 < argc) args.shapes.push_back(argv[++i]);
     else if (a == "--cublas-search") args.cublas_search = true;
+    else if (a == "--gemm-peak") args.gemm_peak = true;
+    else if (a == "--gemm-size" && i + 1 < argc && std::atoll(argv[i + 1]) > 0) args.gemm_size = std::atoll(argv[++i]);
     else if (a == "--kernel" && i + 1 < argc) {
       const std::string k = argv[++i];
       CudaKernel one;
@@ -794,7 +813,7 @@ int main(int argc, char** argv) {
   if (const std::string err = select_cases(args, &cases); !err.empty())
     return std::fprintf(stderr, "%s\n", err.c_str()), 2;
 #ifndef LORY_WITH_CUDA
-  if (!args.cpu_only || args.cublas_search) {
+  if (!args.cpu_only || args.cublas_search || args.gemm_peak) {
     std::fprintf(stderr, "this check binary was built without CUDA (no nvcc at build time): only --cpu-only runs\n");
     return 2;
   }
@@ -813,6 +832,7 @@ int main(int argc, char** argv) {
     cudaGetDeviceProperties(&prop, 0);
     std::printf("device: %s (sm_%d%d, %d SMs, %.0f GiB)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount,
                 prop.totalGlobalMem / 1073741824.0);
+    if (args.gemm_peak) return gemm_peak(args);
     if (args.dense) {
       cublas = std::make_unique<DenseCublas>();
       if (cublas->available()) std::printf("dense baseline: %s\n", cublas->library().c_str());

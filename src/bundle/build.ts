@@ -34,6 +34,15 @@ const NATIVE_OUTPUTS = [
   'kernels/mpi/build/Release/lory_mpi.node',
   'kernels/build/lory-ops/liblory_ops.so',
 ];
+/** The compiled bench bin/gpu-check times the 0.3B step with (dist/src is shipped whole). */
+export const GPU_CHECK_BENCH = ['dist/bench/gpu-step.js', 'dist/bench/stats.js'];
+
+/** Makes the folder of `path`; returns `path`. */
+function mkdirFor(path: string): string {
+  mkdirSync(dirname(path), { recursive: true });
+  return path;
+}
+
 /** The FAISS addon's libraries beyond glibc/libstdc++, shipped for machines that lack them. */
 const FALLBACK_LIBRARIES = ['libopenblas.so.0', 'libgfortran.so.5', 'libquadmath.so.0', 'libgomp.so.1'];
 
@@ -107,7 +116,8 @@ function stageLory(staging: string): void {
   }
   if (!existsSync(join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js'))) throw new InputError(`${PROJECT_ROOT}/dist is not built: run bin/setup first`);
   cpSync(join(PROJECT_ROOT, 'dist', 'src'), join(lory, 'dist', 'src'), { recursive: true, filter: keep });
-  for (const path of ['bin/lory', 'bin/demo', 'package.json', 'pipelines', 'fixtures', 'kernels/cuda', 'kernels/lory-ops', 'bench/moe-layer', ...NATIVE_OUTPUTS]) {
+  for (const path of GPU_CHECK_BENCH) copyFileSync(join(PROJECT_ROOT, path), mkdirFor(join(lory, path)));
+  for (const path of ['bin/lory', 'bin/demo', 'bin/gpu-check', 'package.json', 'pipelines', 'fixtures', 'kernels/cuda', 'kernels/lory-ops', 'bench/moe-layer', ...NATIVE_OUTPUTS]) {
     cpSync(join(PROJECT_ROOT, path), join(lory, path), { recursive: true });
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { existsSync, statSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from '../artifacts/version.js';
 import { cudaSonames, packBundle } from './build.js';
 import { cudaToolkitLibDirs, findLibraries, parseLdconfig, pythonNvidiaLibDirs } from './cuda-libs.js';
 import { CHECKSUMS_FILE, MANIFEST_FILE, parsePartSize, splitFile, type BundleManifest } from './parts.js';
-import { envScript, fallbackPath, wrapperScript, type BundleInfo } from './setup.js';
+import { envScript, fallbackPath, gpuCheckWrapperScript, wrapperScript, type BundleInfo } from './setup.js';
 
 const root = mkdtempSync(join(tmpdir(), 'lory-bundle-test-'));
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -126,6 +126,7 @@ describe('env file and wrapper', () => {
       '/opt/lory bundle/bin:/opt/lory bundle/node/bin:/usr/bin:/bin',
     ]);
     assert.match(wrapperScript(dir), /^#!\/bin\/sh\n\. '\/opt\/lory bundle\/env\.sh'\nexec '\/opt\/lory bundle\/node\/bin\/node' '\/opt\/lory bundle\/lory\/bin\/lory' "\$@"\n$/);
+    assert.equal(gpuCheckWrapperScript(dir), "#!/bin/sh\n. '/opt/lory bundle/env.sh'\nexec '/opt/lory bundle/lory/bin/gpu-check' \"$@\"\n");
     assert.throws(() => envScript("/tmp/it's", []), /must not contain quotes/);
   });
 
@@ -183,6 +184,8 @@ describe('install.sh', () => {
     assert.match(readFileSync(join(target, 'env.sh'), 'utf8'), new RegExp(`LD_LIBRARY_PATH='${target}/ort/lib:${fakeCuda}'`));
     assert.equal(readFileSync(join(target, 'ort', 'lib', 'libonnxruntime.so')).length, 300_000);
     assert.deepEqual(readdirSync(join(root, 'installed')), ['lory'], 'no temp folder left');
+    assert.equal(readFileSync(join(target, 'bin', 'gpu-check'), 'utf8'), gpuCheckWrapperScript(target));
+    assert.equal(statSync(join(target, 'bin', 'gpu-check')).mode & 0o111, 0o111, 'bin/gpu-check is executable');
     const version = spawnSync(join(target, 'bin', 'lory'), ['--version'], { encoding: 'utf8' });
     assert.equal(version.status, 0, version.stderr);
     assert.equal(version.stdout.trim(), JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')).version);

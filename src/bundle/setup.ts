@@ -72,6 +72,11 @@ export function wrapperScript(dir: string): string {
   return ['#!/bin/sh', `. ${q(join(dir, 'env.sh'))}`, `exec ${q(l.node)} ${q(join(l.lory, 'bin', 'lory'))} "$@"`, ''].join('\n');
 }
 
+/** bin/gpu-check: the environment (PATH gets the bundled Node), then lory's GPU check script. */
+export function gpuCheckWrapperScript(dir: string): string {
+  return ['#!/bin/sh', `. ${q(join(dir, 'env.sh'))}`, `exec ${q(join(layout(dir).lory, 'bin', 'gpu-check'))} "$@"`, ''].join('\n');
+}
+
 /** nvcc on PATH, else the newest /usr/local/cuda*\/bin/nvcc. */
 export function findNvcc(): string | undefined {
   const which = spawnSync('sh', ['-c', 'command -v nvcc'], { encoding: 'utf8' });
@@ -138,6 +143,9 @@ export function setup(root: string, installDir: string, options: { cudaBuild: bo
   writeAtomic(envFile, envScript(installDir, libraryPath));
   writeAtomic(wrapper, wrapperScript(installDir));
   chmodSync(wrapper, 0o755);
+  const gpuCheck = join(root, 'bin', 'gpu-check');
+  writeAtomic(gpuCheck, gpuCheckWrapperScript(installDir));
+  chmodSync(gpuCheck, 0o755);
   return { libraries, cudaBuild, envFile, wrapper };
 }
 

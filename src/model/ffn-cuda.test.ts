@@ -18,6 +18,7 @@ import { after, describe, it } from 'node:test';
 import * as G from '../graph/index.js';
 import { loadModel } from '../graph/testing/execute.js';
 import { PROJECT_ROOT } from '../runtime/index.js';
+import { parseGemmPeak } from '../gpu-check/main.js';
 import { moeFfn } from './moe.js';
 
 const BUILD = join(PROJECT_ROOT, 'kernels', 'build', 'lory-ops');
@@ -329,6 +330,31 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     }
     const harness = run(bin, '--cpu-only', '--quick');
     assert.equal(harness.status, 0, harness.stdout + harness.stderr);
+  });
+
+  it('gpu-run takes --quick (bin/gpu-check\'s kernel step) or --sanitize, and refuses anything else with its usage (exit 2)', () => {
+    const r = run(GPU_RUN, '--full');
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, 'usage: kernels/cuda/gpu-run [--quick | --sanitize]\n');
+    // --quick stops after the quick table and the self-test, before the full table.
+    assert.match(readFileSync(GPU_RUN, 'utf8'), /self-test: exit \$rc, caught \$n"\nif \[\[ \$quick_only == 1 \]\]; then\n  echo "gpu-run: quick steps passed; logs in \$logs"\n  exit 0\nfi\n\nstep "full table/);
+  });
+
+  it('check --gemm-peak: the bf16 GEMM peak on a device, one line bin/gpu-check parses; no device or no CUDA build: exit 2 saying so', () => {
+    const cpuBuild = run(CHECK, '--cpu-only', '--gemm-peak');
+    assert.equal(cpuBuild.status, 2);
+    assert.equal(cpuBuild.stderr.trim().split('\n').pop(), 'this check binary was built without CUDA (no nvcc at build time): only --cpu-only runs');
+    if (!nvcc) return;
+    const peak = run(CHECK, '--gemm-peak', '--gemm-size', '2048', '--repeats', '5');
+    if (hasCudaDevice()) {
+      assert.equal(peak.status, 0, peak.stdout + peak.stderr);
+      assert.match(peak.stdout, /^gemm peak bfloat16 n=2048 repeats=5 median_ms=[0-9.]+ tflops=[0-9.]+ library=\S+$/m);
+      assert.ok(parseGemmPeak(peak.stdout)! > 1, peak.stdout);
+    } else {
+      assert.equal(peak.status, 2, peak.stdout + peak.stderr);
+      assert.equal(peak.stderr.trim().split('\n').pop(), 'no CUDA device: run with --cpu-only');
+      assert.doesNotMatch(peak.stdout, /gemm peak/);
+    }
   });
 
   // A CPU session that loads the CUDA library: ORT builds one schema per op from all of the domain's
