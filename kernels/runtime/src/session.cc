@@ -256,12 +256,11 @@ class RunWorker : public Napi::AsyncWorker {
   void Execute() override {
     const OrtApi& api = Api();
     OrtIoBinding* binding = nullptr;
-    OrtMemoryInfo* host = nullptr;
+    const OrtMemoryInfo* host = HostMemory();
     OrtValue** bound = nullptr;
     size_t bound_count = 0;
     OrtAllocator* allocator = nullptr;
-    OrtStatus* status = api.CreateIoBinding(session_->ort(), &binding);
-    if (status == nullptr) status = api.CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &host);
+    OrtStatus* status = host != nullptr ? api.CreateIoBinding(session_->ort(), &binding) : api.CreateStatus(ORT_FAIL, "CreateCpuMemoryInfo failed");
     for (size_t i = 0; status == nullptr && i < inputs_.size(); ++i) status = api.BindInput(binding, input_names_[i].c_str(), inputs_[i]);
     for (size_t i = 0; status == nullptr && i < outputs_.size(); ++i) {
       const char* name = output_names_[i].c_str();
@@ -285,10 +284,19 @@ class RunWorker : public Napi::AsyncWorker {
       api.ReleaseValue(bound[i]);
     }
     if (bound != nullptr) allocator->Free(allocator, bound);
-    if (host != nullptr) api.ReleaseMemoryInfo(host);
     if (binding != nullptr) api.ReleaseIoBinding(binding);
     if (status != nullptr) error_ = TakeErrorMessage(status);
     if (!error_.empty()) SetError(error_);
+  }
+  // Host memory, where outputs without a target go; made once (it never changes), never released.
+  static const OrtMemoryInfo* HostMemory() {
+    static OrtMemoryInfo* host = [] {
+      OrtMemoryInfo* info = nullptr;
+      OrtStatus* status = Api().CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &info);
+      TakeErrorMessage(status);
+      return info;
+    }();
+    return host;
   }
   static bool SameMemory(const OrtValue* a, OrtValue* b) {
     void* pa = nullptr;
