@@ -337,7 +337,10 @@ describe('the CUDA kernel\'s host-side checks', { skip }, () => {
     assert.equal(r.status, 2);
     assert.equal(r.stderr, 'usage: kernels/cuda/gpu-run [--quick | --sanitize]\n');
     // --quick stops after the quick table and the self-test, before the full table.
-    assert.match(readFileSync(GPU_RUN, 'utf8'), /self-test: exit \$rc, caught \$n"\nif \[\[ \$quick_only == 1 \]\]; then\n  echo "gpu-run: quick steps passed; logs in \$logs"\n  exit 0\nfi\n\nstep "full table/);
+    const script = readFileSync(GPU_RUN, 'utf8');
+    const quickExit = script.search(/self-test: exit \$rc, caught \$n"\nif \[\[ \$quick_only == 1 \]\]; then\n  echo "gpu-run: quick steps passed; logs in \$logs"\n  exit 0\nfi\n/);
+    assert.ok(quickExit > 0, 'the --quick exit follows the self-test');
+    for (const later of ['step "shared wgrad', 'step "full table']) assert.ok(script.indexOf(later) > quickExit, `${later} comes after the --quick exit`);
   });
 
   it('check --gemm-peak: the bf16 GEMM peak on a device, one line bin/gpu-check parses; no device or no CUDA build: exit 2 saying so', () => {
