@@ -159,6 +159,30 @@ double median_event_ms(cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop,
   return ms.empty() ? 0.0 : ms[ms.size() / 2];
 }
 
+// A stream for cuBLAS and the two events that time work on it: made together (err says when they could
+// not be), released when it goes out of scope.
+struct TimedStream {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  explicit TimedStream(std::string& err) {
+    if (err.empty() && (cudaStreamCreate(&stream) != cudaSuccess || cudaEventCreate(&start) != cudaSuccess ||
+                        cudaEventCreate(&stop) != cudaSuccess))
+      err = "cudaStreamCreate/cudaEventCreate failed";
+  }
+  ~TimedStream() {
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    if (stream) cudaStreamDestroy(stream);
+  }
+  TimedStream(const TimedStream&) = delete;
+  TimedStream& operator=(const TimedStream&) = delete;
+  // Median time in ms over `repeats` runs of `run` (stops early once err is set).
+  template <typename Run>
+  double median_ms(int repeats, const std::string& err, const Run& run) const {
+    return median_event_ms(stream, start, stop, repeats, err, run);
+  }
+};
+
 }  // namespace
 
 std::string DenseCublas::time_ffn(CudaDType t, long long rows, long long d, long long f, int repeats,
@@ -185,11 +209,8 @@ std::string DenseCublas::time_ffn(CudaDType t, long long rows, long long d, long
   void *da = alloc(rows * f, 1.f), *db = alloc(rows * f, 1.f);
   if (allocs.size() != 16 && err.empty()) err = "cudaMalloc failed for the dense baseline";
   if (err.empty() && cudaDeviceSynchronize() != cudaSuccess) err = cudaGetErrorString(cudaGetLastError());
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  if (err.empty() && (cudaStreamCreate(&stream) != cudaSuccess || cudaEventCreate(&start) != cudaSuccess ||
-                      cudaEventCreate(&stop) != cudaSuccess))
-    err = "cudaStreamCreate/cudaEventCreate failed";
+  TimedStream timing(err);
+  const cudaStream_t stream = timing.stream;
   if (err.empty()) api_->set_stream(handle_, stream);
   const float one = 1.f, zero = 0.f;
   const cudaDataType ct = cuda_type(t);
@@ -220,7 +241,7 @@ std::string DenseCublas::time_ffn(CudaDType t, long long rows, long long d, long
     gemm(true, false, d, f, rows, x, d, db, f, dwu, f, false);   // dWu = xᵀ·db
     gemm(true, false, f, d, rows, h, f, dy, d, dwd, d, false);   // dWd = hᵀ·dy
   };
-  auto median_ms = [&](const auto& run) { return median_event_ms(stream, start, stop, repeats, err, run); };
+  auto median_ms = [&](const auto& run) { return timing.median_ms(repeats, err, run); };
   if (err.empty()) {
     forward();  // warm-up: cuBLAS picks and loads its kernels
     backward();
@@ -229,10 +250,7 @@ std::string DenseCublas::time_ffn(CudaDType t, long long rows, long long d, long
     out->bwd_ms = median_ms(backward);
     if (err.empty() && cudaStreamSynchronize(stream) != cudaSuccess) err = cudaGetErrorString(cudaGetLastError());
   }
-  if (start) cudaEventDestroy(start);
-  if (stop) cudaEventDestroy(stop);
-  if (handle_) api_->set_stream(handle_, nullptr);
-  if (stream) cudaStreamDestroy(stream);
+  if (handle_) api_->set_stream(handle_, nullptr);  // before `timing` destroys the stream
   for (void* p : allocs) cudaFree(p);
   return err;
 }
@@ -250,11 +268,8 @@ std::string DenseCublas::time_gemm(CudaDType t, long long n, int repeats, double
       const std::string fill = cuda_fill_uniform(t, n * n, p == a ? 0x9e3779b9ull : 0x85ebca6bull, 1.f, p, nullptr);
       if (!fill.empty()) err = "random fill of the GEMM inputs: " + fill;
     }
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  if (err.empty() && (cudaStreamCreate(&stream) != cudaSuccess || cudaEventCreate(&start) != cudaSuccess ||
-                      cudaEventCreate(&stop) != cudaSuccess))
-    err = "cudaStreamCreate/cudaEventCreate failed";
+  TimedStream timing(err);
+  const cudaStream_t stream = timing.stream;
   if (err.empty()) api_->set_stream(handle_, stream);
   const float one = 1.f, zero = 0.f;
   const cudaDataType ct = cuda_type(t);
@@ -267,14 +282,11 @@ std::string DenseCublas::time_gemm(CudaDType t, long long n, int repeats, double
   if (err.empty()) {
     for (int w = 0; w < 3; ++w) gemm();  // warm-up: kernel selection, clocks up
     cudaStreamSynchronize(stream);
-    *median_ms = median_event_ms(stream, start, stop, repeats, err, gemm);
+    *median_ms = timing.median_ms(repeats, err, gemm);
     *tflops = *median_ms > 0 ? 2.0 * double(n) * double(n) * double(n) / (*median_ms * 1e-3) / 1e12 : 0;
     if (err.empty() && cudaStreamSynchronize(stream) != cudaSuccess) err = cudaGetErrorString(cudaGetLastError());
   }
-  if (start) cudaEventDestroy(start);
-  if (stop) cudaEventDestroy(stop);
-  if (handle_) api_->set_stream(handle_, nullptr);
-  if (stream) cudaStreamDestroy(stream);
+  if (handle_) api_->set_stream(handle_, nullptr);  // before `timing` destroys the stream
   for (void* p : {a, b, c})
     if (p) cudaFree(p);
   return err;

@@ -220,6 +220,18 @@ Outputs run_reference(const MoeShape& s, const Tensors& in, bool train) {
     }                                                                                                   \
   } while (0)
 
+// Milliseconds the work `run` enqueues on `stream` takes, between two events recorded around it.
+template <typename Run>
+double event_ms(cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, const Run& run) {
+  CUDA_OK(cudaEventRecord(start, stream));
+  run();
+  CUDA_OK(cudaEventRecord(stop, stream));
+  CUDA_OK(cudaEventSynchronize(stop));
+  float ms = 0;
+  CUDA_OK(cudaEventElapsedTime(&ms, start, stop));
+  return double(ms);
+}
+
 std::vector<unsigned char> encode(const std::vector<float>& v, CudaDType p) {
   std::vector<unsigned char> out(v.size() * element_size(p));
   for (size_t i = 0; i < v.size(); ++i) {
@@ -283,15 +295,7 @@ Outputs run_cuda(const MoeShape& s, const Tensors& in, CudaDType p, const MoeCud
     check(moe_cuda_backward(s, p, x->p, e->p, wg->p, wu->p, wd->p, dy->p, saved, dx.p, de.p, dwg.p, dwu.p, dwd.p,
                             scratch.p, stream, opt));
   };
-  auto timed = [&](const std::function<void()>& f) {
-    CUDA_OK(cudaEventRecord(start, stream));
-    f();
-    CUDA_OK(cudaEventRecord(stop, stream));
-    CUDA_OK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CUDA_OK(cudaEventElapsedTime(&ms, start, stop));
-    return double(ms);
-  };
+  auto timed = [&](const std::function<void()>& f) { return event_ms(stream, start, stop, f); };
   auto download_all = [&] {
     std::vector<std::vector<unsigned char>> raw(kOutputs);
     CUDA_OK(cudaStreamSynchronize(stream));
@@ -707,15 +711,7 @@ AdamWOut run_cuda_adamw(const AdamWTensors& in, const AdamWHyper& h, int offset,
   poison();
   run();
   const AdamWOut first = download();
-  const double ms = median_ms(repeats, [&] {
-    CUDA_OK(cudaEventRecord(start, stream));
-    run();
-    CUDA_OK(cudaEventRecord(stop, stream));
-    CUDA_OK(cudaEventSynchronize(stop));
-    float t = 0;
-    CUDA_OK(cudaEventElapsedTime(&t, start, stop));
-    return double(t);
-  });
+  const double ms = median_ms(repeats, [&] { return event_ms(stream, start, stop, run); });
   poison();
   run();
   AdamWOut last = download();

@@ -240,15 +240,7 @@ __global__ void __launch_bounds__(THREADS) weight_grad_kernel(Phase<T> prod, int
     if (gm >= M || gn >= N) continue;
     for (int i = 0; i < group; ++i) {
       const long long at = (long long)(i0 + i) * M * N + (long long)gm * N + gn;
-      float v = dw_tiles[i * BM * BN + idx];
-      if (acc) {
-        if (!first) v += acc[at];
-        if (last) dw[at] = from_f<T>(v);
-        else acc[at] = v;
-      } else {
-        if (!first) v += to_f(dw[at]);
-        dw[at] = from_f<T>(v);
-      }
+      store_dw(dw_tiles[i * BM * BN + idx], at, dw, acc, first, last);
     }
   }
 }

@@ -22,6 +22,20 @@ template <> __device__ __forceinline__ float from_f<float>(float v) { return v; 
 template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
+// dW element `at` of one expert from this call's sum v. With the float32 state `acc` (16-bit dW), the sum
+// crosses chunks there and is rounded into dw only at the last; without it, it is summed into dw directly.
+template <typename T>
+__device__ __forceinline__ void store_dw(float v, long long at, T* dw, float* acc, bool first, bool last) {
+  if (acc) {
+    if (!first) v += acc[at];
+    if (last) dw[at] = from_f<T>(v);
+    else acc[at] = v;
+  } else {
+    if (!first) v += to_f(dw[at]);
+    dw[at] = from_f<T>(v);
+  }
+}
+
 // cp.async (sm_80+): 16 bytes global → shared without a register round trip.
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));

@@ -157,15 +157,7 @@ __global__ void __launch_bounds__(THREADS) wgrad_shared_kernel(Phase<T> prod, bo
       if (r >= rr.count || gn >= N) continue;
       for (int i = 0; i < E; ++i) {
         const long long at = (long long)i * M * N + (long long)(rr.first + r) * N + gn;
-        float v = dws[i * per_expert + idx];
-        if (acc) {
-          if (!first) v += acc[at];
-          if (last) dw[at] = from_f<T>(v);
-          else acc[at] = v;
-        } else {
-          if (!first) v += to_f(dw[at]);
-          dw[at] = from_f<T>(v);
-        }
+        store_dw(dws[i * per_expert + idx], at, dw, acc, first, last);
       }
     }
     __syncthreads();  // the next pass reloads ws and dws
