@@ -37,7 +37,7 @@ export function parseDevice(text: string, where = '--device'): Device {
 }
 
 // An Identity model: creating a session over it loads the provider (and any op library) and no more.
-export const probeModel = (): Uint8Array =>
+const probeModel = (): Uint8Array =>
   writeModel({
     graphName: 'device_probe',
     opsets: { '': 21 },
@@ -54,6 +54,26 @@ export function explainCudaError(message: string): string {
   return message.split('\n')[0]!;
 }
 
+const probed = new Map<string, Promise<string | undefined>>();
+
+/**
+ * ORT's message when a session with `options` cannot be made over the probe model (its provider or an
+ * op library does not load); undefined when it can. Tried once per process for each provider, device
+ * and library set: whether they load does not change, and `lory doctor` asks twice.
+ */
+export function sessionError(runtime: Runtime, options: SessionOptions): Promise<string | undefined> {
+  const key = `${options.executionProvider ?? 'cpu'}:${options.deviceId ?? 0}:${(options.customOpLibraries ?? []).join(',')}`;
+  let error = probed.get(key);
+  if (!error) {
+    error = runtime.createSession(probeModel(), options).then(
+      (session) => void session.dispose(),
+      (e: Error) => e.message,
+    );
+    probed.set(key, error);
+  }
+  return error;
+}
+
 /** Why `device` cannot train or run here, checked in the order a user would fix things; undefined when it can. */
 export async function deviceProblem(device: Device, runtime: Runtime = loadRuntime(), opts: { opLibrary?: boolean } = {}): Promise<string | undefined> {
   if (device.provider === 'cpu') return undefined;
@@ -61,21 +81,14 @@ export async function deviceProblem(device: Device, runtime: Runtime = loadRunti
   if (!cuda.driverLoaded) return cuda.detail;
   if (cuda.deviceCount === 0) return `no CUDA device visible (${cuda.detail})`;
   if (device.ordinal >= cuda.deviceCount) return `${device.name} does not exist: the driver sees ${cuda.deviceCount} device(s), cuda:0 to cuda:${cuda.deviceCount - 1}`;
-  try {
-    const session = await runtime.createSession(probeModel(), { executionProvider: 'cuda', deviceId: device.ordinal });
-    session.dispose();
-  } catch (error) {
-    return `the CUDA execution provider does not load: ${explainCudaError((error as Error).message)}`;
-  }
+  const onDevice = { executionProvider: 'cuda', deviceId: device.ordinal } as const;
+  const providerError = await sessionError(runtime, onDevice);
+  if (providerError) return `the CUDA execution provider does not load: ${explainCudaError(providerError)}`;
   if (opts.opLibrary !== false) {
     const lib = customOpLibrary('lory-ops-cuda')!;
     if (!existsSync(lib.path)) return `lory's CUDA op library is not built (${lib.path}): build it with nvcc (node kernels/build.mjs, or the offline bundle's install)`;
-    try {
-      const session = await runtime.createSession(probeModel(), { executionProvider: 'cuda', deviceId: device.ordinal, customOpLibraries: [lib.path] });
-      session.dispose();
-    } catch (error) {
-      return `lory's CUDA op library does not load: ${(error as Error).message.split('\n')[0]}`;
-    }
+    const libraryError = await sessionError(runtime, { ...onDevice, customOpLibraries: [lib.path] });
+    if (libraryError) return `lory's CUDA op library does not load: ${libraryError.split('\n')[0]}`;
   }
   try {
     runtime.tensor('float32', [1], undefined, device.name).dispose();

@@ -2,7 +2,7 @@
 import { availableParallelism, cpus } from 'node:os';
 import { loadRuntime, type Runtime } from './index.js';
 import { CUSTOM_OP_LIBRARIES, isBuilt } from './libraries.js';
-import { deviceProblem, explainCudaError, parseDevice, probeModel } from './device.js';
+import { deviceProblem, explainCudaError, parseDevice, sessionError } from './device.js';
 import { findLibrariesHere } from '../bundle/cuda-libs.js';
 
 export interface LibraryStatus {
@@ -48,16 +48,6 @@ export interface DiagnosticsReport {
   ok: boolean;
 }
 
-async function tryCreate(runtime: Runtime, options: Parameters<Runtime['createSession']>[1]): Promise<string | undefined> {
-  try {
-    const session = await runtime.createSession(probeModel(), options);
-    session.dispose();
-    return undefined;
-  } catch (error) {
-    return (error as Error).message;
-  }
-}
-
 export async function diagnose(): Promise<DiagnosticsReport> {
   const base = {
     node: process.version,
@@ -71,7 +61,7 @@ export async function diagnose(): Promise<DiagnosticsReport> {
     return { ...base, ort: { error: (error as Error).message }, providers: [], customOpLibraries: [], cuda: null, gpuTraining: null, ok: false };
   }
   const cuda = runtime.cudaDevices();
-  const cudaError = await tryCreate(runtime, { executionProvider: 'cuda' });
+  const cudaError = await sessionError(runtime, { executionProvider: 'cuda' });
   const providers: ProviderStatus[] = [
     { name: 'cpu', ortName: 'CPUExecutionProvider', compiledIn: true, usable: true },
     {
@@ -90,7 +80,7 @@ export async function diagnose(): Promise<DiagnosticsReport> {
       ? 'not built'
       : lib.provider === 'cuda' && !providers[1]!.usable
         ? 'needs the CUDA execution provider'
-        : await tryCreate(runtime, { customOpLibraries: [lib.path], executionProvider: lib.provider });
+        : await sessionError(runtime, { customOpLibraries: [lib.path], executionProvider: lib.provider });
     customOpLibraries.push({ ...lib, built, loads: error === undefined, ...(error ? { error } : {}) });
   }
   const required = customOpLibraries.filter((l) => l.provider === 'cpu');

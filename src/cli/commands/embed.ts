@@ -13,7 +13,8 @@ import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 import { duration } from '../progress.js';
-import { addDeviceOption, deviceFlag } from '../device-option.js';
+import { addDeviceOption } from '../device-option.js';
+import { openDevice } from '../../runtime/index.js';
 
 interface Flags {
   out: string;
@@ -101,7 +102,7 @@ Examples:
           maxTokens: flags.maxTokens,
           batchTokens: flags.batchTokens,
           threads: flags.threads,
-          device: await deviceFlag(flags.device, { opLibrary: false }),
+          device: await openDevice(flags.device, '--device', { opLibrary: false }),
           chunkSize: flags.chunk,
           shard,
           force: flags.force,
@@ -130,7 +131,7 @@ const rankShardDir = (out: string, rank: number, ranks: number) => `${out}.rank-
  * them. An up-to-date --out is left alone; an interrupted run resumes each rank's shard.
  */
 async function embedOnRanks(world: World, tokens: string, flags: Flags): Promise<void> {
-  const options = { tokens, out: flags.out, encoder: flags.encoder, encoderTokenizer: flags.encoderTokenizer, maxTokens: flags.maxTokens, batchTokens: flags.batchTokens, chunkSize: flags.chunk, threads: flags.threads ?? threadsPerRank(world), device: await together(world, () => deviceFlag(flags.device, { opLibrary: false })) };
+  const options = { tokens, out: flags.out, encoder: flags.encoder, encoderTokenizer: flags.encoderTokenizer, maxTokens: flags.maxTokens, batchTokens: flags.batchTokens, chunkSize: flags.chunk, threads: flags.threads ?? threadsPerRank(world), device: await together(world, () => openDevice(flags.device, '--device', { opLibrary: false })) };
   if (!flags.force && (await together(world, () => embeddingsUpToDate(options)))) {
     if (world.isRoot) process.stdout.write(`${flags.out} is up to date (--force recomputes it)\n`);
     return;

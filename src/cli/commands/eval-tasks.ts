@@ -10,7 +10,7 @@ import { duration } from '../progress.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
 import { addReportOptions, routingModes } from './eval.js';
-import { deviceFlag } from '../device-option.js';
+import { openDevice } from '../../runtime/index.js';
 
 interface Flags {
   tasks: string[];
@@ -83,7 +83,7 @@ Examples:
           onWarn: (m) => log.warn(m),
           ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
-          device: await deviceFlag(flags.device),
+          device: await openDevice(flags.device),
         };
         const started = Date.now();
         const { report, skipped } = flags.out ? await evalTasksToDir({ ...options, out: flags.out, force: flags.force ?? false }) : { report: await evalTasks(options), skipped: false };

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { duration } from '../progress.js';
 import { log } from '../log.js';
 import { registerEvalTasks } from './eval-tasks.js';
-import { addDeviceOption, deviceFlag } from '../device-option.js';
+import { addDeviceOption } from '../device-option.js';
+import { openDevice } from '../../runtime/index.js';
 
 interface Flags {
   data: string;
@@ -89,7 +90,7 @@ Examples:
           ...(flags.stride !== undefined ? { stride: flags.stride } : {}),
           ...(flags.promptTokens !== undefined ? { promptTokens: flags.promptTokens } : {}),
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
-          device: await deviceFlag(flags.device),
+          device: await openDevice(flags.device),
         };
         const started = Date.now();
         const { report, skipped } = flags.out

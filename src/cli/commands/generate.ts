@@ -9,7 +9,8 @@ import { readCheckpoint } from '../../train/checkpoint.js';
 import { log } from '../log.js';
 import { outputClosed } from '../output.js';
 import { positiveInt } from './prepare.js';
-import { addDeviceOption, deviceFlag } from '../device-option.js';
+import { addDeviceOption } from '../device-option.js';
+import { openDevice } from '../../runtime/index.js';
 
 interface Flags {
   maxTokens: number;
@@ -75,7 +76,7 @@ Examples:
   $ lory generate work/run-lory/checkpoints/step-000000200 "Dear team," --seed 3 --routing segment`,
     )
     .action(async (checkpoint: string, promptArg: string | undefined, flags: Flags) => {
-      const device = await deviceFlag(flags.device);
+      const device = await openDevice(flags.device);
       const ckpt = readCheckpoint(checkpoint, { which: flags.which, onWarn: (m) => log.warn(m) });
       const tok = loadTokenizer(ckpt.tokenizerPath);
       const prompt = readPrompt(promptArg);

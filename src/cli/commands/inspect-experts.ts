@@ -4,7 +4,8 @@ import { inspectExperts, inspectSummary } from '../../inspect/inspect.js';
 import { log } from '../log.js';
 import { runStageCommand } from '../stage-command.js';
 import { positiveInt } from './prepare.js';
-import { addDeviceOption, deviceFlag } from '../device-option.js';
+import { addDeviceOption } from '../device-option.js';
+import { openDevice } from '../../runtime/index.js';
 
 interface Flags {
   data: string;
@@ -66,7 +67,7 @@ Examples:
           onWarn: (m) => log.warn(m),
           onProgress: (done, total) => progress.update(`routing held-out documents: ${done}/${total} windows, ${((Date.now() - started) / 1000).toFixed(0)}s`),
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
-          device: await deviceFlag(flags.device),
+          device: await openDevice(flags.device),
           ...(flags.maxDocuments !== undefined ? { maxDocumentsPerDomain: flags.maxDocuments } : {}),
         });
         progress.succeed(r.skipped ? `${flags.out} is up to date (--force redoes it)` : `wrote ${flags.out}`);
