@@ -26,9 +26,12 @@ describe('train.precision bf16 on the CPU', () => {
   for (const model of [tinyModel(), tinyModel({ experts: 4 })]) {
     it(`${model.experts > 1 ? 'Lory (dense warm-up, then converted)' : 'dense'}: trains with finite losses near fp32's, says once that it is emulated, repeats bit for bit, checkpoints fp32`, async () => {
       const settings = tinyTrain({ steps: 4, dense_warmup: model.experts > 1 ? 0.5 : 0 }); // Lory: two phases, two compiled steps
+      // The repeats run at the default thread count (all cores), as users run, and at the tests' 1 thread.
+      const { threads: _, ...atDefaultThreads } = settings;
       const fp32 = await run({ model, train: settings });
       const bf16 = await run({ model, train: { ...settings, precision: 'bf16' } });
-      const again = await run({ model, train: { ...settings, precision: 'bf16' } });
+      const again = await run({ model, train: { ...atDefaultThreads, precision: 'bf16' } });
+      const againDefault = await run({ model, train: { ...atDefaultThreads, precision: 'bf16' } });
       assert.deepEqual(fp32.warnings, []);
       assert.deepEqual(bf16.warnings, [EMULATED_NOTE], 'said once, not per phase or step');
       assert.equal(bf16.losses.length, 4);
@@ -38,9 +41,11 @@ describe('train.precision bf16 on the CPU', () => {
       // near ln V, so it barely moves (measured 2.6e-6 dense, 1.3e-6 Lory; 1e-4 leaves room).
       const first = Math.abs(bf16.losses[0]! - fp32.losses[0]!) / fp32.losses[0]!;
       assert.ok(first > 0 && first < 1e-4, `step 1: bf16 ${bf16.losses[0]} vs fp32 ${fp32.losses[0]} (${first})`);
-      assert.deepEqual(again.losses, bf16.losses, 'two fresh runs, the same losses');
-      const [a, b] = [readCheckpoint(bf16.runDir, { optimizer: true }), readCheckpoint(again.runDir, { optimizer: true })];
+      assert.deepEqual(again.losses, bf16.losses, 'fresh runs at 1 thread and at the default thread count, the same losses');
+      assert.deepEqual(againDefault.losses, bf16.losses, 'and again at the default thread count');
+      const [a, b, c] = [bf16, again, againDefault].map((r) => readCheckpoint(r.runDir, { optimizer: true })) as [ReturnType<typeof readCheckpoint>, ReturnType<typeof readCheckpoint>, ReturnType<typeof readCheckpoint>];
       assert.deepEqual([a.params, a.adam], [b.params, b.adam], 'and the same weights and AdamW state');
+      assert.deepEqual([a.params, a.adam], [c.params, c.adam], 'at every thread count');
       for (const file of ['model.safetensors', 'optimizer.safetensors']) {
         const dtypes = new Set(Object.entries(safetensorsHeader(join(a.dir, file))).filter(([k]) => k !== '__metadata__').map(([, v]) => (v as { dtype: string }).dtype));
         assert.deepEqual([...dtypes], ['F32'], `${file}: master weights and AdamW state in fp32`);
