@@ -51,6 +51,9 @@ export function explainCudaError(message: string): string {
   if (/libonnxruntime_providers_(shared|cuda)\.so/.test(message) && /cannot open shared object file/.test(message)) {
     return 'ONNX Runtime\'s CUDA provider libraries are not installed (docs/gpu.md: the offline bundle ships them)';
   }
+  if (/OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library/.test(message)) {
+    return 'ONNX Runtime could not load its CUDA provider (libonnxruntime_providers_cuda.so) or a CUDA library it links: its own log line names which; `lory doctor` lists the CUDA libraries found';
+  }
   return message.split('\n')[0]!;
 }
 

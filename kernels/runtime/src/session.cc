@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <utility>
@@ -29,16 +30,33 @@ GraphOptimizationLevel ParseOptLevel(const std::string& level) {
   throw std::runtime_error("graphOptimizationLevel must be one of disable, basic, extended, all; got '" + level + "'");
 }
 
+// The CUDA provider through the V1 options struct: for ORT builds whose CreateCUDAProviderOptions is
+// compiled out ("not enabled in this build") but that still load libonnxruntime_providers_cuda.so, such
+// as the offline bundle's. V1 has no TF32 switch: NVIDIA_TF32_OVERRIDE=0 (read by cuBLAS and cuDNN when
+// they start, unless the user set it) turns TF32 off for the process instead.
+OrtStatus* AppendCudaV1(OrtSessionOptions* options, int device_id, bool tf32) {
+  if (!tf32) setenv("NVIDIA_TF32_OVERRIDE", "0", 0);
+  OrtCUDAProviderOptions cuda;
+  cuda.device_id = device_id;
+  return Api().SessionOptionsAppendExecutionProvider_CUDA(options, &cuda);
+}
+
 // TF32 is off unless asked for: ORT's default (on) rounds float32 GEMM inputs to 10 mantissa bits, which
 // would make a float32 GPU run incomparable with the CPU's.
 void AppendCuda(OrtSessionOptions* options, int device_id, bool tf32) {
   const OrtApi& api = Api();
   OrtCUDAProviderOptionsV2* cuda = nullptr;
-  ThrowIfError(api.CreateCUDAProviderOptions(&cuda), "CUDA execution provider");
+  OrtStatus* status = api.CreateCUDAProviderOptions(&cuda);
+  if (status != nullptr) {
+    const std::string v2_error = TakeErrorMessage(status);
+    status = AppendCudaV1(options, device_id, tf32);
+    if (status == nullptr) return;
+    throw std::runtime_error("CUDA execution provider is not available: " + TakeErrorMessage(status) + " (V2 options: " + v2_error + ")");
+  }
   std::string device = std::to_string(device_id);
   const char* keys[] = {"device_id", "use_tf32"};
   const char* values[] = {device.c_str(), tf32 ? "1" : "0"};
-  OrtStatus* status = api.UpdateCUDAProviderOptions(cuda, keys, values, 2);
+  status = api.UpdateCUDAProviderOptions(cuda, keys, values, 2);
   if (status == nullptr) status = api.SessionOptionsAppendExecutionProvider_CUDA_V2(options, cuda);
   api.ReleaseCUDAProviderOptions(cuda);
   if (status != nullptr) {
